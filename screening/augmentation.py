@@ -1,0 +1,85 @@
+"""Training-time augmentation as Keras layers, so it runs inside the compiled JAX step.
+
+``python -m screening.augmentation DATA_DIR --out docs/augmentation_grid.png`` renders a
+grid of augmented samples for a human to check that the pipeline is sane.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import keras
+import numpy as np
+from PIL import Image
+
+from screening.preprocessing import SCALING
+
+#: The design's list, applied to scaled inputs in [-1, 1]. Rotation is a fraction of a full
+#: turn (0.5 = any angle: lesions have no "up"); zoom a fraction of the size; brightness a
+#: fraction of the value range; noise a standard deviation (0.04 is about 5 of 255 levels).
+DEFAULT_AUGMENTATION: dict = {
+    "flip": "horizontal_and_vertical",
+    "rotation": 0.5,
+    "zoom": 0.15,
+    "brightness": 0.15,
+    "noise": 0.04,
+}
+
+
+def build_augmentation(config: dict | None = None, seed: int | None = None) -> keras.Sequential:
+    """A Sequential of random layers on [-1, 1] RGB; identity at inference."""
+    c = {**DEFAULT_AUGMENTATION, **(config or {})}
+    layers = []
+    if c["flip"]:
+        layers.append(keras.layers.RandomFlip(c["flip"], seed=seed))
+    if c["rotation"]:
+        layers.append(keras.layers.RandomRotation(c["rotation"], fill_mode="reflect", seed=seed))
+    if c["zoom"]:
+        layers.append(keras.layers.RandomZoom(c["zoom"], fill_mode="reflect", seed=seed))
+    if c["brightness"]:
+        layers.append(keras.layers.RandomBrightness(c["brightness"], value_range=(-1, 1), seed=seed))
+    if c["noise"]:
+        layers.append(keras.layers.GaussianNoise(c["noise"], seed=seed))
+    return keras.Sequential(layers, name="augmentation")
+
+
+def augmentation_grid(images: np.ndarray, copies: int = 5, seed: int = 0) -> Image.Image:
+    """One row per image: the original, then ``copies`` augmented versions."""
+    aug = build_augmentation(seed=seed)
+    x = np.asarray(images, dtype="float32")
+    scaled = x * SCALING["scale"] + SCALING["offset"]
+    augmented = [keras.ops.convert_to_numpy(aug(scaled, training=True)) for _ in range(copies)]
+    cols = [x] + [(a - SCALING["offset"]) / SCALING["scale"] for a in augmented]
+    n, size = len(x), x.shape[1]
+    grid = np.zeros((n * size, len(cols) * size, 3), dtype=np.uint8)
+    for j, col in enumerate(cols):
+        for i in range(n):
+            grid[i * size : (i + 1) * size, j * size : (j + 1) * size] = np.clip(col[i], 0, 255)
+    return Image.fromarray(grid)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from screening.cli import run_cli
+    from screening.data import load_images, read_metadata
+
+    parser = argparse.ArgumentParser(prog="python -m screening.augmentation", description=__doc__)
+    parser.add_argument("data", type=Path, help="HAM10000 folder (with HAM10000_metadata.csv)")
+    parser.add_argument("--out", type=Path, default=Path("docs/augmentation_grid.png"))
+    parser.add_argument("--rows", type=int, default=6, help="images, one per class where possible")
+    parser.add_argument("--seed", type=int, default=0)
+
+    def run(args: argparse.Namespace) -> int:
+        df = read_metadata(args.data)
+        picks = df.groupby("dx").sample(1, random_state=args.seed).head(args.rows)
+        grid = augmentation_grid(load_images(list(picks["path"])), seed=args.seed)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        grid.save(args.out)
+        print(f"wrote {args.out} ({len(picks)} images x 6 columns: original, then augmented)")
+        return 0
+
+    return run_cli(parser, run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

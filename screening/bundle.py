@@ -1,0 +1,136 @@
+"""A model bundle: the Keras model plus one JSON of everything inference needs.
+
+Layout of a bundle folder::
+
+    bundle.json   class order, input size, preprocessing, temperature, threshold,
+                  training summary, metrics, version, sha256 of model.keras
+    model.keras   the Keras model (logits output), loaded with safe_mode=True
+
+The hash is checked on every load, so a swapped or corrupted model file is refused.
+"""
+
+from __future__ import annotations
+
+from screening.errors import UserError
+
+import hashlib
+import json
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import keras
+
+from screening import __version__
+from screening.info import CLASS_CODES, CLASS_NAMES, MALIGNANT
+from screening.preprocessing import INPUT_SIZE, SCALING
+
+FORMAT = "skinscreen-bundle"
+FORMAT_VERSION = 1
+MODEL_FILE = "model.keras"
+META_FILE = "bundle.json"
+
+
+class BundleError(UserError):
+    """A model path that is not a valid SkinScreen bundle; the message says why."""
+
+
+def sha256_of(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def default_meta() -> dict:
+    """The inference contract with neutral calibration (T=1, threshold 0.5)."""
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "name": "skinscreen-mobilenet",
+        "software_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "classes": list(CLASS_CODES),
+        "class_names": CLASS_NAMES,
+        "malignant": list(MALIGNANT),
+        "input_size": INPUT_SIZE,
+        "preprocessing": {
+            "function": "screening.preprocessing.preprocess",
+            "steps": ["exif_transpose", "to_rgb", "centre_square", f"resize_{INPUT_SIZE}_bicubic_antialias"],
+            "model_input": "uint8-range RGB; the model's first layer scales x*scale+offset",
+            "scaling": SCALING,
+        },
+        "temperature": 1.0,
+        "threshold": 0.5,
+        "tta": False,
+        "training": {},
+        "metrics": {},
+    }
+
+
+def save_bundle(model: keras.Model, path: str | Path, meta: dict, overwrite: bool = False) -> Path:
+    """Write model + JSON into a new folder atomically (temporary folder, then rename)."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} already exists (choose another path or allow overwrite)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        model.save(tmp / MODEL_FILE)
+        full = {**default_meta(), **meta, "model_file": MODEL_FILE, "sha256": sha256_of(tmp / MODEL_FILE)}
+        (tmp / META_FILE).write_text(json.dumps(full, indent=2, default=_jsonable) + "\n")
+        if path.exists():
+            shutil.rmtree(path)
+        tmp.rename(path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def _jsonable(obj):
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
+
+
+def read_meta(path: str | Path) -> tuple[Path, dict]:
+    """Find and validate ``bundle.json`` for a bundle folder (or the JSON itself)."""
+    path = Path(path)
+    folder = path.parent if path.name == META_FILE else path
+    if not folder.exists():
+        raise BundleError(f"model not found: {path}")
+    meta_path = folder / META_FILE
+    if not meta_path.is_file():
+        raise BundleError(f"{path}: not a SkinScreen model bundle (no {META_FILE})")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise BundleError(f"{meta_path}: unreadable bundle description ({err})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise BundleError(f"{meta_path}: not a SkinScreen model bundle (format is not {FORMAT!r})")
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise BundleError(f"{meta_path}: bundle format {meta['format_version']} is newer than this software")
+    if list(meta.get("classes", [])) != list(CLASS_CODES):
+        raise BundleError(f"{meta_path}: class order {meta.get('classes')} does not match {list(CLASS_CODES)}")
+    return folder, meta
+
+
+def load_bundle(path: str | Path) -> tuple[keras.Model, dict]:
+    """Load and verify a bundle; refuse a model file whose sha256 differs from the JSON."""
+    folder, meta = read_meta(path)
+    model_path = folder / meta.get("model_file", MODEL_FILE)
+    if not model_path.is_file():
+        raise BundleError(f"{folder}: model file {model_path.name} is missing")
+    digest = sha256_of(model_path)
+    if digest != meta.get("sha256"):
+        raise BundleError(
+            f"{model_path}: sha256 {digest[:12]}... does not match the bundle's "
+            f"{str(meta.get('sha256'))[:12]}...; the file was changed or replaced, refusing to load"
+        )
+    try:
+        model = keras.saving.load_model(model_path, compile=False, safe_mode=True)
+    except Exception as err:  # Keras raises many types for a foreign or damaged archive
+        raise BundleError(f"{model_path}: not a loadable Keras model ({err})") from None
+    return model, meta

@@ -1,0 +1,36 @@
+"""Shared command-line plumbing: user mistakes become one line on stderr, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+from screening.errors import UserError
+
+# Exceptions that mean "the user asked for something that cannot be done", not a bug.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    UserError,  # DataError, ImageError, BundleError
+    FileNotFoundError,
+    FileExistsError,
+    PermissionError,
+    IsADirectoryError,
+    NotADirectoryError,
+)
+
+
+def run_cli(
+    parser: argparse.ArgumentParser,
+    run: Callable[[argparse.Namespace], int],
+    argv: list[str] | None = None,
+) -> int:
+    """Parse ``argv`` and call ``run``; report user errors as ``prog: error: message``."""
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except USER_ERRORS as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        return 130

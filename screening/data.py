@@ -1,0 +1,133 @@
+"""HAM10000 metadata, image lookup, the lesion-grouped split and the decoded-image cache."""
+
+from __future__ import annotations
+
+from screening.errors import UserError
+
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from screening.info import CLASS_CODES, DATASET
+from screening.preprocessing import INPUT_SIZE, preprocess
+
+SPLITS = ("train", "val", "test")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+class DataError(UserError):
+    """A problem with the dataset files; the message names the path."""
+
+
+def read_labels(csv_path: str | Path, columns: Sequence[str] = ("image_id", "dx")) -> pd.DataFrame:
+    """Read a labels CSV (the HAM10000 metadata or any ``image_id,dx`` file) and check it."""
+    path = Path(csv_path)
+    if not path.is_file():
+        raise DataError(f"labels file not found: {path}")
+    try:
+        df = pd.read_csv(path, dtype=str)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: not a readable CSV ({err})") from None
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(df.columns)}")
+    unknown = sorted(set(df["dx"]) - set(CLASS_CODES))
+    if unknown:
+        raise DataError(f"{path}: unknown dx value(s) {', '.join(map(str, unknown))}")
+    return df.reset_index(drop=True)
+
+
+def read_metadata(data_dir: str | Path, prefer: Sequence[str] = ()) -> pd.DataFrame:
+    """Read ``HAM10000_metadata.csv`` under ``data_dir``, with a ``path`` column per image.
+
+    Each image's path is its best copy (``DATASET['image_folders']`` order), or the copy in
+    the first of ``prefer`` that holds it.
+    """
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise DataError(f"data folder not found: {data_dir}")
+    df = read_labels(data_dir / DATASET["metadata"], DATASET["columns"])
+    order = list(prefer) + [f for f in DATASET["image_folders"] if f not in prefer]
+    folders = [data_dir / f for f in order if (data_dir / f).is_dir()]
+    if not folders:
+        raise DataError(f"{data_dir}: none of the image folders {', '.join(DATASET['image_folders'])}")
+    df["path"] = find_images(df["image_id"], folders)
+    return df
+
+
+def find_images(image_ids: Iterable[str], folders: Sequence[str | Path]) -> list[str]:
+    """Path of each image id: the first folder (best copy first) holding ``<id>.<ext>``."""
+    index: dict[str, str] = {}
+    for folder in reversed([Path(f) for f in folders]):  # earlier folders overwrite later ones
+        if not folder.is_dir():
+            raise DataError(f"image folder not found: {folder}")
+        for p in folder.iterdir():
+            if p.suffix.lower() in IMAGE_SUFFIXES:
+                index[p.stem] = str(p)
+    paths = []
+    for image_id in image_ids:
+        if image_id not in index:
+            where = ", ".join(str(f) for f in folders)
+            raise DataError(f"image {image_id} is listed but has no file in {where}")
+        paths.append(index[image_id])
+    return paths
+
+
+def split_by_lesion(
+    df: pd.DataFrame, fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
+) -> pd.Series:
+    """Assign each row to train/val/test by ``lesion_id``, stratified by dx, reproducibly.
+
+    All images of one lesion land in the same split, so near-duplicate views never leak
+    between training and validation.
+    """
+    if abs(sum(fractions) - 1.0) > 1e-6 or len(fractions) != len(SPLITS):
+        raise ValueError(f"split fractions must be three numbers summing to 1, got {fractions}")
+    lesions = df.groupby("lesion_id", sort=True)["dx"].first()
+    rng = np.random.default_rng(seed)
+    assignment: dict[str, str] = {}
+    bounds = np.cumsum(fractions)
+    for dx in sorted(lesions.unique()):
+        ids = lesions.index[lesions == dx].to_numpy()
+        ids = ids[rng.permutation(len(ids))]
+        cuts = np.round(bounds * len(ids)).astype(int)
+        for name, start, stop in zip(SPLITS, np.r_[0, cuts[:-1]], cuts):
+            assignment.update(dict.fromkeys(ids[start:stop], name))
+    return df["lesion_id"].map(assignment).rename("split")
+
+
+def labels_to_indices(dx: Iterable[str]) -> np.ndarray:
+    return np.array([CLASS_CODES.index(d) for d in dx], dtype=np.int32)
+
+
+def load_images(
+    paths: Sequence[str], workers: int = 4, cache_dir: str | Path | None = None
+) -> np.ndarray:
+    """Decode and preprocess images once into a ``(N, 224, 224, 3)`` uint8 array.
+
+    With ``cache_dir`` the array is kept as ``.npy`` keyed by the file list, so a second
+    run (or a resumed one) skips decoding entirely.
+    """
+    cache = None
+    if cache_dir is not None:
+        key = hashlib.sha256("\n".join(map(str, paths)).encode()).hexdigest()[:16]
+        cache = Path(cache_dir) / f"images_{INPUT_SIZE}_{len(paths)}_{key}.npy"
+        if cache.is_file():
+            return np.load(cache, mmap_mode="r")
+    out = np.empty((len(paths), INPUT_SIZE, INPUT_SIZE, 3), dtype=np.uint8)
+
+    def work(i: int) -> None:
+        out[i] = preprocess(paths[i])
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        list(pool.map(work, range(len(paths))))
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp.npy")
+        np.save(tmp, out)
+        tmp.replace(cache)
+    return out

@@ -1,0 +1,108 @@
+"""Evaluation CLI: ``python -m screening.evaluate --model BUNDLE --images DIR --labels CSV --out DIR``.
+
+Scores every labelled image through the same ``Screener`` the batch tool and UI use and
+writes ``metrics.json``, ``report.md`` and PNG plots (confusion matrix, ROC curves,
+reliability diagram before and after temperature scaling).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from screening.cli import run_cli
+from screening.data import find_images, labels_to_indices, read_labels
+from screening.errors import UserError
+from screening.inference import Screener
+from screening.info import CLASS_CODES, NOTICE
+from screening.metrics import softmax, summary
+from screening.plots import confusion_matrix_png, reliability_png, roc_png
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="screening-evaluate", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", type=Path, help="model bundle folder (default: the packaged model)")
+    p.add_argument("--images", type=Path, nargs="+", required=True,
+                   help="image folder(s), best first: each image_id is looked up as <id>.<ext>")
+    p.add_argument("--labels", type=Path, required=True, help="CSV with columns image_id,dx")
+    p.add_argument("--out", type=Path, required=True, help="folder for metrics.json, report.md and plots")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="flip test-time augmentation (default: the bundle's setting)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--workers", type=int, default=4)
+    return p
+
+
+def evaluate(args: argparse.Namespace) -> dict:
+    labels = read_labels(args.labels)
+    if labels.empty:
+        raise UserError(f"{args.labels}: no rows to evaluate")
+    paths = find_images(labels["image_id"], args.images)
+    screener = Screener(args.model, tta=args.tta, batch_size=args.batch_size)
+    results = list(screener.score(paths, workers=args.workers))
+    failed = [r for r in results if not r.ok]
+    if failed:
+        raise UserError(f"{len(failed)} image(s) could not be read, first: {failed[0].error}")
+    probs = np.array([[r.probabilities[c] for c in CLASS_CODES] for r in results])
+    y = labels_to_indices(labels["dx"])
+    metrics = summary(probs, y, screener.threshold)
+    # The uncalibrated view (T=1) for the reliability diagram and the ECE comparison.
+    raw = softmax(np.log(np.clip(probs, 1e-12, None)) * screener.temperature)
+    metrics["ece_uncalibrated"] = summary(raw, y, screener.threshold)["ece"]
+    metrics.update(model=str(screener.path), sha256=screener.meta["sha256"], temperature=screener.temperature,
+                   tta=screener.tta, labels=str(args.labels))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    confusion_matrix_png(np.array(metrics["confusion_matrix"]), args.out / "confusion_matrix.png")
+    roc_png(y, probs, args.out / "roc.png", screener.threshold)
+    reliability_png({"before calibration (T=1)": (raw, y), f"calibrated (T={screener.temperature:.2f})": (probs, y)},
+                    args.out / "reliability.png")
+    (args.out / "report.md").write_text(markdown(metrics))
+    return metrics
+
+
+def markdown(m: dict) -> str:
+    """A human-readable report with the headline metrics, per-class table and plots."""
+    lines = [
+        "# SkinScreen evaluation", "", f"> {NOTICE}", "",
+        f"Model `{m['model']}` (sha256 `{m['sha256'][:12]}`), labels `{m['labels']}`, {m['n']} images, "
+        f"temperature {m['temperature']:.3f}, TTA {'on' if m['tta'] else 'off'}.", "",
+        "| metric | value |", "|---|---|",
+        f"| accuracy | {m['accuracy']:.3f} |",
+        f"| balanced accuracy (mean recall) | {m['balanced_accuracy']:.3f} |",
+        f"| macro AUROC (one vs rest) | {m['macro_auroc']:.3f} |",
+        f"| malignant-vs-benign AUROC | {m['malignant_auroc']:.3f} |",
+        f"| sensitivity at threshold {m['threshold']:.3f} | {m['sensitivity']:.3f} |",
+        f"| specificity at threshold {m['threshold']:.3f} | {m['specificity']:.3f} |",
+        f"| expected calibration error (calibrated) | {m['ece']:.3f} |",
+        f"| expected calibration error (T=1) | {m['ece_uncalibrated']:.3f} |",
+        "", "| class | precision | recall | F1 | support |", "|---|---|---|---|---|",
+    ]
+    for code, c in m["per_class"].items():
+        lines.append(f"| {code} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} | {c['support']} |")
+    lines += ["", "Confusion matrix (rows true, columns predicted):", "",
+              "| | " + " | ".join(m["classes"]) + " |", "|---" * (len(m["classes"]) + 1) + "|"]
+    for code, row in zip(m["classes"], m["confusion_matrix"]):
+        lines.append(f"| **{code}** | " + " | ".join(map(str, row)) + " |")
+    lines += ["", "![confusion matrix](confusion_matrix.png)", "![ROC curves](roc.png)",
+              "![reliability](reliability.png)", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    def run(args: argparse.Namespace) -> int:
+        m = evaluate(args)
+        print(f"{m['n']} images: balanced accuracy {m['balanced_accuracy']:.3f}, malignant AUROC "
+              f"{m['malignant_auroc']:.3f}, sensitivity {m['sensitivity']:.3f} / specificity {m['specificity']:.3f} "
+              f"at {m['threshold']:.3f}; report in {args.out}")
+        return 0
+
+    return run_cli(parser(), run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

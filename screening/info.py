@@ -1,0 +1,37 @@
+"""Single source of dataset and class facts (the MedMNIST ``INFO`` idea).
+
+Every other module reads class order, names and malignancy from here.
+"""
+
+from __future__ import annotations
+
+CLASSES: dict[str, dict] = {
+    "akiec": {"name": "Actinic keratosis / intraepithelial carcinoma", "malignant": True},
+    "bcc": {"name": "Basal cell carcinoma", "malignant": True},
+    "bkl": {"name": "Benign keratosis-like lesion", "malignant": False},
+    "df": {"name": "Dermatofibroma", "malignant": False},
+    "mel": {"name": "Melanoma", "malignant": True},
+    "nv": {"name": "Melanocytic nevus", "malignant": False},
+    "vasc": {"name": "Vascular lesion", "malignant": False},
+}
+
+#: Model output order (alphabetical, as the ISIC 2018 challenge lists them).
+CLASS_CODES: tuple[str, ...] = tuple(CLASSES)
+CLASS_NAMES: dict[str, str] = {code: c["name"] for code, c in CLASSES.items()}
+MALIGNANT: tuple[str, ...] = tuple(code for code, c in CLASSES.items() if c["malignant"])
+
+DATASET: dict = {
+    "name": "HAM10000",
+    "metadata": "HAM10000_metadata.csv",
+    "columns": ("lesion_id", "image_id", "dx"),
+    # Image folders, best copy first: for each image_id the first folder holding it wins.
+    "image_folders": ("originals_600x450", "images_224", "images_200x150"),
+    "licence": "CC BY-NC 4.0",
+    "citation": (
+        "Tschandl P., Rosendahl C., Kittler H. The HAM10000 dataset, a large collection of "
+        "multi-source dermatoscopic images of common pigmented skin lesions. "
+        "Sci. Data 5, 180161 (2018). doi:10.1038/sdata.2018.161"
+    ),
+}
+
+NOTICE = "Research and education tool, not a medical device. Not for diagnosis."

@@ -1,0 +1,129 @@
+"""Evaluation metrics in plain NumPy (no scikit-learn dependency for a handful of formulas)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from screening.info import CLASS_CODES, MALIGNANT
+
+MALIGNANT_IDX = [CLASS_CODES.index(c) for c in MALIGNANT]
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def malignancy(probs: np.ndarray) -> np.ndarray:
+    """p(mel) + p(bcc) + p(akiec)."""
+    return np.asarray(probs)[..., MALIGNANT_IDX].sum(axis=-1)
+
+
+def is_malignant(y: np.ndarray) -> np.ndarray:
+    return np.isin(np.asarray(y), MALIGNANT_IDX)
+
+
+def confusion_matrix(y: np.ndarray, pred: np.ndarray, k: int = len(CLASS_CODES)) -> np.ndarray:
+    """Rows are true classes, columns predicted."""
+    cm = np.zeros((k, k), dtype=np.int64)
+    np.add.at(cm, (np.asarray(y), np.asarray(pred)), 1)
+    return cm
+
+
+def per_class(cm: np.ndarray) -> dict[str, dict[str, float]]:
+    tp = np.diag(cm).astype(float)
+    support = cm.sum(axis=1)
+    predicted = cm.sum(axis=0)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    return {
+        code: {"precision": precision[i], "recall": recall[i], "f1": f1[i], "support": int(support[i])}
+        for i, code in enumerate(CLASS_CODES)
+    }
+
+
+def balanced_accuracy(cm: np.ndarray) -> float:
+    """Mean recall over the classes present (the ISIC 2018 Task 3 metric)."""
+    support = cm.sum(axis=1)
+    present = support > 0
+    return float((np.diag(cm)[present] / support[present]).mean())
+
+
+def roc_curve(positive: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """False-positive rate, true-positive rate and thresholds, from the highest score down."""
+    positive = np.asarray(positive, dtype=bool)
+    order = np.argsort(-np.asarray(score), kind="mergesort")
+    s, p = np.asarray(score)[order], positive[order]
+    distinct = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]
+    tps, fps = np.cumsum(p)[distinct], np.cumsum(~p)[distinct]
+    tpr = np.r_[0, tps] / max(positive.sum(), 1)
+    fpr = np.r_[0, fps] / max((~positive).sum(), 1)
+    return fpr, tpr, np.r_[np.inf, s[distinct]]
+
+
+def auroc(positive: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve; NaN when only one class is present."""
+    positive = np.asarray(positive, dtype=bool)
+    if positive.all() or not positive.any():
+        return float("nan")
+    fpr, tpr, _ = roc_curve(positive, score)
+    return float(np.trapezoid(tpr, fpr))
+
+
+def macro_auroc(y: np.ndarray, probs: np.ndarray) -> float:
+    """One-vs-rest AUROC averaged over the classes present in ``y``."""
+    values = [auroc(np.asarray(y) == k, probs[:, k]) for k in range(probs.shape[1])]
+    return float(np.nanmean(values)) if not np.all(np.isnan(values)) else float("nan")
+
+
+def sensitivity_specificity(positive: np.ndarray, score: np.ndarray, threshold: float) -> tuple[float, float]:
+    positive = np.asarray(positive, dtype=bool)
+    flagged = np.asarray(score) >= threshold
+    sens = flagged[positive].mean() if positive.any() else float("nan")
+    spec = (~flagged[~positive]).mean() if (~positive).any() else float("nan")
+    return float(sens), float(spec)
+
+
+def reliability(probs: np.ndarray, y: np.ndarray, bins: int = 15) -> dict[str, np.ndarray]:
+    """Top-label confidence vs accuracy per equal-width bin."""
+    conf = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == np.asarray(y)
+    idx = np.minimum((conf * bins).astype(int), bins - 1)
+    count = np.bincount(idx, minlength=bins)
+    acc = np.bincount(idx, weights=correct, minlength=bins)
+    mean_conf = np.bincount(idx, weights=conf, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {"count": count, "accuracy": acc / count, "confidence": mean_conf / count}
+
+
+def expected_calibration_error(probs: np.ndarray, y: np.ndarray, bins: int = 15) -> float:
+    r = reliability(probs, y, bins)
+    used = r["count"] > 0
+    gap = np.abs(r["accuracy"][used] - r["confidence"][used])
+    return float((gap * r["count"][used]).sum() / r["count"].sum())
+
+
+def summary(probs: np.ndarray, y: np.ndarray, threshold: float) -> dict:
+    """Every headline metric for one set of predictions, JSON-ready."""
+    y = np.asarray(y)
+    cm = confusion_matrix(y, probs.argmax(axis=1))
+    positive, score = is_malignant(y), malignancy(probs)
+    sens, spec = sensitivity_specificity(positive, score, threshold)
+    return {
+        "n": int(len(y)),
+        "accuracy": float(np.trace(cm) / max(cm.sum(), 1)),
+        "balanced_accuracy": balanced_accuracy(cm),
+        "macro_auroc": macro_auroc(y, probs),
+        "malignant_auroc": auroc(positive, score),
+        "threshold": float(threshold),
+        "sensitivity": sens,
+        "specificity": spec,
+        "ece": expected_calibration_error(probs, y),
+        "per_class": per_class(cm),
+        "confusion_matrix": cm.tolist(),
+        "classes": list(CLASS_CODES),
+    }

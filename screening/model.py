@@ -1,0 +1,78 @@
+"""The classifier: MobileNet backbone, global pooling, dropout, 7-way logits.
+
+The model takes uint8-range RGB at 224x224 and returns logits; softmax with the bundle's
+temperature happens in ``screening.inference``, so calibration never needs retraining.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+
+from screening.augmentation import build_augmentation
+from screening.info import CLASS_CODES
+from screening.preprocessing import INPUT_SIZE, SCALING
+
+
+def build_backbone(weights: str | None, alpha: float = 1.0) -> keras.Model:
+    """``keras.applications.MobileNet`` without top; ``weights`` is a path, 'imagenet' or None."""
+    if weights not in (None, "imagenet") and not Path(weights).is_file():
+        raise FileNotFoundError(f"ImageNet weights file not found: {weights}")
+    return keras.applications.MobileNet(
+        input_shape=(INPUT_SIZE, INPUT_SIZE, 3),
+        alpha=alpha,
+        include_top=False,
+        weights=weights,
+        pooling="avg",
+    )
+
+
+def build_model(
+    weights: str | None = None,
+    alpha: float = 1.0,
+    dropout: float = 0.2,
+    augmentation: dict | None = None,
+    seed: int | None = None,
+) -> keras.Model:
+    """Scaling -> augmentation (training only) -> MobileNet -> dropout -> Dense(7) logits."""
+    inputs = keras.Input((INPUT_SIZE, INPUT_SIZE, 3), name="image")
+    x = keras.layers.Rescaling(**SCALING, name="scaling")(inputs)
+    x = build_augmentation(augmentation, seed=seed)(x)
+    x = build_backbone(weights, alpha)(x)
+    x = keras.layers.Dropout(dropout, seed=seed, name="dropout")(x)
+    logits = keras.layers.Dense(len(CLASS_CODES), name="logits")(x)
+    return keras.Model(inputs, logits, name="skinscreen_mobilenet")
+
+
+def backbone_of(model: keras.Model) -> keras.Model:
+    return next(layer for layer in model.layers if isinstance(layer, keras.Model) and "mobilenet" in layer.name)
+
+
+def set_trainable(model: keras.Model, blocks: int) -> None:
+    """Freeze the backbone except its last ``blocks`` depthwise-separable blocks (0 = head only).
+
+    MobileNet v1 has 13 such blocks (``conv_dw_k``/``conv_pw_k``). Batch-norm layers stay
+    frozen (inference mode) throughout: their ImageNet statistics beat what small,
+    imbalanced batches would estimate.
+    """
+    backbone = backbone_of(model)
+    backbone.trainable = True
+    first = NUM_BLOCKS + 1 - blocks
+    for layer in backbone.layers:
+        block = _block_id(layer.name)
+        trainable = blocks > 0 and block is not None and block >= first
+        layer.trainable = trainable and not isinstance(layer, keras.layers.BatchNormalization)
+
+
+NUM_BLOCKS = 13
+
+
+def _block_id(name: str) -> int | None:
+    """13 for 'conv_pw_13_bn', 0 for the stem 'conv1', None for pooling and inputs."""
+    parts = name.split("_")
+    if name.startswith("conv1"):
+        return 0
+    if len(parts) >= 3 and parts[0] == "conv" and parts[2].isdigit():
+        return int(parts[2])
+    return None

@@ -1,0 +1,120 @@
+"""The one preprocessing function that training, evaluation, batch and UI share.
+
+``preprocess`` turns any image source into a ``(224, 224, 3)`` uint8 RGB array: EXIF
+orientation applied, every Pillow mode converted to RGB, the centre square taken and
+resized with antialiasing. MobileNet's scaling to [-1, 1] (``SCALING``) is the model's
+first layer, so decoded images can be cached and moved as compact uint8.
+"""
+
+from __future__ import annotations
+
+from screening.errors import UserError
+
+import io
+import warnings
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+INPUT_SIZE = 224
+ImageSource = Union[str, Path, bytes, Image.Image, np.ndarray]
+
+# Pillow's decompression-bomb limit stays at its default. Pillow only warns between the
+# limit and twice it; open_image refuses that band itself, so the warning is redundant.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+
+class ImageError(UserError):
+    """An input that cannot be turned into a model image; the message is for the user."""
+
+
+#: MobileNet's input scaling, x * scale + offset: [0, 255] -> [-1, 1]; the model's first layer.
+SCALING = {"scale": 1 / 127.5, "offset": -1.0}
+
+
+def open_image(source: ImageSource) -> Image.Image:
+    """Open a path, bytes, PIL image or array as an upright RGB PIL image, or raise ImageError."""
+    if isinstance(source, np.ndarray):
+        return Image.fromarray(_array_to_uint8_rgb(source))
+    if isinstance(source, Image.Image):
+        img = source
+    else:
+        name = "image bytes" if isinstance(source, bytes) else str(source)
+        try:
+            img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+            if img.width * img.height > Image.MAX_IMAGE_PIXELS:
+                raise Image.DecompressionBombError(img.size)
+            # Decode at a reduced JPEG scale when the image is much larger than needed.
+            img.draft("RGB", (INPUT_SIZE, INPUT_SIZE))
+            img.load()
+        except FileNotFoundError:
+            raise ImageError(f"{name}: file not found") from None
+        except IsADirectoryError:
+            raise ImageError(f"{name}: is a folder, not an image") from None
+        except UnidentifiedImageError:
+            raise ImageError(f"{name}: not a readable image") from None
+        except Image.DecompressionBombError:
+            raise ImageError(
+                f"{name}: image is too large (over {Image.MAX_IMAGE_PIXELS:,} pixels), "
+                "refused as a possible decompression bomb"
+            ) from None
+        except (OSError, SyntaxError, ValueError) as err:
+            raise ImageError(f"{name}: damaged or truncated image ({err})") from None
+    try:
+        img = ImageOps.exif_transpose(img)
+    except Exception:  # a broken EXIF block should not lose an otherwise good image
+        pass
+    return _to_rgb(img)
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to 8-bit RGB; transparency is composited onto white."""
+    if img.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        if arr.max(initial=0) > 255:
+            arr = arr / 257.0  # 16-bit range to 8-bit
+        img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "L")
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "La", "RGBa", "PA"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    if img.mode != "RGB":
+        try:
+            img = img.convert("RGB")
+        except (ValueError, OSError) as err:
+            raise ImageError(f"unsupported image mode {img.mode!r} ({err})") from None
+    return img
+
+
+def _array_to_uint8_rgb(arr: np.ndarray) -> np.ndarray:
+    if arr.ndim == 2:
+        arr = np.stack([arr] * 3, axis=-1)
+    if arr.ndim != 3 or arr.shape[-1] not in (1, 3, 4):
+        raise ImageError(f"array of shape {arr.shape} is not an image (H, W[, 1|3|4])")
+    if arr.shape[-1] == 1:
+        arr = np.repeat(arr, 3, axis=-1)
+    if arr.shape[-1] == 4:
+        arr = arr[..., :3]
+    if arr.dtype != np.uint8:
+        arr = np.clip(arr, 0, 255).astype(np.uint8)
+    return arr
+
+
+def center_square(img: Image.Image) -> Image.Image:
+    """The centre square: matches how HAM10000's 224 copies were cut from the 4:3 originals."""
+    w, h = img.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    return img.crop((left, top, left + side, top + side))
+
+
+def preprocess(source: ImageSource, size: int = INPUT_SIZE) -> np.ndarray:
+    """Any image source -> ``(size, size, 3)`` uint8 RGB, ready for the model."""
+    img = center_square(open_image(source))
+    if img.size != (size, size):
+        img = img.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0)
+    return np.asarray(img, dtype=np.uint8)

@@ -1,0 +1,248 @@
+"""Training CLI: ``python -m screening.train DATA_DIR --run runs/NAME``.
+
+Staged fine-tuning of an ImageNet MobileNet on HAM10000: the head alone first, then the
+last ``--unfreeze-blocks`` blocks. Images are decoded once into a cached uint8 array;
+augmentation runs inside the compiled step. Every epoch writes ``checkpoint.keras`` and a
+row of ``history.csv``; ``--resume`` continues from the last checkpoint. At the end the
+best epoch is calibrated on the validation split (temperature, referral threshold) and
+saved as a bundle in ``RUN/bundle``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+
+from screening import quality
+from screening.bundle import save_bundle
+from screening.calibration import fit_temperature, threshold_for_sensitivity
+from screening.cli import run_cli
+from screening.errors import UserError
+from screening.data import labels_to_indices, load_images, read_metadata, split_by_lesion
+from screening.inference import batched_logits, forward_fn
+from screening.info import CLASS_CODES, DATASET
+from screening.metrics import balanced_accuracy, confusion_matrix, softmax, summary
+from screening.model import build_model, set_trainable
+
+DEFAULT_WEIGHTS = "../shared/weights/mobilenet_1_0_224_imagenet_no_top.weights.h5"
+CHECKPOINT, BEST, STATE = "checkpoint.keras", "best.keras", "state.json"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="screening-train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("data", type=Path, help="HAM10000 folder (HAM10000_metadata.csv and image folders)")
+    p.add_argument("--run", type=Path, required=True, help="run folder for checkpoints, history and the bundle")
+    p.add_argument("--resume", action="store_true", help="continue from RUN/checkpoint.keras")
+    p.add_argument("--weights", default=DEFAULT_WEIGHTS,
+                   help="ImageNet weights: a .weights.h5 path, 'imagenet' (download) or 'none'")
+    p.add_argument("--head-epochs", type=_nonneg, default=2, help="epochs with the backbone frozen")
+    p.add_argument("--epochs", type=_nonneg, default=8, help="fine-tuning epochs after the head stage")
+    p.add_argument("--unfreeze-blocks", type=_nonneg, default=6, help="backbone blocks (of 13) to fine-tune")
+    p.add_argument("--batch-size", type=_positive, default=32)
+    p.add_argument("--head-lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--dropout", type=float, default=0.2)
+    p.add_argument("--class-weight", choices=("balanced", "sqrt", "none"), default="sqrt",
+                   help="loss weight per class: inverse frequency, its square root, or none")
+    p.add_argument("--val-prefer", default="images_224",
+                   help="image folder preferred for validation/test copies ('' for the best copy)")
+    p.add_argument("--target-sensitivity", type=float, default=0.90,
+                   help="malignant sensitivity the referral threshold is chosen for on validation")
+    p.add_argument("--limit", type=_positive, help="train on at most N images (quick runs, tests)")
+    p.add_argument("--val-limit", type=_positive, help="validate on at most N images")
+    p.add_argument("--alpha", type=float, default=1.0, help="MobileNet width multiplier")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=_positive, default=os.cpu_count() or 2, help="image decoding threads")
+    p.add_argument("--cache", type=Path, help="folder for decoded-image caches (default RUN/cache)")
+    p.add_argument("--verbose", type=int, choices=(0, 1, 2), help="Keras progress: 1 bar, 2 line per epoch")
+    return p
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _nonneg(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def class_weights(y: np.ndarray, mode: str) -> dict[int, float] | None:
+    if mode == "none":
+        return None
+    counts = np.bincount(y, minlength=len(CLASS_CODES)).astype(float)
+    w = np.where(counts > 0, counts.sum() / (len(counts) * np.maximum(counts, 1)), 0.0)
+    if mode == "sqrt":
+        w = np.sqrt(w)
+    w = w / (w * counts).sum() * counts.sum()  # mean weight per sample stays 1
+    return {i: float(v) for i, v in enumerate(w)}
+
+
+def subsample(df: pd.DataFrame, limit: int | None, seed: int) -> pd.DataFrame:
+    """At most ``limit`` rows, keeping every class present (for quick runs)."""
+    if limit is None or limit >= len(df):
+        return df
+    per_class = max(1, limit // df["dx"].nunique())
+    shuffled = df.sample(frac=1.0, random_state=seed)
+    head = shuffled[shuffled.groupby("dx").cumcount() < per_class]
+    rest = shuffled.drop(head.index).head(max(0, limit - len(head)))
+    return pd.concat([head, rest]).sort_index()
+
+
+def prepare_split(args: argparse.Namespace) -> pd.DataFrame:
+    """The run's split table (written once, reused on resume so the split never drifts)."""
+    path = args.run / "split.csv"
+    if args.resume and path.is_file():
+        return pd.read_csv(path, dtype={"split": str})
+    best = read_metadata(args.data)
+    preferred = read_metadata(args.data, prefer=[args.val_prefer] if args.val_prefer else [])
+    best["split"] = split_by_lesion(best, seed=args.seed)
+    # Validation and test use the preferred copy (what users bring); training the best copy.
+    held_out = best["split"] != "train"
+    best.loc[held_out, "path"] = preferred.loc[held_out, "path"]
+    train = subsample(best[best["split"] == "train"], args.limit, args.seed)
+    val = subsample(best[best["split"] == "val"], args.val_limit, args.seed)
+    test = best[best["split"] == "test"]
+    table = pd.concat([train, val, test])[["lesion_id", "image_id", "dx", "split", "path"]]
+    args.run.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, index=False)
+    for name in ("val", "test"):
+        table[table["split"] == name][["image_id", "dx"]].to_csv(args.run / f"{name}_labels.csv", index=False)
+    return table
+
+
+class EpochEnd(keras.callbacks.Callback):
+    """Validation balanced accuracy into the logs, then checkpoint, best model and state."""
+
+    def __init__(self, run: Path, x_val: np.ndarray, y_val: np.ndarray, batch_size: int, stage: str):
+        super().__init__()
+        self.run, self.x_val, self.y_val, self.batch_size, self.stage = run, x_val, y_val, batch_size, stage
+        self.forward = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs if logs is not None else {}
+        if self.forward is None:
+            self.forward = forward_fn(self.model)
+        pred = batched_logits(self.forward, self.x_val, self.batch_size).argmax(axis=1)
+        logs["val_balanced_accuracy"] = balanced_accuracy(confusion_matrix(self.y_val, pred))
+        state = _read_state(self.run)
+        if logs["val_balanced_accuracy"] > state.get("best", -1.0):
+            _atomic_save(self.model, self.run / BEST)
+            state.update(best=logs["val_balanced_accuracy"], best_epoch=epoch + 1)
+        _atomic_save(self.model, self.run / CHECKPOINT)
+        state.update(epoch=epoch + 1, stage=self.stage)
+        (self.run / STATE).write_text(json.dumps(state, indent=2))
+
+
+def _read_state(run: Path) -> dict:
+    path = run / STATE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _atomic_save(model: keras.Model, path: Path) -> None:
+    tmp = path.with_name(path.stem + ".tmp.keras")
+    model.save(tmp)
+    tmp.replace(path)
+
+
+def compile_model(model: keras.Model, lr: float, smoothing: float) -> None:
+    model.compile(
+        optimizer=keras.optimizers.Adam(lr),
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=smoothing),
+        metrics=[keras.metrics.CategoricalAccuracy(name="acc")],
+    )
+
+
+def train(args: argparse.Namespace) -> Path:
+    keras.utils.set_random_seed(args.seed)
+    if not 0.0 < args.target_sensitivity <= 1.0:
+        raise UserError(f"--target-sensitivity must be in (0, 1], got {args.target_sensitivity}")
+    if args.resume and not (args.run / CHECKPOINT).is_file():
+        raise FileNotFoundError(f"nothing to resume: {args.run / CHECKPOINT} does not exist")
+    if not args.resume and (args.run / CHECKPOINT).exists():
+        raise FileExistsError(f"{args.run} already holds a training run; use --resume or another --run")
+    weights = None if args.weights == "none" else args.weights
+    table = prepare_split(args)
+    cache = args.cache or args.run / "cache"
+    tr, va = table[table["split"] == "train"], table[table["split"] == "val"]
+    print(f"decoding {len(tr)} training and {len(va)} validation images (cached in {cache}) ...", flush=True)
+    x_tr, x_va = load_images(list(tr["path"]), args.workers, cache), load_images(list(va["path"]), args.workers, cache)
+    y_tr, y_va = labels_to_indices(tr["dx"]), labels_to_indices(va["dx"])
+    onehot = np.eye(len(CLASS_CODES), dtype="float32")
+
+    state = _read_state(args.run) if args.resume else {}
+    done = state.get("epoch", 0)
+    model = (keras.saving.load_model(args.run / CHECKPOINT) if args.resume
+             else build_model(weights, args.alpha, args.dropout, seed=args.seed))
+    stages = [("head", args.head_epochs, args.head_lr, 0),
+              ("finetune", args.head_epochs + args.epochs, args.lr, args.unfreeze_blocks)]
+    start = 0
+    for name, end, lr, blocks in stages:
+        if done < end:
+            if not (args.resume and state.get("stage") == name and done > start):
+                set_trainable(model, blocks)  # entering the stage: new optimizer
+                compile_model(model, lr, args.label_smoothing)
+            print(f"stage {name}: epochs {done + 1}-{end}, lr {lr}, unfrozen blocks {blocks}", flush=True)
+            model.fit(
+                x_tr, onehot[y_tr], batch_size=args.batch_size, epochs=end, initial_epoch=done,
+                validation_data=(x_va, onehot[y_va]), class_weight=class_weights(y_tr, args.class_weight),
+                callbacks=[EpochEnd(args.run, x_va, y_va, args.batch_size, name),
+                           keras.callbacks.CSVLogger(str(args.run / "history.csv"), append=True)],
+                verbose=args.verbose if args.verbose is not None else ("auto" if sys.stdout.isatty() else 2),
+            )
+            done = end
+        start = end
+    return finalize(args, x_tr, x_va, y_va, len(tr))
+
+
+def finalize(args: argparse.Namespace, x_tr: np.ndarray, x_va: np.ndarray, y_va: np.ndarray, n_train: int) -> Path:
+    """Calibrate the best epoch on validation and write ``RUN/bundle``."""
+    state = _read_state(args.run)
+    model = keras.saving.load_model(args.run / BEST, compile=False)
+    logits = batched_logits(forward_fn(model), x_va, args.batch_size)
+    temperature = fit_temperature(logits, y_va)
+    probs = softmax(logits, temperature)
+    threshold = threshold_for_sensitivity(y_va, probs, args.target_sensitivity)
+    rng = np.random.default_rng(args.seed)
+    sample = np.sort(rng.choice(len(x_tr), min(len(x_tr), 2000), replace=False))
+    meta = {
+        "temperature": temperature,
+        "threshold": threshold,
+        "quality": quality.reference(np.asarray(x_tr[sample])),
+        "training": {
+            "dataset": DATASET["name"], "licence": DATASET["licence"], "citation": DATASET["citation"],
+            "train_images": n_train, "val_images": int(len(y_va)), "best_epoch": state.get("best_epoch"),
+            "epochs": state.get("epoch"), "recipe": {k: str(v) if isinstance(v, Path) else v
+                                                      for k, v in vars(args).items() if k not in ("resume", "verbose")},
+        },
+        "metrics": {"validation": summary(probs, y_va, threshold),
+                    "validation_uncalibrated": {"ece": summary(softmax(logits), y_va, threshold)["ece"]}},
+    }
+    path = save_bundle(model, args.run / "bundle", meta, overwrite=True)
+    v = meta["metrics"]["validation"]
+    print(f"bundle: {path}  (validation: balanced accuracy {v['balanced_accuracy']:.3f}, malignant AUROC "
+          f"{v['malignant_auroc']:.3f}, sensitivity {v['sensitivity']:.3f} at threshold {threshold:.3f}, "
+          f"T={temperature:.2f})")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(parser(), lambda args: (train(args), 0)[1], argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,44 @@
+"""Shared fixtures: generated images, a tiny untrained bundle, the shared-data location."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import screening  # noqa: F401  (selects the JAX backend before keras loads)
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+HAM = SHARED / "data" / "ham10000"
+WEIGHTS = SHARED / "weights" / "mobilenet_1_0_224_imagenet_no_top.weights.h5"
+
+needs_ham = pytest.mark.skipif(
+    not (HAM / "HAM10000_metadata.csv").is_file(),
+    reason=f"HAM10000 not found at {HAM} (the shared data folder beside the repository)",
+)
+needs_weights = pytest.mark.skipif(not WEIGHTS.is_file(), reason=f"ImageNet weights not found at {WEIGHTS}")
+
+
+def lesion_like(h: int = 300, w: int = 400, seed: int = 0) -> np.ndarray:
+    """A smooth skin-coloured image with a dark blob: dermoscopy-ish, generated."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    r = np.hypot((yy - h / 2) / h, (xx - w / 2) / w)
+    blob = np.clip(1.5 - 5 * r, 0, 1)[..., None]
+    skin = np.array([220, 170, 150], dtype=float)
+    lesion = np.array([90, 50, 40], dtype=float)
+    img = skin * (1 - blob) + lesion * blob + rng.normal(0, 4, (h, w, 3))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory) -> Path:
+    """An untrained alpha-0.25 model saved as a bundle (fast to build, same code path)."""
+    from screening.bundle import save_bundle
+    from screening.model import build_model
+
+    model = build_model(weights=None, alpha=0.25)
+    path = tmp_path_factory.mktemp("bundle") / "tiny"
+    return save_bundle(model, path, {"name": "tiny-test-model", "threshold": 0.3})

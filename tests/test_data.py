@@ -1,0 +1,99 @@
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from screening.data import DataError, find_images, load_images, read_labels, read_metadata, split_by_lesion
+from tests.conftest import HAM, lesion_like, needs_ham
+
+
+def synthetic_metadata(n_lesions: int = 400, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    dx = rng.choice(["nv", "mel", "bkl", "bcc", "akiec", "vasc", "df"], n_lesions,
+                    p=[0.6, 0.12, 0.11, 0.07, 0.05, 0.03, 0.02])
+    rows = []
+    for i, d in enumerate(dx):
+        for j in range(rng.integers(1, 5)):  # 1-4 images per lesion
+            rows.append({"lesion_id": f"L{i:04d}", "image_id": f"I{i:04d}_{j}", "dx": d})
+    return pd.DataFrame(rows)
+
+
+def _assert_no_leak(df: pd.DataFrame, split: pd.Series) -> None:
+    per_lesion = split.groupby(df["lesion_id"]).nunique()
+    assert (per_lesion == 1).all(), f"lesions in two splits: {list(per_lesion[per_lesion > 1].index[:5])}"
+
+
+def test_split_has_no_lesion_in_two_splits_and_is_stratified():
+    df = synthetic_metadata()
+    split = split_by_lesion(df, seed=3)
+    _assert_no_leak(df, split)
+    assert set(split) == {"train", "val", "test"}
+    lesions = df.assign(split=split).groupby("lesion_id").first()
+    for dx, group in lesions.groupby("dx"):
+        frac = (group["split"] == "train").mean()
+        assert 0.6 <= frac <= 0.95, f"{dx}: train fraction {frac:.2f}"
+
+
+def test_split_is_reproducible_and_seeded():
+    df = synthetic_metadata()
+    assert split_by_lesion(df, seed=1).equals(split_by_lesion(df, seed=1))
+    assert not split_by_lesion(df, seed=1).equals(split_by_lesion(df, seed=2))
+
+
+def test_split_rejects_bad_fractions():
+    with pytest.raises(ValueError, match="sum"):
+        split_by_lesion(synthetic_metadata(), fractions=(0.5, 0.2, 0.2))
+
+
+def test_labels_csv_errors_name_the_path(tmp_path):
+    with pytest.raises(DataError, match="not found.*nope.csv"):
+        read_labels(tmp_path / "nope.csv")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("image_id,label\nISIC_1,nv\n")
+    with pytest.raises(DataError, match=r"bad.csv: missing column\(s\) dx"):
+        read_labels(bad)
+    unknown = tmp_path / "unknown.csv"
+    unknown.write_text("image_id,dx\nISIC_1,cancer\n")
+    with pytest.raises(DataError, match="unknown dx value"):
+        read_labels(unknown)
+
+
+def test_metadata_best_copy_wins_and_missing_image_is_named(tmp_path):
+    (tmp_path / "images_200x150").mkdir()
+    (tmp_path / "images_224").mkdir()
+    for i in ("A", "B"):
+        Image.fromarray(lesion_like(150, 200)).save(tmp_path / "images_200x150" / f"{i}.jpg")
+    Image.fromarray(lesion_like(224, 224)).save(tmp_path / "images_224" / "A.jpg")
+    pd.DataFrame({"lesion_id": ["L1", "L2"], "image_id": ["A", "B"], "dx": ["nv", "mel"]}).to_csv(
+        tmp_path / "HAM10000_metadata.csv", index=False)
+    df = read_metadata(tmp_path)
+    assert df["path"].str.contains("images_224").tolist() == [True, False]
+    (tmp_path / "images_200x150" / "B.jpg").unlink()
+    with pytest.raises(DataError, match="image B is listed but has no file"):
+        read_metadata(tmp_path)
+    with pytest.raises(DataError, match="image folder not found"):
+        find_images(["A"], [tmp_path / "missing"])
+
+
+def test_load_images_decodes_once_into_a_cache(tmp_path):
+    paths = []
+    for i in range(3):
+        p = tmp_path / f"{i}.png"
+        Image.fromarray(lesion_like(seed=i)).save(p)
+        paths.append(str(p))
+    first = load_images(paths, workers=2, cache_dir=tmp_path / "cache")
+    assert first.shape == (3, 224, 224, 3) and first.dtype == np.uint8
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 1
+    for p in paths:  # the cache, not the files, answers the second call
+        (tmp_path / p).unlink()
+    assert np.array_equal(load_images(paths, cache_dir=tmp_path / "cache"), first)
+
+
+@needs_ham
+def test_real_split_has_no_leak_and_uses_all_images():
+    df = read_metadata(HAM)
+    assert len(df) == 10015
+    split = split_by_lesion(df, seed=0)
+    _assert_no_leak(df, split)
+    counts = split.value_counts(normalize=True)
+    assert 0.75 < counts["train"] < 0.85

@@ -1,0 +1,38 @@
+import pandas as pd
+import pytest
+from PIL import Image
+
+from screening.evaluate import main
+from tests.conftest import lesion_like
+
+
+def test_evaluate_writes_report_and_plots(tiny_bundle, tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    dx = ["mel", "nv", "bcc", "nv", "bkl", "akiec"]
+    for i in range(len(dx)):
+        Image.fromarray(lesion_like(seed=i)).save(images / f"IMG_{i}.jpg")
+    pd.DataFrame({"image_id": [f"IMG_{i}" for i in range(len(dx))], "dx": dx}).to_csv(tmp_path / "l.csv", index=False)
+    out = tmp_path / "eval"
+    assert main(["--model", str(tiny_bundle), "--images", str(images), "--labels", str(tmp_path / "l.csv"),
+                 "--out", str(out)]) == 0
+    for name in ("metrics.json", "report.md", "confusion_matrix.png", "roc.png", "reliability.png"):
+        assert (out / name).stat().st_size > 0, name
+    report = (out / "report.md").read_text()
+    assert "balanced accuracy" in report and "not a medical device" in report
+
+
+@pytest.mark.parametrize("problem", ["labels", "model", "image"])
+def test_errors_are_one_line(tiny_bundle, tmp_path, capsys, problem):
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.fromarray(lesion_like()).save(images / "A.jpg")
+    labels = tmp_path / "l.csv"
+    labels.write_text("image_id,dx\nA,nv\n" + ("B,mel\n" if problem == "image" else ""))
+    argv = ["--model", str(tiny_bundle if problem != "model" else tmp_path), "--images", str(images),
+            "--labels", str(labels if problem != "labels" else tmp_path / "none.csv"), "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert {"labels": "labels file not found", "model": "not a SkinScreen model bundle",
+            "image": "image B is listed but has no file"}[problem] in err

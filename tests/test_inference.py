@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from screening.inference import Screener
+from tests.conftest import lesion_like
+
+
+@pytest.fixture(scope="module")
+def screener(tiny_bundle):
+    return Screener(tiny_bundle, batch_size=4)
+
+
+def test_scores_paths_in_order_with_errors_in_place(screener, tmp_path):
+    paths = []
+    for i in range(6):
+        p = tmp_path / f"{i}.png"
+        Image.fromarray(lesion_like(seed=i)).save(p)
+        paths.append(p)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    paths.insert(2, broken)
+    results = list(screener.score(paths, workers=2))
+    assert [r.source for r in results] == [str(p) for p in paths]
+    assert [r.ok for r in results] == [True, True, False, True, True, True, True]
+    assert "not a readable image" in results[2].error
+    ok = results[0]
+    assert sum(ok.probabilities.values()) == pytest.approx(1, abs=1e-5)
+    assert ok.malignancy_probability == pytest.approx(
+        ok.probabilities["mel"] + ok.probabilities["bcc"] + ok.probabilities["akiec"])
+    assert ok.refer == (ok.malignancy_probability >= 0.3)  # the bundle's threshold
+    assert (ok.width, ok.height) == (400, 300)
+
+
+def test_arrays_and_pil_images_are_accepted(screener):
+    results = list(screener.score([lesion_like(seed=1), Image.fromarray(lesion_like(seed=2))]))
+    assert all(r.ok for r in results)
+
+
+def test_small_image_warning(screener):
+    (result,) = screener.score([lesion_like(80, 90)])
+    assert any("very small" in w for w in result.warnings)
+
+
+def test_threshold_override_and_validation(tiny_bundle):
+    assert Screener(tiny_bundle, threshold=0.9).threshold == 0.9
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        Screener(tiny_bundle, threshold=1.5)
+
+
+def test_tta_is_flip_invariant(tiny_bundle):
+    s = Screener(tiny_bundle, tta=True, batch_size=2)
+    x = lesion_like(224, 224, seed=3)
+    a, b = s.probabilities(np.stack([x, x[:, ::-1]]))
+    np.testing.assert_allclose(a, b, atol=1e-5)

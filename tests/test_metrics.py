@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+
+from screening.calibration import fit_temperature, threshold_for_sensitivity
+from screening.info import CLASS_CODES
+from screening.metrics import (
+    auroc, balanced_accuracy, confusion_matrix, expected_calibration_error, malignancy,
+    sensitivity_specificity, softmax, summary,
+)
+
+MEL, NV, BCC = CLASS_CODES.index("mel"), CLASS_CODES.index("nv"), CLASS_CODES.index("bcc")
+
+
+def test_auroc_matches_pairwise_definition():
+    rng = np.random.default_rng(0)
+    pos = rng.random(200) < 0.3
+    score = rng.random(200) + pos * 0.3
+    score[:20] = 0.5  # ties count one half
+    pairs = score[pos][:, None] - score[~pos][None, :]
+    expected = ((pairs > 0) + 0.5 * (pairs == 0)).mean()
+    assert auroc(pos, score) == pytest.approx(expected)
+    assert np.isnan(auroc(np.ones(5, bool), np.arange(5)))
+
+
+def test_balanced_accuracy_is_mean_recall():
+    y = np.array([NV] * 8 + [MEL] * 2)
+    pred = np.array([NV] * 8 + [NV, MEL])
+    cm = confusion_matrix(y, pred)
+    assert balanced_accuracy(cm) == pytest.approx((1.0 + 0.5) / 2)
+
+
+def test_malignancy_sums_mel_bcc_akiec():
+    p = np.zeros((1, 7))
+    p[0, [MEL, BCC, NV]] = [0.2, 0.3, 0.5]
+    assert malignancy(p)[0] == pytest.approx(0.5)
+
+
+def test_sensitivity_specificity_at_threshold():
+    pos = np.array([1, 1, 0, 0], bool)
+    sens, spec = sensitivity_specificity(pos, np.array([0.9, 0.4, 0.6, 0.1]), 0.5)
+    assert (sens, spec) == (0.5, 0.5)
+
+
+def test_threshold_reaches_target_sensitivity():
+    rng = np.random.default_rng(1)
+    y = rng.choice([MEL, NV], 300)
+    logits = rng.normal(size=(300, 7))
+    logits[y == MEL, MEL] += 1.5
+    p = softmax(logits)
+    t = threshold_for_sensitivity(y, p, 0.9)
+    sens, _ = sensitivity_specificity(y == MEL, malignancy(p), t)
+    assert sens >= 0.9
+    assert sensitivity_specificity(y == MEL, malignancy(p), t + 1e-6)[0] < 0.9  # the highest such t
+
+
+def test_temperature_recovers_overconfidence_and_lowers_ece():
+    rng = np.random.default_rng(2)
+    true_logits = rng.normal(size=(4000, 7)) * 2
+    y = np.array([rng.choice(7, p=softmax(z)) for z in true_logits])
+    overconfident = true_logits * 3  # a model three times too sure
+    t = fit_temperature(overconfident, y)
+    assert t == pytest.approx(3, rel=0.15)
+    assert expected_calibration_error(softmax(overconfident, t), y) < expected_calibration_error(softmax(overconfident), y)
+
+
+def test_summary_is_json_ready():
+    import json
+
+    y = np.array([MEL, NV, BCC, NV])
+    p = softmax(np.eye(7)[[MEL, NV, NV, NV]] * 3)
+    s = summary(p, y, 0.3)
+    json.dumps(s)
+    assert s["per_class"]["bcc"]["recall"] == 0 and s["n"] == 4

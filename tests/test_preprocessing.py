@@ -1,0 +1,105 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from screening.preprocessing import INPUT_SIZE, ImageError, center_square, open_image, preprocess
+from tests.conftest import lesion_like
+
+
+def _png_bytes(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "LA", "P", "CMYK", "I;16", "I", "F", "1", "YCbCr"])
+def test_every_mode_becomes_224_rgb(mode):
+    if mode in ("I;16", "I", "F"):
+        gray = lesion_like()[..., 0].astype(np.uint16) * 257  # 16-bit range
+        img = Image.fromarray(gray).convert(mode) if mode != "I;16" else Image.fromarray(gray)
+    else:
+        img = Image.fromarray(lesion_like()).convert(mode)
+    out = preprocess(img)
+    assert out.shape == (INPUT_SIZE, INPUT_SIZE, 3) and out.dtype == np.uint8
+    assert 40 < out.mean() < 230, f"{mode}: values out of the 8-bit range ({out.mean():.1f})"
+
+
+def test_sixteen_bit_png_file_scaled_to_8_bit(tmp_path):
+    gray = np.full((64, 64), 40000, dtype=np.uint16)
+    path = tmp_path / "g16.png"
+    Image.fromarray(gray).save(path)
+    out = preprocess(path)
+    assert abs(int(out[0, 0, 0]) - 40000 // 257) <= 1
+
+
+def test_transparency_composited_on_white():
+    rgba = np.zeros((50, 50, 4), dtype=np.uint8)  # fully transparent black
+    out = preprocess(Image.fromarray(rgba, "RGBA"))
+    assert out.min() == 255
+
+
+def test_exif_orientation_is_applied():
+    arr = np.zeros((100, 200, 3), dtype=np.uint8)
+    arr[:, :100] = 255  # left half white
+    img = Image.fromarray(arr)
+    exif = img.getexif()
+    exif[0x0112] = 6  # rotate 90 CW when displayed
+    data = _png_bytes(img, "JPEG", exif=exif.tobytes(), quality=95)
+    upright = open_image(data)
+    assert upright.size == (100, 200)
+    assert np.asarray(upright)[10, 50].mean() > 200  # white half is now on top
+
+
+def test_centre_square_of_4_3_keeps_the_middle():
+    img = Image.new("RGB", (400, 300))
+    sq = center_square(img)
+    assert sq.size == (300, 300)
+
+
+def test_large_image_downscaled_with_antialiasing():
+    # A fine checkerboard should average to grey, not alias into stripes.
+    board = (np.indices((1200, 1200)).sum(axis=0) % 2 * 255).astype(np.uint8)
+    out = preprocess(Image.fromarray(board))
+    assert out.std() < 20 and 100 < out.mean() < 155
+
+
+def test_array_inputs():
+    assert preprocess(lesion_like(50, 60)).shape == (224, 224, 3)
+    assert preprocess(lesion_like(50, 60)[..., 0]).shape == (224, 224, 3)
+    with pytest.raises(ImageError):
+        preprocess(np.zeros((3, 3, 3, 3)))
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [(b"", "not a readable image"), (b"hello, not an image", "not a readable image")],
+)
+def test_bad_bytes_give_image_error(content, message):
+    with pytest.raises(ImageError, match=message):
+        preprocess(content)
+
+
+def test_truncated_jpeg(tmp_path):
+    data = _png_bytes(Image.fromarray(lesion_like()), "JPEG")
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageError, match="damaged or truncated"):
+        preprocess(path)
+
+
+def test_missing_file_and_folder(tmp_path):
+    with pytest.raises(ImageError, match="file not found"):
+        preprocess(tmp_path / "nope.jpg")
+    with pytest.raises(ImageError, match="folder"):
+        preprocess(tmp_path)
+
+
+def test_decompression_bomb_refused_and_limit_kept(tmp_path):
+    assert Image.MAX_IMAGE_PIXELS == 89478485  # Pillow's default stays on
+    # A 1-bit PNG claiming 10000x10000 pixels is tiny on disk but over the limit.
+    path = tmp_path / "bomb.png"
+    Image.new("1", (10000, 10000)).save(path)
+    with pytest.raises(ImageError, match="decompression bomb"):
+        preprocess(path)

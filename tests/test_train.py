@@ -1,0 +1,57 @@
+"""The training CLI's argument and input errors: one line, non-zero exit, no traceback."""
+
+import subprocess
+import sys
+
+import pytest
+
+from screening.train import class_weights, main
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--epochs", "-1"], "must be 0 or more"),
+        (["--batch-size", "0"], "must be a positive integer"),
+        (["--class-weight", "magic"], "invalid choice"),
+    ],
+)
+def test_bad_arguments_exit_2(tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as exc:
+        main([str(tmp_path), "--run", str(tmp_path / "run"), *argv])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_data_is_one_line(tmp_path, capsys):
+    assert main([str(tmp_path / "nope"), "--run", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "data folder not found" in err
+
+
+def test_resume_without_checkpoint(tmp_path, capsys):
+    assert main([str(tmp_path), "--run", str(tmp_path / "run"), "--resume"]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+
+
+def test_existing_run_is_not_overwritten(tmp_path, capsys):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "checkpoint.keras").write_bytes(b"x")
+    assert main([str(tmp_path), "--run", str(tmp_path / "run")]) == 2
+    assert "already holds a training run" in capsys.readouterr().err
+    assert (tmp_path / "run" / "checkpoint.keras").read_bytes() == b"x"
+
+
+def test_class_weights_favour_rare_classes():
+    import numpy as np
+
+    y = np.array([5] * 90 + [4] * 10)
+    w = class_weights(y, "balanced")
+    assert w[4] > w[5]
+    assert np.average([w[k] for k in y]) == pytest.approx(1.0)
+    assert class_weights(y, "none") is None
+
+
+def test_module_runs_as_script():
+    out = subprocess.run([sys.executable, "-m", "screening.train", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "--resume" in out.stdout
