@@ -1,0 +1,75 @@
+"""Throughput benchmark: ``python -m screening.bench [--json]``.
+
+Inference and training images/s at 224x224, batch 32, for stock Keras MobileNet layers
+and the project's (``screening.layers``), measured in the same process on the same
+weights. A benchmark that prints numbers, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+
+import jax
+import keras
+import numpy as np
+
+from screening.inference import forward_fn
+from screening.model import build_model, set_trainable
+
+
+def _rate(step, images: int, warmup: int, repeats: int) -> float:
+    for _ in range(warmup):
+        step()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        step()
+    return images * repeats / (time.perf_counter() - start)
+
+
+def measure(fast: bool, batch: int, repeats: int, train_blocks: int, weights: str | None) -> dict[str, float]:
+    keras.utils.set_random_seed(0)
+    model = build_model(weights, fast=fast)
+    x = np.random.default_rng(0).integers(0, 256, (batch, 224, 224, 3), dtype=np.uint8)
+    y = np.eye(7, dtype="float32")[np.arange(batch) % 7]
+    forward = forward_fn(model)
+    infer = _rate(lambda: forward(x), batch, 2, repeats)
+    set_trainable(model, train_blocks)
+    model.compile(optimizer=keras.optimizers.Adam(1e-4),
+                  loss=keras.losses.CategoricalCrossentropy(from_logits=True))
+    train = _rate(lambda: model.train_on_batch(x, y), batch, 2, max(2, repeats // 2))
+    return {"infer": infer, "train": train}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m screening.bench", description=__doc__)
+    p.add_argument("--json", action="store_true", help="print one JSON line")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--repeats", type=int, default=6, help="timed batches (inference; half for training)")
+    p.add_argument("--train-blocks", type=int, default=13,
+                   help="backbone blocks trained in the training measurement (13 = whole network)")
+    args = p.parse_args(argv)
+    stock = measure(False, args.batch_size, args.repeats, args.train_blocks, None)
+    ours = measure(True, args.batch_size, args.repeats, args.train_blocks, None)
+    result = {
+        "infer_ips": round(ours["infer"], 2), "infer_ips_stock": round(stock["infer"], 2),
+        "train_ips": round(ours["train"], 2), "train_ips_stock": round(stock["train"], 2),
+        "batch_size": args.batch_size, "train_blocks": args.train_blocks,
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, jax {jax.__version__} "
+                   f"({jax.default_backend()}), keras {keras.__version__}",
+    }
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"MobileNet 1.0 @ 224x224, batch {args.batch_size}, {result['machine']}")
+    print(f"{'':12}{'stock Keras':>14}{'screening':>12}{'ratio':>8}")
+    for key, name in (("infer", "inference"), ("train", "training")):
+        print(f"{name:12}{stock[key]:>10.1f} i/s{ours[key]:>8.1f} i/s{ours[key] / stock[key]:>7.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
