@@ -22,7 +22,7 @@ from pathlib import Path
 
 import keras
 
-from screening import __version__, layers  # noqa: F401  (registers the custom layers for loading)
+from screening import __version__, augmentation, layers  # noqa: F401  (register custom layers for loading)
 from screening.info import CLASS_CODES, CLASS_NAMES, MALIGNANT
 from screening.preprocessing import INPUT_SIZE, SCALING
 

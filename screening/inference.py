@@ -185,7 +185,7 @@ def _decode(source: ImageSource) -> tuple[np.ndarray, tuple[int, int]] | str:
     """(array, (width, height)) or the error message."""
     try:
         img = open_image(source)
-        return preprocess(img), img.size
+        return preprocess(img), img.info["source_size"]
     except ImageError as err:
         return str(err)
     except Exception as err:  # a decoder bug in one file must not end a run of thousands

@@ -35,18 +35,25 @@ SCALING = {"scale": 1 / 127.5, "offset": -1.0}
 
 
 def open_image(source: ImageSource) -> Image.Image:
-    """Open a path, bytes, PIL image or array as an upright RGB PIL image, or raise ImageError."""
+    """Open a path, bytes, PIL image or array as an upright RGB PIL image, or raise ImageError.
+
+    Large JPEGs are decoded at a reduced scale (still >= 224 px); the source's upright size
+    is kept in ``img.info["source_size"]``.
+    """
     if isinstance(source, np.ndarray):
-        return Image.fromarray(_array_to_uint8_rgb(source))
+        img = Image.fromarray(_array_to_uint8_rgb(source))
+        img.info["source_size"] = img.size
+        return img
     if isinstance(source, Image.Image):
         img = source
+        size = img.info.get("source_size", img.size)
     else:
         name = "image bytes" if isinstance(source, bytes) else str(source)
         try:
             img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
             if img.width * img.height > Image.MAX_IMAGE_PIXELS:
                 raise Image.DecompressionBombError(img.size)
-            # Decode at a reduced JPEG scale when the image is much larger than needed.
+            size = img.size
             img.draft("RGB", (INPUT_SIZE, INPUT_SIZE))
             img.load()
         except FileNotFoundError:
@@ -63,10 +70,14 @@ def open_image(source: ImageSource) -> Image.Image:
         except (OSError, SyntaxError, ValueError) as err:
             raise ImageError(f"{name}: damaged or truncated image ({err})") from None
     try:
+        if img.getexif().get(0x0112, 1) in (5, 6, 7, 8) and "source_size" not in img.info:
+            size = size[::-1]  # EXIF says the picture is turned a quarter
         img = ImageOps.exif_transpose(img)
     except Exception:  # a broken EXIF block should not lose an otherwise good image
         pass
-    return _to_rgb(img)
+    rgb = _to_rgb(img)
+    rgb.info["source_size"] = tuple(size)
+    return rgb
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

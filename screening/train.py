@@ -45,13 +45,13 @@ def parser() -> argparse.ArgumentParser:
                    help="ImageNet weights: a .weights.h5 path, 'imagenet' (download) or 'none'")
     p.add_argument("--head-epochs", type=_nonneg, default=2, help="epochs with the backbone frozen")
     p.add_argument("--epochs", type=_nonneg, default=8, help="fine-tuning epochs after the head stage")
-    p.add_argument("--unfreeze-blocks", type=_nonneg, default=6, help="backbone blocks (of 13) to fine-tune")
+    p.add_argument("--unfreeze-blocks", type=_nonneg, default=8, help="backbone blocks (of 13) to fine-tune")
     p.add_argument("--batch-size", type=_positive, default=32)
     p.add_argument("--head-lr", type=float, default=1e-3)
-    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--lr", type=float, default=2e-4, help="fine-tuning learning rate (cosine-decayed)")
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--dropout", type=float, default=0.2)
-    p.add_argument("--class-weight", choices=("balanced", "sqrt", "none"), default="sqrt",
+    p.add_argument("--class-weight", choices=("balanced", "sqrt", "none"), default="balanced",
                    help="loss weight per class: inverse frequency, its square root, or none")
     p.add_argument("--val-prefer", default="images_224",
                    help="image folder preferred for validation/test copies ('' for the best copy)")
@@ -159,7 +159,10 @@ def _atomic_save(model: keras.Model, path: Path) -> None:
     tmp.replace(path)
 
 
-def compile_model(model: keras.Model, lr: float, smoothing: float) -> None:
+def compile_model(model: keras.Model, lr: float, smoothing: float, decay_steps: int = 0) -> None:
+    """Adam with label-smoothed cross-entropy; cosine decay over ``decay_steps`` when given."""
+    if decay_steps:
+        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps, alpha=0.05)
     model.compile(
         optimizer=keras.optimizers.Adam(lr),
         loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=smoothing),
@@ -188,14 +191,15 @@ def train(args: argparse.Namespace) -> Path:
     done = state.get("epoch", 0)
     model = (keras.saving.load_model(args.run / CHECKPOINT) if args.resume
              else build_model(weights, args.alpha, args.dropout, seed=args.seed))
-    stages = [("head", args.head_epochs, args.head_lr, 0),
-              ("finetune", args.head_epochs + args.epochs, args.lr, args.unfreeze_blocks)]
+    steps = -(-len(tr) // args.batch_size)
+    stages = [("head", args.head_epochs, args.head_lr, 0, 0),
+              ("finetune", args.head_epochs + args.epochs, args.lr, args.unfreeze_blocks, steps * args.epochs)]
     start = 0
-    for name, end, lr, blocks in stages:
+    for name, end, lr, blocks, decay in stages:
         if done < end:
             if not (args.resume and state.get("stage") == name and done > start):
                 set_trainable(model, blocks)  # entering the stage: new optimizer
-                compile_model(model, lr, args.label_smoothing)
+                compile_model(model, lr, args.label_smoothing, decay)
             print(f"stage {name}: epochs {done + 1}-{end}, lr {lr}, unfrozen blocks {blocks}", flush=True)
             model.fit(
                 x_tr, onehot[y_tr], batch_size=args.batch_size, epochs=end, initial_epoch=done,

@@ -1,0 +1,142 @@
+"""Batch screening CLI: ``python batch.py FOLDER --out report.xlsx`` (also ``screening-batch``).
+
+Scores every image file in FOLDER into a worklist: an Excel workbook (Results, Summary,
+About sheets) or, with ``--out *.csv``, a CSV of the Results sheet. Unreadable files get a
+row with status ``error``; the run goes on. The report is written atomically and an
+existing one is never replaced without ``--overwrite``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from screening import __version__
+from screening.cli import run_cli
+from screening.data import IMAGE_SUFFIXES
+from screening.errors import UserError
+from screening.info import NOTICE
+from screening.progress import Progress
+
+REPORT_SUFFIXES = (".xlsx", ".csv")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="screening-batch", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=NOTICE)
+    p.add_argument("folder", type=Path, help="folder of dermoscopy images")
+    p.add_argument("--out", type=Path, required=True, help="report path: .xlsx (Excel) or .csv")
+    p.add_argument("--recursive", action="store_true", help="include images in subfolders")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing report")
+    p.add_argument("--model", type=Path, help="model bundle folder (default: the packaged model)")
+    p.add_argument("--threshold", type=float, help="referral threshold on malignancy probability "
+                                                   "(default: the model's, chosen for 90%% sensitivity)")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="flip test-time augmentation (default: the model's setting)")
+    p.add_argument("--batch-size", type=_positive, default=32)
+    p.add_argument("--workers", type=_positive, default=max(2, os.cpu_count() or 2), help="image decoding threads")
+    p.add_argument("--thumbnails", action="store_true", help="embed a small preview of each image (Excel only)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def find_images(folder: Path, recursive: bool) -> list[Path]:
+    """Image files by extension (case-insensitive), in a stable, case-insensitive path order."""
+    candidates = folder.rglob("*") if recursive else folder.iterdir()
+    found = [p for p in candidates if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+             and (p.is_file() or p.is_symlink())]
+    return sorted(found, key=lambda p: (str(p.relative_to(folder)).casefold(), str(p)))
+
+
+def check_output(out: Path, overwrite: bool) -> None:
+    """Refuse before any work: wrong suffix, existing report, or a folder we cannot write."""
+    if out.suffix.lower() not in REPORT_SUFFIXES:
+        raise UserError(f"--out must end in .xlsx or .csv, got {out.name}")
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder; give a file name such as {out / 'report.xlsx'}")
+    if out.exists() and not overwrite:
+        raise UserError(f"{out} already exists; use --overwrite to replace it")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise UserError(f"cannot write {out}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise UserError(f"cannot write {out}: folder {parent} is not writable")
+
+
+def thumbnail_png(path: Path, size: int = 72) -> bytes | None:
+    from screening.preprocessing import ImageError, open_image
+
+    try:
+        img = open_image(path)
+    except ImageError:
+        return None
+    img.thumbnail((size, size))
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def run(args: argparse.Namespace) -> int:
+    folder: Path = args.folder
+    if not folder.exists():
+        raise UserError(f"folder not found: {folder}")
+    if not folder.is_dir():
+        raise UserError(f"not a folder: {folder}")
+    check_output(args.out, args.overwrite)
+    if args.thumbnails and args.out.suffix.lower() == ".csv":
+        raise UserError("--thumbnails needs an Excel report (.xlsx)")
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
+        raise UserError(f"--threshold must be between 0 and 1, got {args.threshold}")
+    paths = [p for p in find_images(folder, args.recursive) if p.resolve() != args.out.resolve()]
+    if not paths:
+        where = "or its subfolders " if args.recursive else ""
+        raise UserError(f"no image files ({', '.join(s[1:] for s in IMAGE_SUFFIXES)}) in {folder} {where}".strip())
+
+    from screening import report
+    from screening.inference import Screener
+
+    start = time.perf_counter()
+    screener = Screener(args.model, threshold=args.threshold, tta=args.tta, batch_size=args.batch_size)
+    names = [p.relative_to(folder).as_posix() for p in paths]
+    progress = Progress(len(paths), enabled=False if args.quiet else None)
+    results = []
+    for result in screener.score(paths, workers=args.workers, names=names):
+        results.append(result)
+        progress.update()
+    progress.close()
+    elapsed = time.perf_counter() - start
+    df = report.rows(results, names)
+    info = report.RunInfo(
+        folder=str(folder), threshold=screener.threshold, tta=screener.tta,
+        model_name=screener.meta.get("name", ""), model_version=str(screener.meta.get("version", "")),
+        model_sha256=screener.meta.get("sha256", ""), software_version=__version__,
+        date=datetime.now(timezone.utc).isoformat(timespec="seconds"), elapsed_s=elapsed)
+    thumbs = {i: png for i, p in enumerate(paths) if (png := thumbnail_png(p))} if args.thumbnails else None
+    report.write(df, args.out, info, thumbs)
+    if not args.quiet:
+        ok = df["status"] == "ok"
+        print(f"{len(df)} images: {int((df['flag'] == 'REFER').sum())} REFER, {int(ok.sum() - (df['flag'] == 'REFER').sum())}"
+              f" routine, {int((~ok).sum())} errors; {len(df) / elapsed:.1f} images/s; wrote {args.out}", file=sys.stderr)
+        print(NOTICE, file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(parser(), run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,164 @@
+"""The batch worklist: rows from ``Result``s, written as Excel (formatted) or CSV, atomically."""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from screening.info import CLASS_CODES, CLASS_NAMES, MALIGNANT, NOTICE
+from screening.inference import Result
+
+PROB_COLUMNS = [f"p_{c}" for c in CLASS_CODES]
+COLUMNS = ["file", "status", "predicted_class", "predicted_label", "confidence", "malignancy_probability", "flag",
+           *PROB_COLUMNS, "width", "height", "warnings", "error"]
+PERCENT_COLUMNS = ["confidence", "malignancy_probability", *PROB_COLUMNS]
+
+COLUMN_HELP = {
+    "file": "Image path relative to the scanned folder.",
+    "status": "ok: scored; error: the file could not be read (see error).",
+    "predicted_class": "Most probable diagnosis code (legend below).",
+    "predicted_label": "Full name of predicted_class.",
+    "confidence": "Calibrated probability of predicted_class.",
+    "malignancy_probability": "Calibrated p(mel) + p(bcc) + p(akiec).",
+    "flag": "REFER when malignancy_probability >= the threshold on the Summary sheet, else routine.",
+    **{f"p_{c}": f"Calibrated probability of {c} ({CLASS_NAMES[c]})." for c in CLASS_CODES},
+    "width": "Image width in pixels (after EXIF rotation).",
+    "height": "Image height in pixels (after EXIF rotation).",
+    "warnings": "Reasons to trust this result less: very small, very blurry, unusually low confidence, "
+                "unlike the dermoscopy training images.",
+    "error": "Why the file could not be scored (status error).",
+    "thumbnail": "A small preview of the image (with --thumbnails).",
+}
+
+
+@dataclass
+class RunInfo:
+    """What the Summary sheet says about the run."""
+
+    folder: str
+    threshold: float
+    tta: bool
+    model_name: str
+    model_version: str
+    model_sha256: str
+    software_version: str
+    date: str
+    elapsed_s: float
+
+
+def rows(results: Sequence[Result], names: Sequence[str]) -> pd.DataFrame:
+    """One row per result, columns exactly ``COLUMNS``."""
+    records = []
+    for name, r in zip(names, results):
+        rec = {"file": name, "status": "ok" if r.ok else "error", "error": r.error or ""}
+        if r.ok:
+            rec.update(predicted_class=r.predicted_class, predicted_label=r.predicted_label, confidence=r.confidence,
+                       malignancy_probability=r.malignancy_probability, flag="REFER" if r.refer else "routine",
+                       width=r.width, height=r.height, warnings="; ".join(r.warnings),
+                       **{f"p_{c}": r.probabilities[c] for c in CLASS_CODES})
+        records.append(rec)
+    return pd.DataFrame.from_records(records, columns=COLUMNS)
+
+
+def summary(df: pd.DataFrame, info: RunInfo) -> pd.DataFrame:
+    ok = df[df["status"] == "ok"]
+    n_ok = len(ok)
+    items: list[tuple[str, object]] = [
+        ("images found", len(df)),
+        ("scored", n_ok),
+        ("errors", int((df["status"] == "error").sum())),
+        ("flagged REFER", int((ok["flag"] == "REFER").sum())),
+        ("routine", int((ok["flag"] == "routine").sum())),
+    ]
+    items += [(f"predicted {c} ({CLASS_NAMES[c]})", int((ok["predicted_class"] == c).sum())) for c in CLASS_CODES]
+    items += [
+        ("referral threshold (malignancy probability)", info.threshold),
+        ("test-time augmentation", "on" if info.tta else "off"),
+        ("folder", info.folder),
+        ("model", info.model_name),
+        ("model version", info.model_version),
+        ("model sha256", info.model_sha256),
+        ("software version", info.software_version),
+        ("date", info.date),
+        ("elapsed (s)", round(info.elapsed_s, 2)),
+        ("images/s", round(len(df) / info.elapsed_s, 2) if info.elapsed_s > 0 else ""),
+        ("notice", NOTICE),
+    ]
+    return pd.DataFrame(items, columns=["item", "value"])
+
+
+def about(thumbnails: bool) -> pd.DataFrame:
+    cols = COLUMNS + (["thumbnail"] if thumbnails else [])
+    items = [("NOTICE", NOTICE), ("", "")]
+    items += [(c, COLUMN_HELP[c]) for c in cols]
+    items += [("", ""), ("class legend", "")]
+    items += [(c, CLASS_NAMES[c] + (" (malignant)" if c in MALIGNANT else "")) for c in CLASS_CODES]
+    return pd.DataFrame(items, columns=["column", "meaning"])
+
+
+def write(df: pd.DataFrame, out: Path, info: RunInfo, thumbnails: dict[int, bytes] | None = None) -> None:
+    """Write CSV or Excel (by suffix) to a temporary file, then rename over ``out``."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        if out.suffix.lower() == ".csv":
+            df.to_csv(tmp, index=False)
+        else:
+            _write_excel(df, tmp, info, thumbnails)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_excel(df: pd.DataFrame, path: Path, info: RunInfo, thumbnails: dict[int, bytes] | None) -> None:
+    from openpyxl.drawing.image import Image as XLImage
+    from openpyxl.formatting.rule import FormulaRule
+    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.utils import get_column_letter
+
+    with pd.ExcelWriter(path, engine="openpyxl") as writer:
+        df.to_excel(writer, sheet_name="Results", index=False)
+        summary(df, info).to_excel(writer, sheet_name="Summary", index=False)
+        about(bool(thumbnails)).to_excel(writer, sheet_name="About", index=False)
+        book = writer.book
+        ws = book["Results"]
+        ws.freeze_panes = "B2"
+        ws.auto_filter.ref = ws.dimensions
+        last = ws.max_row
+        for j, col in enumerate(COLUMNS, start=1):
+            letter = get_column_letter(j)
+            ws[f"{letter}1"].font = Font(bold=True)
+            if col in PERCENT_COLUMNS:
+                for (cell,) in ws[f"{letter}2:{letter}{last}"] if last > 1 else []:
+                    cell.number_format = "0.0%"
+            width = max([len(col)] + [len(str(v)) for v in df[col].head(500)]) + 2
+            ws.column_dimensions[letter].width = min(max(width, 9), 60)
+        flag = get_column_letter(COLUMNS.index("flag") + 1)
+        status = get_column_letter(COLUMNS.index("status") + 1)
+        span = f"A2:{get_column_letter(len(COLUMNS))}{max(last, 2)}"
+        # Conditional formats follow the rows when a user sorts or filters.
+        ws.conditional_formatting.add(span, FormulaRule(formula=[f'${flag}2="REFER"'], font=Font(bold=True, color="9C0006"),
+                                                        fill=PatternFill("solid", fgColor="FFC7CE")))
+        ws.conditional_formatting.add(span, FormulaRule(formula=[f'${status}2="error"'], font=Font(color="7F7F7F"),
+                                                        fill=PatternFill("solid", fgColor="EDEDED")))
+        if thumbnails:
+            col = get_column_letter(len(COLUMNS) + 1)
+            ws[f"{col}1"] = "thumbnail"
+            ws[f"{col}1"].font = Font(bold=True)
+            ws.column_dimensions[col].width = 12
+            for i, png in thumbnails.items():
+                ws.row_dimensions[i + 2].height = 60
+                ws.add_image(XLImage(io.BytesIO(png)), f"{col}{i + 2}")
+        for name, widths in (("Summary", (44, 70)), ("About", (24, 100))):
+            sheet = book[name]
+            sheet.column_dimensions["A"].width, sheet.column_dimensions["B"].width = widths
+            sheet["A1"].font = sheet["B1"].font = Font(bold=True)
+            for (cell,) in sheet.iter_rows(min_row=2, min_col=2, max_col=2):
+                cell.alignment = Alignment(wrap_text=True, vertical="top")

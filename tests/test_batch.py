@@ -1,0 +1,155 @@
+"""batch.py end to end on a folder of generated images and broken files."""
+
+import io
+import subprocess
+import sys
+
+import numpy as np
+import openpyxl
+import pandas as pd
+import pytest
+from PIL import Image
+
+from screening.batch import main
+from screening.report import COLUMNS
+from tests.conftest import ROOT, lesion_like
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    d = tmp_path_factory.mktemp("images")
+    rgb = Image.fromarray(lesion_like(450, 600))
+    rgb.save(d / "a_plain.jpg")
+    rgb.convert("L").save(d / "b_gray.png")
+    rgb.convert("RGBA").save(d / "c_alpha.PNG")
+    rgb.convert("P").save(d / "d_palette.gif")
+    rgb.convert("CMYK").save(d / "e_cmyk.jpg")
+    Image.fromarray((lesion_like(300, 300)[..., 0].astype(np.uint16) * 257)).save(d / "f_16bit.png")
+    exif = rgb.getexif()
+    exif[0x0112] = 6
+    rgb.save(d / "g_rotated.jpg", exif=exif.tobytes())
+    rgb.resize((3000, 2250)).save(d / "h_large.tif")
+    rgb.save(d / "i ünïcode naïve.webp")
+    Image.fromarray(lesion_like(60, 80)).save(d / "j_small.bmp")
+    (d / "k_empty.jpg").write_bytes(b"")
+    (d / "l_text.jpg").write_text("this is not an image")
+    buf = io.BytesIO()
+    rgb.save(buf, "JPEG")
+    (d / "m_truncated.jpg").write_bytes(buf.getvalue()[:2000])
+    Image.new("1", (10000, 10000)).save(d / "n_bomb.png")
+    (d / "notes.txt").write_text("ignored: not an image extension")
+    sub = d / "sub"
+    sub.mkdir()
+    rgb.save(sub / "z_nested.jpg")
+    return d
+
+
+OK = ["a_plain.jpg", "b_gray.png", "c_alpha.PNG", "d_palette.gif", "e_cmyk.jpg", "f_16bit.png", "g_rotated.jpg",
+      "h_large.tif", "i ünïcode naïve.webp", "j_small.bmp"]
+BROKEN = ["k_empty.jpg", "l_text.jpg", "m_truncated.jpg", "n_bomb.png"]
+
+
+@pytest.fixture(scope="module")
+def xlsx(folder, tiny_bundle, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out") / "report.xlsx"
+    assert main([str(folder), "--out", str(out), "--model", str(tiny_bundle), "--quiet", "--thumbnails"]) == 0
+    return out
+
+
+def test_every_image_file_gets_a_row_in_stable_order(xlsx):
+    df = pd.read_excel(xlsx, sheet_name="Results")
+    assert list(df.columns[: len(COLUMNS)]) == COLUMNS
+    assert list(df["file"]) == sorted(OK + BROKEN, key=str.casefold)
+    status = dict(zip(df["file"], df["status"]))
+    assert all(status[f] == "ok" for f in OK) and all(status[f] == "error" for f in BROKEN)
+
+
+def test_scores_are_probabilities_and_flags_follow_threshold(xlsx):
+    df = pd.read_excel(xlsx, sheet_name="Results").query("status == 'ok'")
+    probs = df[[c for c in COLUMNS if c.startswith("p_")]]
+    np.testing.assert_allclose(probs.sum(axis=1), 1, atol=1e-5)
+    assert ((df["malignancy_probability"] >= 0.3) == (df["flag"] == "REFER")).all()  # tiny bundle threshold 0.3
+    rotated = df.set_index("file").loc["g_rotated.jpg"]
+    assert (rotated["width"], rotated["height"]) == (450, 600)
+    assert "very small" in df.set_index("file").loc["j_small.bmp", "warnings"]
+
+
+def test_errors_have_readable_messages(xlsx):
+    err = pd.read_excel(xlsx, sheet_name="Results").set_index("file")["error"]
+    assert "not a readable image" in err["k_empty.jpg"] and "not a readable image" in err["l_text.jpg"]
+    assert "truncated" in err["m_truncated.jpg"]
+    assert "decompression bomb" in err["n_bomb.png"]
+
+
+def test_workbook_formatting(xlsx):
+    wb = openpyxl.load_workbook(xlsx)
+    assert wb.sheetnames == ["Results", "Summary", "About"]
+    ws = wb["Results"]
+    assert ws.freeze_panes == "B2" and ws.auto_filter.ref.startswith("A1:")
+    col = COLUMNS.index("malignancy_probability") + 1
+    assert ws.cell(row=2, column=col).number_format == "0.0%"
+    rules = [r.formula[0] for rng in ws.conditional_formatting for r in rng.rules]
+    assert any('="REFER"' in f for f in rules)
+    assert ws.column_dimensions["A"].width >= len("i ünïcode naïve.webp")
+    assert len(ws._images) == len(OK)  # thumbnails for readable images
+    summary = dict(pd.read_excel(xlsx, sheet_name="Summary").values)
+    assert summary["images found"] == 14 and summary["errors"] == 4
+    assert summary["model"] == "tiny-test-model" and len(summary["model sha256"]) == 64
+    about = pd.read_excel(xlsx, sheet_name="About")
+    assert "not a medical device" in about.iloc[0]["meaning"]
+
+
+def test_recursive_and_csv(folder, tiny_bundle, tmp_path):
+    out = tmp_path / "r.csv"
+    assert main([str(folder), "--out", str(out), "--model", str(tiny_bundle), "--quiet", "--recursive"]) == 0
+    df = pd.read_csv(out)
+    assert "sub/z_nested.jpg" in set(df["file"]) and len(df) == len(OK) + len(BROKEN) + 1
+
+
+def test_existing_report_is_never_overwritten_without_flag(folder, tiny_bundle, tmp_path, capsys):
+    out = tmp_path / "r.xlsx"
+    out.write_bytes(b"precious")
+    assert main([str(folder), "--out", str(out), "--model", str(tiny_bundle)]) == 2
+    assert "already exists; use --overwrite" in capsys.readouterr().err
+    assert out.read_bytes() == b"precious"
+    assert main([str(folder), "--out", str(out), "--model", str(tiny_bundle), "--overwrite", "--quiet"]) == 0
+    assert openpyxl.load_workbook(out).sheetnames[0] == "Results"
+    assert [p.name for p in tmp_path.iterdir()] == ["r.xlsx"]  # no temporary files left
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing", "folder not found"),
+    ("empty", "no image files"),
+    ("suffix", "must end in .xlsx or .csv"),
+    ("nodir", "does not exist"),
+    ("threshold", "between 0 and 1"),
+    ("model", "not a SkinScreen model bundle"),
+])
+def test_user_errors_are_one_line(case, message, tiny_bundle, tmp_path, folder, capsys):
+    src, out, extra = folder, tmp_path / "r.xlsx", ["--model", str(tiny_bundle)]
+    if case == "missing":
+        src = tmp_path / "nope"
+    elif case == "empty":
+        src = tmp_path / "empty"
+        src.mkdir()
+    elif case == "suffix":
+        out = tmp_path / "r.pdf"
+    elif case == "nodir":
+        out = tmp_path / "no" / "r.xlsx"
+    elif case == "threshold":
+        extra += ["--threshold", "2"]
+    elif case == "model":
+        extra = ["--model", str(tmp_path)]
+    assert main([str(src), "--out", str(out), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert not out.exists()
+
+
+def test_thin_entry_point_runs(tiny_bundle, folder, tmp_path):
+    out = tmp_path / "r.csv"
+    proc = subprocess.run([sys.executable, str(ROOT / "batch.py"), str(folder), "--out", str(out), "--model",
+                           str(tiny_bundle)], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr and "not a medical device" in proc.stderr
+    assert len(pd.read_csv(out)) == len(OK) + len(BROKEN)
