@@ -105,33 +105,47 @@ def run(args: argparse.Namespace) -> int:
         where = "or its subfolders " if args.recursive else ""
         raise UserError(f"no image files ({', '.join(s[1:] for s in IMAGE_SUFFIXES)}) in {folder} {where}".strip())
 
-    from screening import report
     from screening.inference import Screener
 
     start = time.perf_counter()
     screener = Screener(args.model, threshold=args.threshold, tta=args.tta, batch_size=args.batch_size)
+    df = screen_files(screener, paths, folder, args.out, workers=args.workers, thumbnails=args.thumbnails,
+                      progress=False if args.quiet else None, start=start)
+    if not args.quiet:
+        refer, ok = int((df["flag"] == "REFER").sum()), int((df["status"] == "ok").sum())
+        elapsed = time.perf_counter() - start
+        print(f"{len(df)} images: {refer} REFER, {ok - refer} routine, {len(df) - ok} errors; "
+              f"{len(df) / elapsed:.1f} images/s; wrote {args.out}", file=sys.stderr)
+        print(NOTICE, file=sys.stderr)
+    return 0
+
+
+def screen_files(screener, paths: list[Path], folder: Path, out: Path, *, workers: int = 2, thumbnails: bool = False,
+                 progress: bool | None = None, start: float | None = None):
+    """Score ``paths`` and write the report to ``out``; the one path batch.py and the app share.
+
+    ``progress`` None shows a bar only on a terminal; ``start`` is when timing began
+    (default now), so model loading can count towards the reported speed.
+    """
+    from screening import report
+
+    start = time.perf_counter() if start is None else start
     names = [p.relative_to(folder).as_posix() for p in paths]
-    progress = Progress(len(paths), enabled=False if args.quiet else None)
+    bar = Progress(len(paths), enabled=False if progress is False else None)
     results = []
-    for result in screener.score(paths, workers=args.workers, names=names):
+    for result in screener.score(paths, workers=workers, names=names):
         results.append(result)
-        progress.update()
-    progress.close()
-    elapsed = time.perf_counter() - start
+        bar.update()
+    bar.close()
     df = report.rows(results, names)
     info = report.RunInfo(
         folder=str(folder), threshold=screener.threshold, tta=screener.tta,
         model_name=screener.meta.get("name", ""), model_version=str(screener.meta.get("version", "")),
         model_sha256=screener.meta.get("sha256", ""), software_version=__version__,
-        date=datetime.now(timezone.utc).isoformat(timespec="seconds"), elapsed_s=elapsed)
-    thumbs = {i: png for i, p in enumerate(paths) if (png := thumbnail_png(p))} if args.thumbnails else None
-    report.write(df, args.out, info, thumbs)
-    if not args.quiet:
-        ok = df["status"] == "ok"
-        print(f"{len(df)} images: {int((df['flag'] == 'REFER').sum())} REFER, {int(ok.sum() - (df['flag'] == 'REFER').sum())}"
-              f" routine, {int((~ok).sum())} errors; {len(df) / elapsed:.1f} images/s; wrote {args.out}", file=sys.stderr)
-        print(NOTICE, file=sys.stderr)
-    return 0
+        date=datetime.now(timezone.utc).isoformat(timespec="seconds"), elapsed_s=time.perf_counter() - start)
+    thumbs = {i: png for i, p in enumerate(paths) if (png := thumbnail_png(p))} if thumbnails else None
+    report.write(df, out, info, thumbs)
+    return df
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,217 @@
+"""Gradio app: ``python app.py`` (also ``screening-app``) serves a local page on 127.0.0.1:7860.
+
+Tabs: one image (calibrated class probabilities, malignancy probability and referral
+advice, Grad-CAM, image-check warnings), several images or a zip (the batch Excel report),
+and the model card. The scoring function is the API endpoint ``predict``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+from screening.batch import find_images, screen_files
+from screening.cli import run_cli
+from screening.errors import UserError
+from screening.explain import GradCAM
+from screening.inference import Screener
+from screening.info import CLASS_CODES, CLASS_NAMES, NOTICE
+from screening.preprocessing import ImageError, open_image, preprocess
+
+MAX_UPLOAD = "25mb"
+MAX_ZIP_MEMBERS, MAX_ZIP_BYTES = 2000, 1_000_000_000
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def label_of(code: str) -> str:
+    return f"{CLASS_NAMES[code]} ({code})"
+
+
+class ScreeningApp:
+    """Holds the model and the Grad-CAM explainer; ``predict`` is the per-image handler."""
+
+    def __init__(self, model: str | Path | None = None) -> None:
+        self.screener = Screener(model, batch_size=1)
+        self.cam = GradCAM(self.screener.model)
+
+    def predict(self, image: dict | Image.Image | np.ndarray | str | None):
+        """image -> (class confidences, assessment markdown, Grad-CAM image, warnings markdown).
+
+        The UI passes Gradio's raw upload payload (``preprocess=False``), so the original
+        file reaches ``open_image`` untouched and a broken file gets our message, not
+        Gradio's generic error.
+        """
+        source = _payload_source(image)
+        if source is None:
+            raise gr.Error("Please add a dermoscopy image first (upload, drag and drop, paste or webcam).")
+        try:
+            img = open_image(source)
+            x = preprocess(img)
+        except ImageError as err:
+            raise gr.Error(f"This file cannot be used: {str(err).split(': ', 1)[-1]}") from None
+        (result,) = self.screener.score_arrays(x[None], [img.info["source_size"]], ["upload"])
+        top = result.predicted_class
+        overlay = self.cam.overlay(x, CLASS_CODES.index(top))
+        confidences = {label_of(c): p for c, p in result.probabilities.items()}
+        return confidences, self.assessment(result), overlay, self.warnings(result)
+
+    def assessment(self, r) -> str:
+        pct = r.malignancy_probability * 100
+        threshold = self.screener.threshold * 100
+        if r.refer:
+            advice = (f"**Recommendation: REFER.** The malignancy probability ({pct:.1f}%) is at or above the "
+                      f"referral threshold of {threshold:.1f}%. Arrange a review by a dermatologist.")
+        else:
+            advice = (f"**Recommendation: routine.** The malignancy probability ({pct:.1f}%) is below the referral "
+                      f"threshold of {threshold:.1f}%. This does not rule out cancer; clinical judgement decides.")
+        return (f"### Malignancy probability: {pct:.1f}%\n"
+                f"(melanoma + basal cell carcinoma + actinic keratosis/intraepithelial carcinoma)\n\n{advice}\n\n"
+                f"Most likely: **{label_of(r.predicted_class)}**, {r.confidence * 100:.1f}%.\n\n> {NOTICE}")
+
+    @staticmethod
+    def warnings(r) -> str:
+        if not r.warnings:
+            return "Image checks: no problems found."
+        return "**Image checks — read this result with care:**\n" + "\n".join(f"- {w}" for w in r.warnings)
+
+    def batch(self, files: list[str] | None, progress=gr.Progress(track_tqdm=False)):
+        """Several images and/or zip files -> the batch Excel report (same code as batch.py)."""
+        if not files:
+            raise gr.Error("Please add images or a zip file first.")
+        work = Path(tempfile.mkdtemp(prefix="skinscreen-"))
+        staging = work / "images"
+        staging.mkdir()
+        for f in map(Path, files):
+            if f.suffix.lower() == ".zip":
+                _extract_zip(f, staging / f.stem)
+            else:
+                (staging / f.name).write_bytes(f.read_bytes())
+        paths = find_images(staging, recursive=True)
+        if not paths:
+            raise gr.Error("No image files found in the upload.")
+        out = work / f"skinscreen-report-{time.strftime('%Y%m%d-%H%M%S')}.xlsx"
+        df = screen_files(self.screener, paths, staging, out, progress=False)
+        refer, ok = int((df["flag"] == "REFER").sum()), int((df["status"] == "ok").sum())
+        text = (f"{len(df)} images: **{refer} REFER**, {ok - refer} routine, {len(df) - ok} could not be read.\n\n"
+                f"> {NOTICE}")
+        return str(out), text
+
+    def model_card(self) -> str:
+        card = self.screener.path / "MODEL_CARD.md"
+        if card.is_file():
+            return card.read_text()
+        m = self.screener.meta
+        return (f"# {m.get('name')}\n\nNo model card ships with this model.\n\n"
+                f"Threshold {self.screener.threshold:.3f}, temperature {self.screener.temperature:.3f}.\n\n> {NOTICE}")
+
+
+def _payload_source(payload) -> str | bytes | Image.Image | np.ndarray | None:
+    """The image inside a Gradio payload (path or data URL), or the value itself."""
+    if not isinstance(payload, dict):
+        return payload
+    if payload.get("path"):
+        return payload["path"]
+    url = payload.get("url") or ""
+    if url.startswith("data:") and "," in url:
+        return base64.b64decode(url.split(",", 1)[1])
+    return None
+
+
+def _extract_zip(path: Path, dest: Path) -> None:
+    """Extract images only, refusing path tricks and oversized archives."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            members = [m for m in z.infolist() if not m.is_dir()]
+            if len(members) > MAX_ZIP_MEMBERS or sum(m.file_size for m in members) > MAX_ZIP_BYTES:
+                raise gr.Error(f"{path.name}: too large (at most {MAX_ZIP_MEMBERS} files, 1 GB)")
+            dest.mkdir(parents=True, exist_ok=True)
+            for m in members:
+                target = (dest / m.filename).resolve()
+                if dest.resolve() not in target.parents:
+                    continue  # "../" or absolute names: skipped
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(z.read(m))
+    except zipfile.BadZipFile:
+        raise gr.Error(f"{path.name}: not a readable zip file") from None
+
+
+def build(app: ScreeningApp) -> gr.Blocks:
+    with gr.Blocks(title="SkinScreen") as demo:
+        gr.Markdown(f"# SkinScreen\nDermoscopy lesion screening: seven diagnoses, a calibrated malignancy "
+                    f"probability and a referral recommendation.\n\n**{NOTICE}**")
+        with gr.Tab("One image"):
+            with gr.Row():
+                with gr.Column():
+                    image = gr.Image(label="Dermoscopy image", type="filepath", sources=["upload", "clipboard", "webcam"],
+                                     image_mode=None, height=360)
+                    button = gr.Button("Assess", variant="primary")
+                with gr.Column():
+                    assessment = gr.Markdown(label="Assessment")
+                    classes = gr.Label(label="Diagnosis probabilities (calibrated)", num_top_classes=len(CLASS_CODES))
+            with gr.Row():
+                heatmap = gr.Image(label="Grad-CAM: regions that drove the top diagnosis", type="pil", height=300)
+                checks = gr.Markdown()
+            button.click(app.predict, inputs=image, outputs=[classes, assessment, heatmap, checks], api_name="predict",
+                         preprocess=False)
+            image.upload(app.predict, inputs=image, outputs=[classes, assessment, heatmap, checks],
+                         api_visibility="private", preprocess=False)
+        with gr.Tab("Several images"):
+            files = gr.File(label="Images or zip files", file_count="multiple",
+                            file_types=["image", ".zip", ".tif", ".tiff"])
+            run = gr.Button("Screen all and build the Excel report", variant="primary")
+            summary = gr.Markdown()
+            report = gr.File(label="Excel worklist")
+            run.click(app.batch, inputs=files, outputs=[report, summary], api_name="batch")
+        with gr.Tab("Model"):
+            gr.Markdown(app.model_card())
+    return demo
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="screening-app", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=NOTICE)
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this computer only)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
+    p.add_argument("--model", type=Path, help="model bundle folder (default: the packaged model)")
+    p.add_argument("--share", action="store_true", help="also create a public gradio.live link (off by default)")
+    return p
+
+
+def launch(args: argparse.Namespace, block: bool = True) -> gr.Blocks:
+    if not 0 < args.port < 65536:
+        raise UserError(f"--port must be between 1 and 65535, got {args.port}")
+    if args.host not in LOOPBACK:
+        print(f"warning: listening on {args.host}: other computers on the network can reach this page",
+              file=sys.stderr)
+    demo = build(ScreeningApp(args.model))
+    print(f"SkinScreen: open http://{'127.0.0.1' if args.host in LOOPBACK else args.host}:{args.port} "
+          "in a browser; press Ctrl+C here to quit.", file=sys.stderr)
+    demo.queue(default_concurrency_limit=2).launch(
+        server_name=args.host, server_port=args.port, inbrowser=not args.no_browser, share=args.share,
+        max_file_size=MAX_UPLOAD, prevent_thread_lock=not block, quiet=True, show_error=False)
+    return demo
+
+
+def main(argv: list[str] | None = None) -> int:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            launch(args)
+        except OSError as err:  # port in use and friends
+            raise UserError(f"cannot start the server on {args.host}:{args.port} ({err})") from None
+        return 0
+
+    return run_cli(parser(), run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,82 @@
+"""The Gradio app, called as a user's script would: gradio_client against a live server."""
+
+import argparse
+import socket
+import zipfile
+
+import pytest
+from PIL import Image
+
+from tests.conftest import lesion_like
+
+gradio_client = pytest.importorskip("gradio_client")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_bundle):
+    from screening.app import launch
+
+    port = free_port()
+    demo = launch(argparse.Namespace(port=port, host="127.0.0.1", no_browser=True, model=tiny_bundle, share=False),
+                  block=False)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return gradio_client.Client(server, verbose=False)
+
+
+@pytest.fixture
+def image_file(tmp_path):
+    path = tmp_path / "lesion.jpg"
+    Image.fromarray(lesion_like()).save(path)
+    return path
+
+
+def test_predict_endpoint_returns_label_first(client, image_file):
+    label, assessment, heatmap, checks = client.predict(gradio_client.handle_file(str(image_file)), api_name="/predict")
+    assert len(label["confidences"]) == 7
+    assert abs(sum(c["confidence"] for c in label["confidences"]) - 1) < 1e-4
+    assert "Malignancy probability" in assessment and "not a medical device" in assessment
+    assert ("REFER" in assessment) or ("routine" in assessment)
+    assert heatmap and "Image checks" in checks
+
+
+def test_bad_file_is_a_message_and_the_app_keeps_serving(client, tmp_path, image_file):
+    bad = tmp_path / "fake.png"
+    bad.write_bytes(b"definitely not a png")
+    with pytest.raises(Exception) as err:
+        client.predict(gradio_client.handle_file(str(bad)), api_name="/predict")
+    assert "not a readable image" in str(err.value) and "Traceback" not in str(err.value)
+    label, *_ = client.predict(gradio_client.handle_file(str(image_file)), api_name="/predict")
+    assert len(label["confidences"]) == 7
+
+
+def test_batch_tab_returns_an_excel_report(client, tmp_path, image_file):
+    import openpyxl
+
+    archive = tmp_path / "more.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.write(image_file, "a/one.jpg")
+        z.writestr("broken.jpg", b"oops")
+        z.writestr("../escape.jpg", b"oops")
+    report, summary = client.predict([gradio_client.handle_file(str(image_file)),
+                                      gradio_client.handle_file(str(archive))], api_name="/batch")
+    wb = openpyxl.load_workbook(report)
+    rows = list(wb["Results"].iter_rows(min_row=2, values_only=True))
+    assert len(rows) == 3 and "3 images" in summary
+
+
+def test_refuses_bad_port(capsys):
+    from screening.app import main
+
+    assert main(["--port", "0", "--no-browser"]) == 2
+    assert "--port must be between" in capsys.readouterr().err
