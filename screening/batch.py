@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from screening import __version__
-from screening.cli import run_cli
+from screening.cli import positive_int, run_cli
 from screening.data import IMAGE_SUFFIXES
 from screening.errors import UserError
 from screening.info import NOTICE
@@ -39,18 +39,11 @@ def parser() -> argparse.ArgumentParser:
                                                    "(default: the model's, chosen for 90%% sensitivity)")
     p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                    help="flip test-time augmentation (default: the model's setting)")
-    p.add_argument("--batch-size", type=_positive, default=32)
-    p.add_argument("--workers", type=_positive, default=max(2, os.cpu_count() or 2), help="image decoding threads")
+    p.add_argument("--batch-size", type=positive_int, default=32)
+    p.add_argument("--workers", type=positive_int, default=max(2, os.cpu_count() or 2), help="image decoding threads")
     p.add_argument("--thumbnails", action="store_true", help="embed a small preview of each image (Excel only)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
 
 
 def find_images(folder: Path, recursive: bool) -> list[Path]:

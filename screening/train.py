@@ -23,7 +23,7 @@ import pandas as pd
 from screening import quality
 from screening.bundle import save_bundle
 from screening.calibration import fit_temperature, threshold_for_sensitivity
-from screening.cli import run_cli
+from screening.cli import nonneg_int, positive_int, run_cli
 from screening.errors import UserError
 from screening.data import labels_to_indices, load_images, read_metadata, split_by_lesion
 from screening.inference import batched_logits, forward_fn
@@ -43,10 +43,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from RUN/checkpoint.keras")
     p.add_argument("--weights", default=DEFAULT_WEIGHTS,
                    help="ImageNet weights: a .weights.h5 path, 'imagenet' (download) or 'none'")
-    p.add_argument("--head-epochs", type=_nonneg, default=2, help="epochs with the backbone frozen")
-    p.add_argument("--epochs", type=_nonneg, default=8, help="fine-tuning epochs after the head stage")
-    p.add_argument("--unfreeze-blocks", type=_nonneg, default=8, help="backbone blocks (of 13) to fine-tune")
-    p.add_argument("--batch-size", type=_positive, default=32)
+    p.add_argument("--head-epochs", type=nonneg_int, default=2, help="epochs with the backbone frozen")
+    p.add_argument("--epochs", type=nonneg_int, default=8, help="fine-tuning epochs after the head stage")
+    p.add_argument("--unfreeze-blocks", type=nonneg_int, default=8, help="backbone blocks (of 13) to fine-tune")
+    p.add_argument("--batch-size", type=positive_int, default=32)
     p.add_argument("--head-lr", type=float, default=1e-3)
     p.add_argument("--lr", type=float, default=2e-4, help="fine-tuning learning rate (cosine-decayed)")
     p.add_argument("--label-smoothing", type=float, default=0.1)
@@ -57,28 +57,14 @@ def parser() -> argparse.ArgumentParser:
                    help="image folder preferred for validation/test copies ('' for the best copy)")
     p.add_argument("--target-sensitivity", type=float, default=0.90,
                    help="malignant sensitivity the referral threshold is chosen for on validation")
-    p.add_argument("--limit", type=_positive, help="train on at most N images (quick runs, tests)")
-    p.add_argument("--val-limit", type=_positive, help="validate on at most N images")
+    p.add_argument("--limit", type=positive_int, help="train on at most N images (quick runs, tests)")
+    p.add_argument("--val-limit", type=positive_int, help="validate on at most N images")
     p.add_argument("--alpha", type=float, default=1.0, help="MobileNet width multiplier")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=_positive, default=os.cpu_count() or 2, help="image decoding threads")
+    p.add_argument("--workers", type=positive_int, default=os.cpu_count() or 2, help="image decoding threads")
     p.add_argument("--cache", type=Path, help="folder for decoded-image caches (default RUN/cache)")
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), help="Keras progress: 1 bar, 2 line per epoch")
     return p
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _nonneg(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
 
 
 def class_weights(y: np.ndarray, mode: str) -> dict[int, float] | None:

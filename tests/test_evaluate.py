@@ -36,3 +36,28 @@ def test_errors_are_one_line(tiny_bundle, tmp_path, capsys, problem):
     assert err.count("\n") == 1, err
     assert {"labels": "labels file not found", "model": "not a SkinScreen model bundle",
             "image": "image B is listed but has no file"}[problem] in err
+
+
+def test_model_card_draft_uses_bundle_and_metrics(tiny_bundle, tmp_path):
+    from screening.model_card import main as card_main
+
+    images = tmp_path / "images"
+    images.mkdir()
+    dx = ["mel", "nv", "bcc", "nv"]
+    for i in range(len(dx)):
+        Image.fromarray(lesion_like(seed=i)).save(images / f"I{i}.png")
+    pd.DataFrame({"image_id": [f"I{i}" for i in range(4)], "dx": dx}).to_csv(tmp_path / "l.csv", index=False)
+    assert main(["--model", str(tiny_bundle), "--images", str(images), "--labels", str(tmp_path / "l.csv"),
+                 "--out", str(tmp_path / "val")]) == 0
+    out = tmp_path / "MODEL_CARD.md"
+    import json
+    json_meta = json.loads((tiny_bundle / "bundle.json").read_text())
+    json_meta["training"] = {"recipe": {"seed": 0}, "train_images": 1, "val_images": 4}
+    (tiny_bundle.parent / "card_bundle").mkdir(exist_ok=True)
+    (tiny_bundle.parent / "card_bundle" / "bundle.json").write_text(json.dumps(json_meta))
+    assert card_main(["--model", str(tiny_bundle.parent / "card_bundle"), "--validation", str(tmp_path / "val"),
+                      "--out", str(out)]) == 0
+    text = out.read_text()
+    m = json.loads((tmp_path / "val" / "metrics.json").read_text())
+    assert f"{m['balanced_accuracy']:.3f}" in text and "not a medical device" in text
+    assert "CC BY-NC 4.0" in text and "(val/roc.png)" in text

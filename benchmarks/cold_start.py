@@ -1,0 +1,52 @@
+"""Cold start of the scoring path with and without the persistent compilation cache.
+
+    python benchmarks/cold_start.py [--model BUNDLE]
+
+Runs a fresh Python process three times, each importing screening, loading the model
+and scoring one image: (1) with the cache turned off, (2) with an empty cache folder,
+(3) again with that now-filled folder. Prints seconds from process start to result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHILD = """
+import time; t0 = time.perf_counter()
+import sys; sys.path.insert(0, {root!r})
+import numpy as np
+from screening.inference import Screener
+s = Screener({model})
+list(s.score([np.full((300, 400, 3), 128, np.uint8)]))
+print(f"{{time.perf_counter() - t0:.2f}}")
+"""
+
+
+def run(model: str, cache: str) -> float:
+    env = {**os.environ, "SKINSCREEN_CACHE_DIR": cache}
+    code = CHILD.format(root=str(ROOT), model=model)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", type=Path)
+    args = p.parse_args()
+    model = repr(str(args.model)) if args.model else "None"
+    with tempfile.TemporaryDirectory() as cache:
+        off = run(model, "")
+        first = run(model, cache)
+        second = run(model, cache)
+    print(f"start-up to first result: no cache {off:.2f} s, empty cache {first:.2f} s, filled cache {second:.2f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

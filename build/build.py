@@ -1,0 +1,40 @@
+"""Build the one-folder desktop bundle: ``python build/build.py`` -> dist/SkinScreen/SkinScreen.
+
+Runs PyInstaller on build/skinscreen.spec (work files in build/work, output in dist/),
+then prints the bundle's size and the build time.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def folder_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def main() -> int:
+    if shutil.which("pyinstaller") is None and subprocess.run(
+            [sys.executable, "-m", "PyInstaller", "--version"], capture_output=True).returncode != 0:
+        print('build.py: error: PyInstaller is not installed; run: pip install ".[build]"', file=sys.stderr)
+        return 2
+    start = time.perf_counter()
+    cmd = [sys.executable, "-m", "PyInstaller", "--noconfirm", "--clean", "--log-level", "WARN",
+           "--distpath", str(ROOT / "dist"), "--workpath", str(ROOT / "build" / "work"),
+           str(ROOT / "build" / "skinscreen.spec")]
+    code = subprocess.run(cmd, cwd=ROOT / "build").returncode
+    if code:
+        return code
+    out = ROOT / "dist" / "SkinScreen"
+    print(f"built {out} in {time.perf_counter() - start:.0f} s; size {folder_size(out) / 2**20:.0f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
