@@ -186,8 +186,8 @@ def _decode(source: ImageSource) -> tuple[np.ndarray, tuple[int, int]] | str:
     try:
         img = open_image(source)
         return preprocess(img), img.info["source_size"]
-    except ImageError as err:
-        return str(err)
+    except ImageError as err:  # the row already names the file
+        return str(err).removeprefix(f"{source}: ")
     except Exception as err:  # a decoder bug in one file must not end a run of thousands
         return f"could not read image ({type(err).__name__}: {err})"
 

@@ -130,6 +130,11 @@ def _write_excel(df: pd.DataFrame, path: Path, info: RunInfo, thumbnails: dict[i
         book = writer.book
         ws = book["Results"]
         ws.freeze_panes = "B2"
+        for sheet in book.worksheets:  # printing / PDF: all columns on one page width, header on every page
+            sheet.page_setup.orientation = "landscape" if sheet is ws else "portrait"
+            sheet.page_setup.fitToWidth, sheet.page_setup.fitToHeight = 1, 0
+            sheet.sheet_properties.pageSetUpPr.fitToPage = True
+            sheet.print_title_rows = "1:1"
         ws.auto_filter.ref = ws.dimensions
         last = ws.max_row
         for j, col in enumerate(COLUMNS, start=1):
@@ -138,7 +143,8 @@ def _write_excel(df: pd.DataFrame, path: Path, info: RunInfo, thumbnails: dict[i
             if col in PERCENT_COLUMNS:
                 for (cell,) in ws[f"{letter}2:{letter}{last}"] if last > 1 else []:
                     cell.number_format = "0.0%"
-            width = max([len(col)] + [len(str(v)) for v in df[col].head(500)]) + 2
+            texts = [] if col in PERCENT_COLUMNS else [str(v) for v in df[col].head(500)]
+            width = max([len(col), 7] + [len(t) for t in texts]) + 2
             ws.column_dimensions[letter].width = min(max(width, 9), 60)
         flag = get_column_letter(COLUMNS.index("flag") + 1)
         status = get_column_letter(COLUMNS.index("status") + 1)

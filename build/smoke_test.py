@@ -1,0 +1,100 @@
+"""Smoke test of the desktop bundle: batch mode writes a workbook, the UI answers headless.
+
+    python build/smoke_test.py [--build]     (exit 0 when both work)
+
+Prints the cold-start time of the UI (process start until the page answers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EXE = ROOT / "dist" / "SkinScreen" / ("SkinScreen.exe" if sys.platform == "win32" else "SkinScreen")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _images(folder: Path) -> int:
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(60, 220, (300, 400, 3), dtype=np.uint8)).save(folder / f"img{i}.jpg")
+    (folder / "broken.jpg").write_bytes(b"not an image")
+    return 4
+
+
+def check_batch(exe: Path = EXE) -> float:
+    """Run batch mode on generated images; return seconds taken."""
+    import openpyxl
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "in"
+        folder.mkdir()
+        n = _images(folder)
+        out = Path(tmp) / "report.xlsx"
+        start = time.perf_counter()
+        proc = subprocess.run([str(exe), "batch", str(folder), "--out", str(out), "--quiet"],
+                              capture_output=True, text=True, timeout=600)
+        took = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise AssertionError(f"batch mode failed ({proc.returncode}): {proc.stderr[-2000:]}")
+        ws = openpyxl.load_workbook(out)["Results"]
+        statuses = [row[1] for row in ws.iter_rows(min_row=2, values_only=True)]
+        assert len(statuses) == n and statuses.count("error") == 1, statuses
+    return took
+
+
+def check_ui(exe: Path = EXE, timeout: float = 300) -> float:
+    """Start the UI headless; return seconds until it answers HTTP."""
+    port = _free_port()
+    start = time.perf_counter()
+    proc = subprocess.Popen([str(exe), "--no-browser", "--port", str(port)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        while time.perf_counter() - start < timeout:
+            if proc.poll() is not None:
+                raise AssertionError(f"UI exited with {proc.returncode}: {proc.stdout.read()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
+                    if r.status == 200 and b"SkinScreen" in r.read():
+                        return time.perf_counter() - start
+            except OSError:
+                time.sleep(0.5)
+        raise AssertionError(f"UI did not answer within {timeout} s")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--build", action="store_true", help="build the bundle first")
+    args = p.parse_args()
+    if args.build or not EXE.exists():
+        code = subprocess.run([sys.executable, str(ROOT / "build" / "build.py")]).returncode
+        if code:
+            return code
+    print(f"batch mode: ok ({check_batch():.1f} s for 4 files, including start-up)")
+    print(f"UI: answered {check_ui():.1f} s after start (cold start)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,43 @@
+"""The PyInstaller bundle builds, runs batch mode and serves the UI (pytest -m desktop).
+
+Needs PyInstaller (pip install ".[build]"); building takes minutes, so it runs only when
+asked for with ``-m desktop`` (CI does).
+"""
+
+import importlib.util
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = [
+    pytest.mark.desktop,
+    pytest.mark.skipif(importlib.util.find_spec("PyInstaller") is None,
+                       reason='PyInstaller not installed (pip install ".[build]")'),
+]
+
+sys.path.insert(0, str(ROOT / "build"))
+
+
+@pytest.fixture(scope="module")
+def exe():
+    import smoke_test
+
+    proc = subprocess.run([sys.executable, str(ROOT / "build" / "build.py")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert smoke_test.EXE.is_file()
+    return smoke_test.EXE
+
+
+def test_batch_mode_writes_a_workbook(exe):
+    import smoke_test
+
+    smoke_test.check_batch(exe)
+
+
+def test_ui_answers_headless(exe):
+    import smoke_test
+
+    smoke_test.check_ui(exe)
