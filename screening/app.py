@@ -30,6 +30,7 @@ from screening.preprocessing import ImageError, open_image, preprocess
 MAX_UPLOAD = "25mb"
 MAX_ZIP_MEMBERS, MAX_ZIP_BYTES = 2000, 1_000_000_000
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+MODEL_PLOTS = ("confusion_matrix.png", "roc.png", "reliability.png")  # shipped beside the model card
 
 
 def label_of(code: str) -> str:
@@ -83,7 +84,7 @@ class ScreeningApp:
             return "Image checks: no problems found."
         return "**Image checks — read this result with care:**\n" + "\n".join(f"- {w}" for w in r.warnings)
 
-    def batch(self, files: list[str] | None, progress=gr.Progress(track_tqdm=False)):
+    def batch(self, files: list[str] | None):
         """Several images and/or zip files -> the batch Excel report (same code as batch.py)."""
         if not files:
             raise gr.Error("Please add images or a zip file first.")
@@ -106,9 +107,10 @@ class ScreeningApp:
         return str(out), text
 
     def model_card(self) -> str:
+        """The bundle's model card without its image lines (the plots are shown as images)."""
         card = self.screener.path / "MODEL_CARD.md"
         if card.is_file():
-            return card.read_text()
+            return "\n".join(line for line in card.read_text().splitlines() if not line.startswith("!["))
         m = self.screener.meta
         return (f"# {m.get('name')}\n\nNo model card ships with this model.\n\n"
                 f"Threshold {self.screener.threshold:.3f}, temperature {self.screener.temperature:.3f}.\n\n> {NOTICE}")
@@ -173,6 +175,9 @@ def build(app: ScreeningApp) -> gr.Blocks:
             run.click(app.batch, inputs=files, outputs=[report, summary], api_name="batch")
         with gr.Tab("Model"):
             gr.Markdown(app.model_card())
+            plots = [p for p in (app.screener.path / name for name in MODEL_PLOTS) if p.is_file()]
+            if plots:
+                gr.Gallery([str(p) for p in plots], label="Validation plots", columns=len(plots), height=420)
     return demo
 
 

@@ -11,8 +11,6 @@ The hash is checked on every load, so a swapped or corrupted model file is refus
 
 from __future__ import annotations
 
-from screening.errors import UserError
-
 import hashlib
 import json
 import shutil
@@ -23,6 +21,7 @@ from pathlib import Path
 import keras
 
 from screening import __version__, augmentation, layers  # noqa: F401  (register custom layers for loading)
+from screening.errors import UserError
 from screening.info import CLASS_CODES, CLASS_NAMES, MALIGNANT
 from screening.preprocessing import INPUT_SIZE, SCALING
 

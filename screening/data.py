@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from screening.errors import UserError
-
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -12,6 +10,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from screening.errors import UserError
 from screening.info import CLASS_CODES, DATASET
 from screening.preprocessing import INPUT_SIZE, preprocess
 

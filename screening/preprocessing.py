@@ -8,8 +8,6 @@ first layer, so decoded images can be cached and moved as compact uint8.
 
 from __future__ import annotations
 
-from screening.errors import UserError
-
 import io
 import warnings
 from pathlib import Path
@@ -17,6 +15,8 @@ from typing import Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from screening.errors import UserError
 
 INPUT_SIZE = 224
 ImageSource = Union[str, Path, bytes, Image.Image, np.ndarray]

@@ -11,8 +11,8 @@ from typing import Sequence
 
 import pandas as pd
 
-from screening.info import CLASS_CODES, CLASS_NAMES, MALIGNANT, NOTICE
 from screening.inference import Result
+from screening.info import CLASS_CODES, CLASS_NAMES, MALIGNANT, NOTICE
 
 PROB_COLUMNS = [f"p_{c}" for c in CLASS_CODES]
 COLUMNS = ["file", "status", "predicted_class", "predicted_label", "confidence", "malignancy_probability", "flag",

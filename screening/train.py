@@ -24,8 +24,8 @@ from screening import quality
 from screening.bundle import save_bundle
 from screening.calibration import fit_temperature, threshold_for_sensitivity
 from screening.cli import nonneg_int, positive_int, run_cli
-from screening.errors import UserError
 from screening.data import labels_to_indices, load_images, read_metadata, split_by_lesion
+from screening.errors import UserError
 from screening.inference import batched_logits, forward_fn
 from screening.info import CLASS_CODES, DATASET
 from screening.metrics import balanced_accuracy, confusion_matrix, softmax, summary
@@ -44,11 +44,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default=DEFAULT_WEIGHTS,
                    help="ImageNet weights: a .weights.h5 path, 'imagenet' (download) or 'none'")
     p.add_argument("--head-epochs", type=nonneg_int, default=2, help="epochs with the backbone frozen")
-    p.add_argument("--epochs", type=nonneg_int, default=8, help="fine-tuning epochs after the head stage")
+    p.add_argument("--epochs", type=nonneg_int, default=6, help="fine-tuning epochs after the head stage")
     p.add_argument("--unfreeze-blocks", type=nonneg_int, default=8, help="backbone blocks (of 13) to fine-tune")
     p.add_argument("--batch-size", type=positive_int, default=32)
     p.add_argument("--head-lr", type=float, default=1e-3)
-    p.add_argument("--lr", type=float, default=2e-4, help="fine-tuning learning rate (cosine-decayed)")
+    p.add_argument("--lr", type=float, default=1e-5, help="fine-tuning learning rate (cosine-decayed)")
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--dropout", type=float, default=0.2)
     p.add_argument("--class-weight", choices=("balanced", "sqrt", "none"), default="balanced",

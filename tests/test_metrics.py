@@ -4,8 +4,14 @@ import pytest
 from screening.calibration import fit_temperature, threshold_for_sensitivity
 from screening.info import CLASS_CODES
 from screening.metrics import (
-    auroc, balanced_accuracy, confusion_matrix, expected_calibration_error, malignancy,
-    sensitivity_specificity, softmax, summary,
+    auroc,
+    balanced_accuracy,
+    confusion_matrix,
+    expected_calibration_error,
+    malignancy,
+    sensitivity_specificity,
+    softmax,
+    summary,
 )
 
 MEL, NV, BCC = CLASS_CODES.index("mel"), CLASS_CODES.index("nv"), CLASS_CODES.index("bcc")
