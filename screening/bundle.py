@@ -45,12 +45,14 @@ def sha256_of(path: str | Path) -> str:
 
 def default_meta() -> dict:
     """The inference contract with neutral calibration (T=1, threshold 0.5)."""
+    now = datetime.now(timezone.utc)
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "name": "skinscreen-mobilenet",
+        "version": now.strftime("%Y.%m.%d"),
         "software_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": now.isoformat(timespec="seconds"),
         "classes": list(CLASS_CODES),
         "class_names": CLASS_NAMES,
         "malignant": list(MALIGNANT),

@@ -112,9 +112,19 @@ def write(df: pd.DataFrame, out: Path, info: RunInfo, thumbnails: dict[int, byte
             df.to_csv(tmp, index=False)
         else:
             _write_excel(df, tmp, info, thumbnails)
+        tmp.chmod(_file_mode(out))  # mkstemp's 0600 would make the report private
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _file_mode(out: Path) -> int:
+    """The replaced report's mode, or what a new file gets under the current umask."""
+    if out.exists():
+        return out.stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def _write_excel(df: pd.DataFrame, path: Path, info: RunInfo, thumbnails: dict[int, bytes] | None) -> None:
