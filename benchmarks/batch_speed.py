@@ -26,10 +26,12 @@ def main() -> int:
     p.add_argument("data", type=Path)
     p.add_argument("--n", type=int, default=1500)
     p.add_argument("--model", type=Path)
+    p.add_argument("--tta", action="store_true", help="run batch.py with --tta")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     originals = sorted((args.data / "originals_600x450").glob("*.jpg"))
-    small = sorted((args.data / "images_224").glob("*.jpg"))
+    taken = {p.name for p in originals}
+    small = sorted(p for p in (args.data / "images_224").glob("*.jpg") if p.name not in taken)
     picks = (originals + small)[: args.n]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "images"
@@ -39,6 +41,8 @@ def main() -> int:
         cmd = [sys.executable, str(ROOT / "batch.py"), str(folder), "--out", str(Path(tmp) / "report.xlsx"), "--quiet"]
         if args.model:
             cmd += ["--model", str(args.model)]
+        if args.tta:
+            cmd += ["--tta"]
         start = time.perf_counter()
         subprocess.run(cmd, check=True)
         wall = time.perf_counter() - start
@@ -52,7 +56,7 @@ def main() -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"batch.py on {len(picks)} images ({result['originals_600x450']} at 600x450, the rest 224x224): "
+        print(f"batch.py{' --tta' if args.tta else ''} on {len(picks)} images ({result['originals_600x450']} at 600x450, the rest 224x224): "
               f"{wall:.1f} s wall, {result['batch_ips']:.1f} images/s (whole command, incl. start-up and report)")
         print(f"stock Keras-JAX MobileNet inference, batch 32: {stock:.1f} images/s")
         print(f"ratio: {result['ratio']:.2f}x")

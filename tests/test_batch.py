@@ -115,6 +115,7 @@ def test_existing_report_is_never_overwritten_without_flag(folder, tiny_bundle, 
     assert main([str(folder), "--out", str(out), "--model", str(tiny_bundle), "--overwrite", "--quiet"]) == 0
     assert openpyxl.load_workbook(out).sheetnames[0] == "Results"
     assert [p.name for p in tmp_path.iterdir()] == ["r.xlsx"]  # no temporary files left
+    assert out.stat().st_mode & 0o777 == 0o644 or out.stat().st_mode & 0o044  # readable like any file
 
 
 @pytest.mark.parametrize("case, message", [
