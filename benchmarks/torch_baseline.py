@@ -18,6 +18,8 @@ import torch  # noqa: E402
 
 
 def rate(step, images, warmup=1, repeats=4):
+    # The same timing loop as screening.bench._rate, repeated on purpose: importing
+    # screening would select the JAX backend, and this script must run on torch.
     for _ in range(warmup):
         step()
     start = time.perf_counter()

@@ -17,7 +17,7 @@ import numpy as np
 
 from screening import quality
 from screening.bundle import BundleError, load_bundle
-from screening.info import CLASS_CODES, CLASS_NAMES, NOTICE
+from screening.info import CLASS_CODES, CLASS_NAMES
 from screening.metrics import malignancy, softmax
 from screening.preprocessing import ImageError, ImageSource, open_image, preprocess
 
@@ -97,11 +97,8 @@ def batched_logits(forward: Callable[[np.ndarray], np.ndarray], images: np.ndarr
 class Screener:
     """Scores dermoscopy images with a calibrated model bundle.
 
-    ``threshold`` and ``tta`` default to the bundle's values; every result carries the
-    research-use notice in ``Screener.notice``.
+    ``threshold`` and ``tta`` default to the bundle's values.
     """
-
-    notice = NOTICE
 
     def __init__(
         self,

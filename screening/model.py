@@ -63,6 +63,9 @@ def build_model(
     return keras.Model(inputs, logits, name="skinscreen_mobilenet")
 
 
+NUM_BLOCKS = 13  # depthwise-separable blocks in MobileNet v1
+
+
 def backbone_of(model: keras.Model) -> keras.Model:
     return next(layer for layer in model.layers if isinstance(layer, keras.Model) and "mobilenet" in layer.name)
 
@@ -71,8 +74,8 @@ def set_trainable(model: keras.Model, blocks: int) -> None:
     """Freeze the backbone except its last ``blocks`` depthwise-separable blocks (0 = head only).
 
     MobileNet v1 has 13 such blocks (``conv_dw_k``/``conv_pw_k``). Batch-norm layers stay
-    frozen (inference mode) throughout: their ImageNet statistics beat what small,
-    imbalanced batches would estimate.
+    frozen (inference mode) throughout, keeping their ImageNet statistics (Keras' advice
+    for fine-tuning).
     """
     backbone = backbone_of(model)
     backbone.trainable = True
@@ -81,9 +84,6 @@ def set_trainable(model: keras.Model, blocks: int) -> None:
         block = _block_id(layer.name)
         trainable = blocks > 0 and block is not None and block >= first
         layer.trainable = trainable and not isinstance(layer, keras.layers.BatchNormalization)
-
-
-NUM_BLOCKS = 13
 
 
 def _block_id(name: str) -> int | None:
