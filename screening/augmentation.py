@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import jax.numpy as jnp
 import keras
 import numpy as np
 from PIL import Image
@@ -33,14 +34,16 @@ class RandomRotateZoom(keras.layers.Layer):
 
     Keras' RandomRotation and RandomZoom mark themselves ``supports_jit = False``, which
     makes ``model.fit`` run the whole training step eagerly (several times slower on JAX).
-    This layer is the same transform written with ``keras.ops`` and compiles.
-    ``rotation`` is a fraction of a full turn, ``zoom`` a fraction of the size.
+    This layer compiles, and resamples with ``affine_bilinear`` rather than
+    ``keras.ops.image.affine_transform`` (same result, several times faster on CPU).
+    ``rotation`` is a fraction of a full turn, ``zoom`` a fraction of the size; outside
+    pixels are filled by reflection.
     """
 
-    def __init__(self, rotation: float = 0.0, zoom: float = 0.0, fill_mode: str = "reflect",
-                 seed: int | None = None, **kwargs):
+    def __init__(self, rotation: float = 0.0, zoom: float = 0.0, seed: int | None = None, **kwargs):
+        kwargs.pop("fill_mode", None)  # saved by earlier versions; reflection is the only mode
         super().__init__(**kwargs)
-        self.rotation, self.zoom, self.fill_mode, self.seed = rotation, zoom, fill_mode, seed
+        self.rotation, self.zoom, self.seed = rotation, zoom, seed
         self.generator = keras.random.SeedGenerator(seed)
 
     def call(self, images, training: bool = False):
@@ -56,16 +59,47 @@ class RandomRotateZoom(keras.layers.Layer):
         # Output pixel (x, y) samples input (a0 x + a1 y + a2, b0 x + b1 y + b2): a rotation
         # by `angle` and zoom by `scale` about the image centre.
         transform = ops.stack(
-            [cos, -sin, cx - cos * cx + sin * cy, sin, cos, cy - sin * cx - cos * cy,
-             ops.zeros_like(cos), ops.zeros_like(cos)], axis=1)
-        return ops.image.affine_transform(images, transform, interpolation="bilinear", fill_mode=self.fill_mode)
+            [cos, -sin, cx - cos * cx + sin * cy, sin, cos, cy - sin * cx - cos * cy], axis=1)
+        return affine_bilinear(images, transform)
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "rotation": self.rotation, "zoom": self.zoom,
-                "fill_mode": self.fill_mode, "seed": self.seed}
+        return {**super().get_config(), "rotation": self.rotation, "zoom": self.zoom, "seed": self.seed}
+
+
+def _reflect(index, size: int):
+    """Index into ``size`` pixels reflected about the edges (... b a | a b c d | d c ...)."""
+    index = jnp.mod(index, 2 * size)
+    return jnp.where(index >= size, 2 * size - 1 - index, index)
+
+
+def affine_bilinear(images, transform):
+    """Bilinear affine resampling of NHWC ``images``, reflecting at the borders.
+
+    ``transform`` is ``(N, 6)``: output pixel (x, y) samples input (a0 x + a1 y + a2,
+    b0 x + b1 y + b2), the convention of ``keras.ops.image.affine_transform``. That
+    function (through ``jax.scipy.ndimage.map_coordinates``) interpolates in three
+    dimensions, channels included: eight gathers per value. Here four gathers fetch all
+    channels of a pixel at once.
+    """
+    n, h, w, c = images.shape
+    ys, xs = jnp.meshgrid(jnp.arange(h, dtype=images.dtype), jnp.arange(w, dtype=images.dtype), indexing="ij")
+    t = [transform[:, i, None, None] for i in range(6)]
+    sx, sy = t[0] * xs + t[1] * ys + t[2], t[3] * xs + t[4] * ys + t[5]
+    x0, y0 = jnp.floor(sx), jnp.floor(sy)
+    fx, fy = (sx - x0)[..., None], (sy - y0)[..., None]
+    x0, y0 = x0.astype("int32"), y0.astype("int32")
+    flat = images.reshape(n, h * w, c)
+
+    def tap(dy: int, dx: int):
+        index = _reflect(y0 + dy, h) * w + _reflect(x0 + dx, w)
+        return jnp.take_along_axis(flat, index.reshape(n, h * w, 1), axis=1).reshape(n, h, w, c)
+
+    top = tap(0, 0) * (1 - fx) + tap(0, 1) * fx
+    bottom = tap(1, 0) * (1 - fx) + tap(1, 1) * fx
+    return top * (1 - fy) + bottom * fy
 
 
 def build_augmentation(config: dict | None = None, seed: int | None = None) -> keras.Sequential:

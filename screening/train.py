@@ -49,6 +49,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=positive_int, default=32)
     p.add_argument("--head-lr", type=float, default=1e-3)
     p.add_argument("--lr", type=float, default=1e-5, help="fine-tuning learning rate (cosine-decayed)")
+    p.add_argument("--warmup-epochs", type=float, default=0.0,
+                   help="fine-tuning epochs over which the rate rises linearly from zero")
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--dropout", type=float, default=0.2)
     p.add_argument("--class-weight", choices=("balanced", "sqrt", "none"), default="balanced",
@@ -112,7 +114,11 @@ def prepare_split(args: argparse.Namespace) -> pd.DataFrame:
 
 
 class EpochEnd(keras.callbacks.Callback):
-    """Validation balanced accuracy into the logs, then checkpoint, best model and state."""
+    """Validation metrics into the logs, then checkpoint, best model and state.
+
+    Validation runs here, once per epoch, rather than through ``fit(validation_data=...)``:
+    one pass gives loss, accuracy and the balanced accuracy that picks the best epoch.
+    """
 
     def __init__(self, run: Path, x_val: np.ndarray, y_val: np.ndarray, batch_size: int, stage: str):
         super().__init__()
@@ -123,7 +129,11 @@ class EpochEnd(keras.callbacks.Callback):
         logs = logs if logs is not None else {}
         if self.forward is None:
             self.forward = forward_fn(self.model)
-        pred = batched_logits(self.forward, self.x_val, self.batch_size).argmax(axis=1)
+        logits = batched_logits(self.forward, self.x_val, self.batch_size)
+        pred = logits.argmax(axis=1)
+        probs = softmax(logits)
+        logs["val_loss"] = float(-np.mean(np.log(probs[np.arange(len(self.y_val)), self.y_val] + 1e-12)))
+        logs["val_acc"] = float(np.mean(pred == self.y_val))
         logs["val_balanced_accuracy"] = balanced_accuracy(confusion_matrix(self.y_val, pred))
         state = _read_state(self.run)
         if logs["val_balanced_accuracy"] > state.get("best", -1.0):
@@ -145,10 +155,18 @@ def _atomic_save(model: keras.Model, path: Path) -> None:
     tmp.replace(path)
 
 
-def compile_model(model: keras.Model, lr: float, smoothing: float, decay_steps: int = 0) -> None:
-    """Adam with label-smoothed cross-entropy; cosine decay over ``decay_steps`` when given."""
+def compile_model(model: keras.Model, lr: float, smoothing: float, decay_steps: int = 0,
+                  warmup_steps: int = 0) -> None:
+    """Adam with label-smoothed cross-entropy.
+
+    With ``decay_steps`` the rate warms up linearly from zero over ``warmup_steps`` (Adam's
+    first, unscaled steps are what knocked a pretrained backbone over at higher rates),
+    then decays along a cosine over the rest.
+    """
     if decay_steps:
-        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps, alpha=0.05)
+        warmup = min(warmup_steps, decay_steps - 1)
+        lr = keras.optimizers.schedules.CosineDecay(0.0 if warmup else lr, decay_steps - warmup, alpha=0.05,
+                                                    warmup_target=lr if warmup else None, warmup_steps=warmup)
     model.compile(
         optimizer=keras.optimizers.Adam(lr),
         loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=smoothing),
@@ -185,11 +203,11 @@ def train(args: argparse.Namespace) -> Path:
         if done < end:
             if not (args.resume and state.get("stage") == name and done > start):
                 set_trainable(model, blocks)  # entering the stage: new optimizer
-                compile_model(model, lr, args.label_smoothing, decay)
+                compile_model(model, lr, args.label_smoothing, decay, round(args.warmup_epochs * steps) if decay else 0)
             print(f"stage {name}: epochs {done + 1}-{end}, lr {lr}, unfrozen blocks {blocks}", flush=True)
             model.fit(
                 x_tr, onehot[y_tr], batch_size=args.batch_size, epochs=end, initial_epoch=done,
-                validation_data=(x_va, onehot[y_va]), class_weight=class_weights(y_tr, args.class_weight),
+                class_weight=class_weights(y_tr, args.class_weight),
                 callbacks=[EpochEnd(args.run, x_va, y_va, args.batch_size, name),
                            keras.callbacks.CSVLogger(str(args.run / "history.csv"), append=True)],
                 verbose=args.verbose if args.verbose is not None else ("auto" if sys.stdout.isatty() else 2),

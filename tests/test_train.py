@@ -55,3 +55,21 @@ def test_class_weights_favour_rare_classes():
 def test_module_runs_as_script():
     out = subprocess.run([sys.executable, "-m", "screening.train", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "--resume" in out.stdout
+
+
+@pytest.mark.parametrize("warmup", [0, 10])
+def test_finetune_rate_warms_up_then_decays(warmup):
+    import keras
+
+    from screening.train import compile_model
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(7)])
+    compile_model(model, 1e-4, 0.1, decay_steps=100, warmup_steps=warmup)
+
+    def rate(step: int) -> float:
+        model.optimizer.iterations.assign(step)
+        return float(model.optimizer.learning_rate)
+
+    assert rate(0) == pytest.approx(0.0 if warmup else 1e-4)
+    assert rate(warmup) == pytest.approx(1e-4)
+    assert rate(100) == pytest.approx(5e-6, rel=1e-3)  # cosine floor: 5% of the peak
