@@ -13,7 +13,7 @@ import io
 import os
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from screening import __version__
@@ -135,7 +135,7 @@ def screen_files(screener, paths: list[Path], folder: Path, out: Path, *, worker
         folder=str(folder), threshold=screener.threshold, tta=screener.tta,
         model_name=screener.meta.get("name", ""), model_version=str(screener.meta.get("version", "")),
         model_sha256=screener.meta.get("sha256", ""), software_version=__version__,
-        date=datetime.now(timezone.utc).isoformat(timespec="seconds"), elapsed_s=time.perf_counter() - start)
+        date=datetime.now(UTC).isoformat(timespec="seconds"), elapsed_s=time.perf_counter() - start)
     thumbs = {i: png for i, p in enumerate(paths) if (png := thumbnail_png(p))} if thumbnails else None
     report.write(df, out, info, thumbs)
     return df

@@ -15,7 +15,7 @@ import hashlib
 import json
 import shutil
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import keras
@@ -45,7 +45,7 @@ def sha256_of(path: str | Path) -> str:
 
 def default_meta() -> dict:
     """The inference contract with neutral calibration (T=1, threshold 0.5)."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,

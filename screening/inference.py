@@ -5,10 +5,10 @@ Batch mode, the UI, evaluation and training's final validation all call ``Screen
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
 
 import jax
 import jax.numpy as jnp

@@ -114,7 +114,7 @@ def summary(probs: np.ndarray, y: np.ndarray, threshold: float) -> dict:
     positive, score = is_malignant(y), malignancy(probs)
     sens, spec = sensitivity_specificity(positive, score, threshold)
     return {
-        "n": int(len(y)),
+        "n": len(y),
         "accuracy": float(np.trace(cm) / max(cm.sum(), 1)),
         "balanced_accuracy": balanced_accuracy(cm),
         "macro_auroc": macro_auroc(y, probs),

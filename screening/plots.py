@@ -7,11 +7,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from screening.info import CLASS_CODES  # noqa: E402
-from screening.metrics import auroc, is_malignant, malignancy, reliability, roc_curve  # noqa: E402
+from screening.info import CLASS_CODES
+from screening.metrics import auroc, is_malignant, malignancy, reliability, roc_curve
 
 
 def confusion_matrix_png(cm: np.ndarray, path: Path) -> None:

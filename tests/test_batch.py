@@ -24,7 +24,7 @@ def folder(tmp_path_factory):
     rgb.convert("RGBA").save(d / "c_alpha.PNG")
     rgb.convert("P").save(d / "d_palette.gif")
     rgb.convert("CMYK").save(d / "e_cmyk.jpg")
-    Image.fromarray((lesion_like(300, 300)[..., 0].astype(np.uint16) * 257)).save(d / "f_16bit.png")
+    Image.fromarray(lesion_like(300, 300)[..., 0].astype(np.uint16) * 257).save(d / "f_16bit.png")
     exif = rgb.getexif()
     exif[0x0112] = 6
     rgb.save(d / "g_rotated.jpg", exif=exif.tobytes())
