@@ -38,7 +38,7 @@ def _metrics_table(m: dict) -> list[str]:
 def render(meta: dict, validation: Path, test: Path | None, out: Path) -> str:
     val = json.loads((validation / "metrics.json").read_text())
     recipe = meta.get("training", {}).get("recipe", {})
-    rel = lambda p: os.path.relpath(p, out.parent)  # noqa: E731
+    rel = lambda p: os.path.relpath(p, out.parent)
     lines = [
         f"# Model card: {meta.get('name')}", "", f"> **{NOTICE}**", "",
         "## Intended use",
@@ -65,7 +65,8 @@ def render(meta: dict, validation: Path, test: Path | None, out: Path) -> str:
         "## Recipe",
         f"Head {recipe.get('head_epochs')} epochs at lr {recipe.get('head_lr')}, then the last "
         f"{recipe.get('unfreeze_blocks')} of 13 blocks for {recipe.get('epochs')} epochs at lr {recipe.get('lr')} "
-        f"(cosine decay), Adam, batch {recipe.get('batch_size')}, label smoothing {recipe.get('label_smoothing')}, "
+        f"(linear warm-up over {recipe.get('warmup_epochs', 0)} epochs, then cosine decay), Adam, "
+        f"batch {recipe.get('batch_size')}, label smoothing {recipe.get('label_smoothing')}, "
         f"{recipe.get('class_weight')} class weights, batch norm frozen; augmentation: flips, rotation, zoom, "
         f"brightness, Gaussian noise. Best epoch by validation balanced accuracy: "
         f"{meta['training'].get('best_epoch')} of {meta['training'].get('epochs')}.",
