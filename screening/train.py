@@ -44,12 +44,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default=DEFAULT_WEIGHTS,
                    help="ImageNet weights: a .weights.h5 path, 'imagenet' (download) or 'none'")
     p.add_argument("--head-epochs", type=nonneg_int, default=2, help="epochs with the backbone frozen")
-    p.add_argument("--epochs", type=nonneg_int, default=6, help="fine-tuning epochs after the head stage")
+    p.add_argument("--epochs", type=nonneg_int, default=16, help="fine-tuning epochs after the head stage")
     p.add_argument("--unfreeze-blocks", type=nonneg_int, default=8, help="backbone blocks (of 13) to fine-tune")
     p.add_argument("--batch-size", type=positive_int, default=32)
     p.add_argument("--head-lr", type=float, default=1e-3)
-    p.add_argument("--lr", type=float, default=1e-5, help="fine-tuning learning rate (cosine-decayed)")
-    p.add_argument("--warmup-epochs", type=float, default=0.0,
+    p.add_argument("--lr", type=float, default=1e-4, help="peak fine-tuning learning rate (then cosine-decayed)")
+    p.add_argument("--warmup-epochs", type=float, default=1.0,
                    help="fine-tuning epochs over which the rate rises linearly from zero")
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--dropout", type=float, default=0.2)
@@ -233,7 +233,7 @@ def finalize(args: argparse.Namespace, x_tr: np.ndarray, x_va: np.ndarray, y_va:
         "quality": quality.reference(np.asarray(x_tr[sample])),
         "training": {
             "dataset": DATASET["name"], "licence": DATASET["licence"], "citation": DATASET["citation"],
-            "train_images": n_train, "val_images": int(len(y_va)), "best_epoch": state.get("best_epoch"),
+            "train_images": n_train, "val_images": len(y_va), "best_epoch": state.get("best_epoch"),
             "epochs": state.get("epoch"), "recipe": {k: str(v) if isinstance(v, Path) else v
                                                       for k, v in vars(args).items() if k not in ("resume", "verbose")},
         },
