@@ -22,7 +22,7 @@ import pandas as pd
 
 from screening import quality
 from screening.bundle import save_bundle
-from screening.calibration import fit_temperature, threshold_for_sensitivity
+from screening.calibration import fit_temperature, nll, threshold_for_sensitivity
 from screening.cli import nonneg_int, positive_int, run_cli
 from screening.data import labels_to_indices, load_images, read_metadata, split_by_lesion
 from screening.errors import UserError
@@ -131,8 +131,7 @@ class EpochEnd(keras.callbacks.Callback):
             self.forward = forward_fn(self.model)
         logits = batched_logits(self.forward, self.x_val, self.batch_size)
         pred = logits.argmax(axis=1)
-        probs = softmax(logits)
-        logs["val_loss"] = float(-np.mean(np.log(probs[np.arange(len(self.y_val)), self.y_val] + 1e-12)))
+        logs["val_loss"] = nll(logits, self.y_val, 1.0)
         logs["val_acc"] = float(np.mean(pred == self.y_val))
         logs["val_balanced_accuracy"] = balanced_accuracy(confusion_matrix(self.y_val, pred))
         state = _read_state(self.run)
