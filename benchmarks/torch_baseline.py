@@ -4,9 +4,10 @@
 
 Not a project dependency: it runs plain Keras with KERAS_BACKEND=torch (it does not import
 ``screening``, which selects JAX) and prints inference and training images/s at 224x224,
-batch 32, the setting of ``python -m screening.bench``: every convolution trained, batch
-norm frozen (the project's fine-tuning setting), no augmentation (the project's step
-includes it, so the comparison does not favour the project).
+batch 32, the setting of ``python -m screening.bench``: batch norm frozen (the project's
+fine-tuning setting). Here the stem convolution trains too and there is no augmentation;
+the project's step keeps the stem frozen and runs augmentation, so the two differ by a
+little work each way.
 """
 
 import os

@@ -3,9 +3,10 @@
 import subprocess
 import sys
 
+import keras
 import pytest
 
-from screening.train import class_weights, main
+from screening.train import class_weights, compile_model, main
 
 
 @pytest.mark.parametrize(
@@ -59,10 +60,6 @@ def test_module_runs_as_script():
 
 @pytest.mark.parametrize("warmup", [0, 10])
 def test_finetune_rate_warms_up_then_decays(warmup):
-    import keras
-
-    from screening.train import compile_model
-
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(7)])
     compile_model(model, 1e-4, 0.1, decay_steps=100, warmup_steps=warmup)
 
