@@ -69,8 +69,8 @@ def markdown(m: dict) -> str:
     """A human-readable report with the headline metrics, per-class table and plots."""
     lines = [
         "# SkinScreen evaluation", "", f"> {NOTICE}", "",
-        f"Model `{m['model']}` (sha256 `{m['sha256'][:12]}`), labels `{m['labels']}`, {m['n']} images, "
-        f"temperature {m['temperature']:.3f}, TTA {'on' if m['tta'] else 'off'}.", "",
+        (f"Model `{m['model']}` (sha256 `{m['sha256'][:12]}`), labels `{m['labels']}`, {m['n']} images, "
+        f"temperature {m['temperature']:.3f}, TTA {'on' if m['tta'] else 'off'}."), "",
         "| metric | value |", "|---|---|",
         f"| accuracy | {m['accuracy']:.3f} |",
         f"| balanced accuracy (mean recall) | {m['balanced_accuracy']:.3f} |",

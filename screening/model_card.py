@@ -16,6 +16,7 @@ from pathlib import Path
 from screening.bundle import read_meta
 from screening.cli import run_cli
 from screening.info import CLASS_CODES, CLASS_NAMES, DATASET, MALIGNANT, NOTICE
+from screening.train import command_for
 
 
 def _metrics_table(m: dict) -> list[str]:
@@ -42,43 +43,42 @@ def render(meta: dict, validation: Path, test: Path | None, out: Path) -> str:
     lines = [
         f"# Model card: {meta.get('name')}", "", f"> **{NOTICE}**", "",
         "## Intended use",
-        "Research and teaching: exploring automated triage of **dermoscopic** images of pigmented skin lesions "
+        ("Research and teaching: exploring automated triage of **dermoscopic** images of pigmented skin lesions "
         "into seven HAM10000 diagnoses, with a calibrated malignancy probability "
         f"({' + '.join(f'p({c})' for c in MALIGNANT)}) and a referral flag. Intended users are researchers, "
         "educators and clinicians evaluating such tools, who read every result themselves. It is not a medical "
-        "device, not cleared for diagnosis, and must not be used to rule out cancer.", "",
+        "device, not cleared for diagnosis, and must not be used to rule out cancer."), "",
         "## Model",
-        f"Keras 3 MobileNet v1 (alpha {recipe.get('alpha', 1.0)}, 224x224) on the JAX backend, initialised from "
+        (f"Keras 3 MobileNet v1 (alpha {recipe.get('alpha', 1.0)}, 224x224) on the JAX backend, initialised from "
         "ImageNet weights; global average pooling, dropout, a 7-way dense layer (logits). "
         f"Output classes, in order: {', '.join(CLASS_CODES)}. Bundle sha256 `{meta.get('sha256', '')[:16]}...`, "
-        f"software {meta.get('software_version')}, created {meta.get('created')}.", "",
+        f"software {meta.get('software_version')}, created {meta.get('created')}."), "",
         "## Training data",
-        f"{DATASET['name']} ({DATASET['licence']}; the model inherits the non-commercial restriction). "
-        f"Citation: {DATASET['citation']}.",
-        f"Split by lesion (80/10/10, stratified by diagnosis, seed {recipe.get('seed')}): "
+        (f"{DATASET['name']} ({DATASET['licence']}; the model inherits the non-commercial restriction). "
+        f"Citation: {DATASET['citation']}."),
+        (f"Split by lesion (80/10/10, stratified by diagnosis, seed {recipe.get('seed')}): "
         f"{meta['training'].get('train_images')} training images, {meta['training'].get('val_images')} validation "
         "images; no lesion in two splits. Training uses each image's best copy; validation and test use the "
-        "`images_224` copy where a lesion has one.", "",
+        "`images_224` copy where a lesion has one."), "",
         "## Preprocessing",
-        "EXIF orientation, conversion to RGB, centre square, antialiased resize to 224x224 "
-        "(`screening.preprocessing.preprocess`), scaling to [-1, 1] inside the model.", "",
+        ("EXIF orientation, conversion to RGB, centre square, antialiased resize to 224x224 "
+        "(`screening.preprocessing.preprocess`), scaling to [-1, 1] inside the model."), "",
         "## Recipe",
-        f"Head {recipe.get('head_epochs')} epochs at lr {recipe.get('head_lr')}, then the last "
+        (f"Head {recipe.get('head_epochs')} epochs at lr {recipe.get('head_lr')}, then the last "
         f"{recipe.get('unfreeze_blocks')} of 13 blocks for {recipe.get('epochs')} epochs at lr {recipe.get('lr')} "
         f"(linear warm-up over {recipe.get('warmup_epochs', 0)} epochs, then cosine decay), Adam, "
         f"batch {recipe.get('batch_size')}, label smoothing {recipe.get('label_smoothing')}, "
         f"{recipe.get('class_weight')} class weights, batch norm frozen; augmentation: flips, rotation, zoom, "
         f"brightness, Gaussian noise. Best epoch by validation balanced accuracy: "
-        f"{meta['training'].get('best_epoch')} of {meta['training'].get('epochs')}.",
-        "Reproduce: `python -m screening.train ../shared/data/ham10000 --run runs/default --seed "
-        f"{recipe.get('seed')}` (the defaults are this recipe).", "",
+        f"{meta['training'].get('best_epoch')} of {meta['training'].get('epochs')}."),
+        f"Reproduce: `{command_for(recipe)}`.", "",
         "## Calibration and operating point",
-        f"Softmax temperature {meta['temperature']:.3f}, fitted on validation (minimum NLL). Referral threshold "
+        (f"Softmax temperature {meta['temperature']:.3f}, fitted on validation (minimum NLL). Referral threshold "
         f"{meta['threshold']:.3f} on the malignancy probability, the highest threshold with malignant sensitivity "
-        f">= {recipe.get('target_sensitivity', 0.9)} on validation.", "",
+        f">= {recipe.get('target_sensitivity', 0.9)} on validation."), "",
         "## Validation metrics (lesion-grouped validation split)",
-        "The split used to choose the best epoch, the temperature and the threshold, so these figures are "
-        "optimistic.", "", *_metrics_table(val), "",
+        ("The split used to choose the best epoch, the temperature and the threshold, so these figures are "
+        "optimistic."), "", *_metrics_table(val), "",
         f"![confusion matrix]({rel(validation / 'confusion_matrix.png')})",
         f"![ROC]({rel(validation / 'roc.png')})",
         f"![reliability]({rel(validation / 'reliability.png')})", "",
@@ -92,8 +92,8 @@ def render(meta: dict, validation: Path, test: Path | None, out: Path) -> str:
         "## Limitations",
         "- Dermoscopic images only; clinical (non-dermoscopic) photographs are out of scope.",
         "- Seven classes only: any other diagnosis is forced into one of them.",
-        "- Darker skin types are under-represented in HAM10000 (mostly Central European and Australian "
-        "patients); performance on them is unknown.",
+        ("- Darker skin types are under-represented in HAM10000 (mostly Central European and Australian "
+        "patients); performance on them is unknown."),
         "- Most training copies are small JPEGs (200x150, quality ~75); fine structures may be lost.",
         "- Validation and test come from the same two sites as training; an external test set will score lower.",
         "- Calibration was fitted on the validation split and may drift on other populations and devices.",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -67,6 +68,23 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", type=Path, help="folder for decoded-image caches (default RUN/cache)")
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), help="Keras progress: 1 bar, 2 line per epoch")
     return p
+
+
+# Options that change where or how fast a run goes, not the model it makes.
+_NOT_RECIPE = ("data", "run", "resume", "workers", "cache", "verbose")
+
+
+def command_for(recipe: dict, data: str = "../shared/data/ham10000", run: str = "runs/default") -> str:
+    """The training command that rebuilds a bundle's recipe: only options that differ from
+    today's defaults are spelled out, plus the seed, so the line stays true when defaults move."""
+    words = ["python -m screening.train", data, "--run", run]
+    for action in parser()._actions:
+        if action.dest in _NOT_RECIPE or action.dest not in recipe or not action.option_strings:
+            continue
+        value = recipe[action.dest]
+        if value != action.default or action.dest == "seed":
+            words += [action.option_strings[0], shlex.quote(str(value))]
+    return " ".join(words)
 
 
 def class_weights(y: np.ndarray, mode: str) -> dict[int, float] | None:

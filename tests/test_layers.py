@@ -58,13 +58,13 @@ def _check(stock, fast, shape):
 @pytest.mark.parametrize("shape, k, s, pad", CASES)
 @pytest.mark.parametrize("bias", [False, True])
 def test_depthwise_matches_keras(shape, k, s, pad, bias):
-    kw = dict(kernel_size=k, strides=s, padding=pad, use_bias=bias)
+    kw = {"kernel_size": k, "strides": s, "padding": pad, "use_bias": bias}
     _check(*_pair(keras.layers.DepthwiseConv2D, layers.DepthwiseConv2D, shape, **kw), shape)
 
 
 @pytest.mark.parametrize("shape, k, s, pad", CASES)
 def test_conv_matches_keras(shape, k, s, pad):
-    kw = dict(filters=6, kernel_size=k, strides=s, padding=pad, use_bias=True, activation="relu")
+    kw = {"filters": 6, "kernel_size": k, "strides": s, "padding": pad, "use_bias": True, "activation": "relu"}
     _check(*_pair(keras.layers.Conv2D, layers.Conv2D, shape, **kw), shape)
 
 

@@ -1,12 +1,13 @@
 """The training CLI's argument and input errors: one line, non-zero exit, no traceback."""
 
+import shlex
 import subprocess
 import sys
 
 import keras
 import pytest
 
-from screening.train import class_weights, compile_model, main
+from screening.train import class_weights, command_for, compile_model, main, parser
 
 
 @pytest.mark.parametrize(
@@ -70,3 +71,14 @@ def test_finetune_rate_warms_up_then_decays(warmup):
     assert rate(0) == pytest.approx(0.0 if warmup else 1e-4)
     assert rate(warmup) == pytest.approx(1e-4)
     assert rate(100) == pytest.approx(5e-6, rel=1e-3)  # cosine floor: 5% of the peak
+
+
+def test_command_for_rebuilds_the_recipe():
+    """The model card's reproduce line parses back to the recipe stored in the bundle."""
+    recipe = {k: str(v) if k in ("data", "run") else v for k, v in
+              vars(parser().parse_args(["d", "--run", "r", "--lr", "3e-4", "--val-prefer", ""])).items()}
+    line = command_for(recipe)
+    assert line.startswith("python -m screening.train ../shared/data/ham10000 --run runs/default --lr 0.0003 ")
+    assert "--epochs" not in line and "--seed 0" in line
+    back = vars(parser().parse_args(shlex.split(line)[3:]))
+    assert all(back[k] == recipe[k] for k in recipe if k not in ("data", "run", "workers"))
