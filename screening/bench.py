@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable
 
 import jax
 import keras
@@ -30,20 +31,31 @@ def _rate(step, images: int, warmup: int, repeats: int) -> float:
     return images * repeats / (time.perf_counter() - start)
 
 
-def measure(fast: bool, batch: int, repeats: int, train_blocks: int | None = 13) -> dict[str, float]:
-    """Images/s for inference and (unless ``train_blocks`` is None) training."""
+def setup_model(fast: bool, batch: int) -> tuple[keras.Model, np.ndarray, np.ndarray]:
+    """A MobileNet (stock or project layers) with random weights and one fixed batch."""
     keras.utils.set_random_seed(0)
     model = build_model(None, fast=fast)  # random weights: speed does not depend on them
     x = np.random.default_rng(0).integers(0, 256, (batch, 224, 224, 3), dtype=np.uint8)
     y = np.eye(7, dtype="float32")[np.arange(batch) % 7]
+    return model, x, y
+
+
+def training_step(model: keras.Model, x: np.ndarray, y: np.ndarray, train_blocks: int) -> Callable[[], object]:
+    """One compiled training step on a fixed batch, as ``model.fit`` runs it."""
+    set_trainable(model, train_blocks)
+    model.compile(optimizer=keras.optimizers.Adam(1e-4),
+                  loss=keras.losses.CategoricalCrossentropy(from_logits=True))
+    return lambda: model.train_on_batch(x, y)
+
+
+def measure(fast: bool, batch: int, repeats: int, train_blocks: int | None = 13) -> dict[str, float]:
+    """Images/s for inference and (unless ``train_blocks`` is None) training."""
+    model, x, y = setup_model(fast, batch)
     forward = forward_fn(model)
     infer = _rate(lambda: forward(x), batch, 2, repeats)
     if train_blocks is None:
         return {"infer": infer}
-    set_trainable(model, train_blocks)
-    model.compile(optimizer=keras.optimizers.Adam(1e-4),
-                  loss=keras.losses.CategoricalCrossentropy(from_logits=True))
-    train = _rate(lambda: model.train_on_batch(x, y), batch, 2, max(2, repeats // 2))
+    train = _rate(training_step(model, x, y, train_blocks), batch, 2, max(2, repeats // 2))
     return {"infer": infer, "train": train}
 
 
