@@ -29,6 +29,6 @@ cp -r "$RUN/eval_val$TTA" docs/model/validation
 cp -r "$RUN/eval_test" docs/model/test
 cp docs/model/validation/{confusion_matrix,roc,reliability}.png screening/models/default/
 python -m screening.model_card --model screening/models/default --validation docs/model/validation \
-    --test docs/model/test --out MODEL_CARD.md
+    --test docs/model/test --notes build/default_model_notes.md --out MODEL_CARD.md
 cp MODEL_CARD.md screening/models/default/MODEL_CARD.md
 du -sh screening/models/default

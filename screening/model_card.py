@@ -36,7 +36,8 @@ def _metrics_table(m: dict) -> list[str]:
     ]
 
 
-def render(meta: dict, validation: Path, test: Path | None, out: Path) -> str:
+def render(meta: dict, validation: Path, test: Path | None, out: Path, notes: str = "") -> str:
+    """The card's Markdown; ``notes`` (hand-written sections) go after the operating point."""
     val = json.loads((validation / "metrics.json").read_text())
     recipe = meta.get("training", {}).get("recipe", {})
     rel = lambda p: os.path.relpath(p, out.parent)
@@ -76,6 +77,7 @@ def render(meta: dict, validation: Path, test: Path | None, out: Path) -> str:
         (f"Softmax temperature {meta['temperature']:.3f}, fitted on validation (minimum NLL). Referral threshold "
         f"{meta['threshold']:.3f} on the malignancy probability, the highest threshold with malignant sensitivity "
         f">= {recipe.get('target_sensitivity', 0.9)} on validation."), "",
+        *([notes.strip(), ""] if notes.strip() else []),
         "## Validation metrics (lesion-grouped validation split)",
         ("The split used to choose the best epoch, the temperature and the threshold, so these figures are "
         "optimistic."), "", *_metrics_table(val), "",
@@ -109,10 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--validation", type=Path, required=True)
     p.add_argument("--test", type=Path)
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--notes", type=Path,
+                   help="Markdown with the hand-written sections (how the model was made, why), kept across redrafts")
 
     def run(args: argparse.Namespace) -> int:
         _, meta = read_meta(args.model)
-        args.out.write_text(render(meta, args.validation, args.test, args.out))
+        notes = args.notes.read_text(encoding="utf-8") if args.notes else ""
+        args.out.write_text(render(meta, args.validation, args.test, args.out, notes))
         print(f"wrote {args.out}")
         return 0
 

@@ -55,9 +55,11 @@ def test_model_card_draft_uses_bundle_and_metrics(tiny_bundle, tmp_path):
     json_meta["training"] = {"recipe": {"seed": 0}, "train_images": 1, "val_images": 4}
     (tiny_bundle.parent / "card_bundle").mkdir(exist_ok=True)
     (tiny_bundle.parent / "card_bundle" / "bundle.json").write_text(json.dumps(json_meta))
+    (tmp_path / "notes.md").write_text("## Why this recipe\nHand-written.\n")
     assert card_main(["--model", str(tiny_bundle.parent / "card_bundle"), "--validation", str(tmp_path / "val"),
-                      "--out", str(out)]) == 0
+                      "--out", str(out), "--notes", str(tmp_path / "notes.md")]) == 0
     text = out.read_text()
     m = json.loads((tmp_path / "val" / "metrics.json").read_text())
     assert f"{m['balanced_accuracy']:.3f}" in text and "not a medical device" in text
     assert "CC BY-NC 4.0" in text and "(val/roc.png)" in text
+    assert text.index("## Calibration") < text.index("## Why this recipe\nHand-written.") < text.index("## Validation")
