@@ -5,8 +5,8 @@
 Traces the same training step as ``python -m screening.bench`` (project layers, batch 32,
 224x224) with the JAX profiler and sums the XLA kernel events by kind (the fusion name
 without its number). Read the shares, not the sum: the trace records each kernel once,
-not the slices it hands to other cores (process CPU time runs at about 1.9x wall time
-during training here). How to read the kinds (from XLA's HLO dump,
+not the slices it hands to other cores (the script also prints process CPU time over wall
+time, which says how busy the cores were). How to read the kinds (from XLA's HLO dump,
 ``XLA_FLAGS=--xla_dump_to=DIR --xla_dump_hlo_as_text``):
 
 - ``slice_add_fusion``: the depthwise kernel gradients, nine per-tap tree sums per layer;
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import os
 import re
 import sys
 import tempfile
@@ -43,11 +44,12 @@ def main() -> int:
     for _ in range(2):
         step()
     with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), sum(os.times()[:2])
         with jax.profiler.trace(tmp):
             for _ in range(args.steps):
                 step()
         wall = (time.perf_counter() - start) / args.steps
+        cores = (sum(os.times()[:2]) - cpu) / args.steps / wall
         trace = next(Path(tmp).rglob("*.xplane.pb"))
         kinds: collections.Counter[str] = collections.Counter()
         for plane in jax.profiler.ProfileData.from_file(str(trace)).planes:
@@ -58,7 +60,7 @@ def main() -> int:
                             kinds[re.sub(r"\.\d+$", "", ev.name)] += ev.duration_ns / 1e6 / args.steps
     total = sum(kinds.values())
     print(f"training step, batch 32, {args.train_blocks} blocks trained: {wall * 1e3:.0f} ms wall "
-          f"(traced); shares of the traced XLA kernel time:")
+          f"(traced), CPU time {cores:.2f}x wall; shares of the traced XLA kernel time:")
     for kind, ms in kinds.most_common(args.top):
         print(f"{ms:9.1f} ms {100 * ms / total:5.1f}%  {kind}")
     return 0

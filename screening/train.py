@@ -70,8 +70,10 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-# Options that change where or how fast a run goes, not the model it makes.
-_NOT_RECIPE = ("data", "run", "resume", "workers", "cache", "verbose")
+# Options not stored in the bundle's recipe, and those stored but not part of what the
+# model is (where or how fast a run goes).
+_NOT_STORED = ("resume", "verbose")
+_NOT_RECIPE = ("data", "run", "workers", "cache", *_NOT_STORED)
 
 
 def command_for(recipe: dict, data: str = "../shared/data/ham10000", run: str = "runs/default") -> str:
@@ -252,7 +254,7 @@ def finalize(args: argparse.Namespace, x_tr: np.ndarray, x_va: np.ndarray, y_va:
             "dataset": DATASET["name"], "licence": DATASET["licence"], "citation": DATASET["citation"],
             "train_images": n_train, "val_images": len(y_va), "best_epoch": state.get("best_epoch"),
             "epochs": state.get("epoch"), "recipe": {k: str(v) if isinstance(v, Path) else v
-                                                      for k, v in vars(args).items() if k not in ("resume", "verbose")},
+                                                      for k, v in vars(args).items() if k not in _NOT_STORED},
         },
         "metrics": {"validation": summary(probs, y_va, threshold),
                     "validation_uncalibrated": {"ece": summary(softmax(logits), y_va, threshold)["ece"]}},
