@@ -56,6 +56,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dropout", type=float, default=0.2)
     p.add_argument("--class-weight", choices=("balanced", "sqrt", "none"), default="balanced",
                    help="loss weight per class: inverse frequency, its square root, or none")
+    p.add_argument("--train-prefer", default="",
+                   help="image folder preferred for training copies ('' for the best copy)")
     p.add_argument("--val-prefer", default="images_224",
                    help="image folder preferred for validation/test copies ('' for the best copy)")
     p.add_argument("--target-sensitivity", type=float, default=0.90,
@@ -116,10 +118,11 @@ def prepare_split(args: argparse.Namespace) -> pd.DataFrame:
     path = args.run / "split.csv"
     if args.resume and path.is_file():
         return pd.read_csv(path, dtype={"split": str})
-    best = read_metadata(args.data)
+    best = read_metadata(args.data, prefer=[args.train_prefer] if args.train_prefer else [])
     preferred = read_metadata(args.data, prefer=[args.val_prefer] if args.val_prefer else [])
     best["split"] = split_by_lesion(best, seed=args.seed)
-    # Validation and test use the preferred copy (what users bring); training the best copy.
+    # Validation and test use the preferred copy (what users bring); training the best copy
+    # unless --train-prefer names a folder.
     held_out = best["split"] != "train"
     best.loc[held_out, "path"] = preferred.loc[held_out, "path"]
     train = subsample(best[best["split"] == "train"], args.limit, args.seed)

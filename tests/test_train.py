@@ -3,11 +3,14 @@
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import keras
 import pytest
+from PIL import Image
 
-from screening.train import class_weights, command_for, compile_model, main, parser
+from screening.train import class_weights, command_for, compile_model, main, parser, prepare_split
+from tests.conftest import lesion_like
 
 
 @pytest.mark.parametrize(
@@ -82,3 +85,21 @@ def test_command_for_rebuilds_the_recipe():
     assert "--epochs" not in line and "--seed 0" in line
     back = vars(parser().parse_args(shlex.split(line)[3:]))
     assert all(back[k] == recipe[k] for k in recipe if k not in ("data", "run", "workers"))
+
+
+def test_split_takes_each_splits_preferred_copy(tmp_path):
+    """Training rows come from --train-prefer's folder, held-out rows from --val-prefer's."""
+    data = tmp_path / "ham"
+    rows = [f"L{i},ISIC_{i:07d},{dx}" for i, dx in enumerate(["nv", "mel", "bkl", "bcc"] * 10)]
+    for folder in ("images_224", "images_200x150"):
+        (data / folder).mkdir(parents=True)
+        for i in range(len(rows)):
+            Image.fromarray(lesion_like(32, 32, i)).save(data / folder / f"ISIC_{i:07d}.jpg")
+    (data / "HAM10000_metadata.csv").write_text("lesion_id,image_id,dx\n" + "\n".join(rows) + "\n")
+    args = parser().parse_args([str(data), "--run", str(tmp_path / "run"), "--train-prefer", "images_200x150"])
+    table = prepare_split(args)
+    folder = table["path"].map(lambda p: Path(p).parent.name)
+    assert set(folder[table["split"] == "train"]) == {"images_200x150"}
+    assert set(folder[table["split"] != "train"]) == {"images_224"}
+    default = prepare_split(parser().parse_args([str(data), "--run", str(tmp_path / "run2")]))
+    assert set(default["path"].map(lambda p: Path(p).parent.name)) == {"images_224"}  # best copy
