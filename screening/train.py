@@ -17,6 +17,7 @@ import shlex
 import sys
 from pathlib import Path
 
+import jax
 import keras
 import numpy as np
 import pandas as pd
@@ -243,7 +244,10 @@ def finalize(args: argparse.Namespace, x_tr: np.ndarray, x_va: np.ndarray, y_va:
     """Calibrate the best epoch on validation and write ``RUN/bundle``."""
     state = _read_state(args.run)
     model = keras.saving.load_model(args.run / BEST, compile=False)
-    logits = batched_logits(forward_fn(model), x_va, args.batch_size)
+    # Full float32 even on a GPU (whose default TF32 convolutions move logits enough to move
+    # a case across the threshold), so the calibration holds on the CPUs the package runs on.
+    with jax.default_matmul_precision("highest"):
+        logits = batched_logits(forward_fn(model), x_va, args.batch_size)
     temperature = fit_temperature(logits, y_va)
     probs = softmax(logits, temperature)
     threshold = threshold_for_sensitivity(y_va, probs, args.target_sensitivity)
