@@ -19,6 +19,11 @@ from screening.info import CLASS_CODES, CLASS_NAMES, DATASET, MALIGNANT, NOTICE
 from screening.train import command_for
 
 
+
+def _copy(folder: str | None, owner: str) -> str:
+    """Which image copy a split used, from the recipe's ``--train-prefer``/``--val-prefer``."""
+    return f"the `{folder}` copy where {owner} has one" if folder else "each image's best copy"
+
 def _metrics_table(m: dict) -> list[str]:
     return [
         "| metric | value |", "|---|---|",
@@ -59,8 +64,8 @@ def render(meta: dict, validation: Path, test: Path | None, out: Path, notes: st
         f"Citation: {DATASET['citation']}."),
         (f"Split by lesion (80/10/10, stratified by diagnosis, seed {recipe.get('seed')}): "
         f"{meta['training'].get('train_images')} training images, {meta['training'].get('val_images')} validation "
-        "images; no lesion in two splits. Training uses each image's best copy; validation and test use the "
-        "`images_224` copy where a lesion has one."), "",
+        f"images; no lesion in two splits. Training uses {_copy(recipe.get('train_prefer'), 'each image')}; "
+        f"validation and test use {_copy(recipe.get('val_prefer'), 'the lesion')}."), "",
         "## Preprocessing",
         ("EXIF orientation, conversion to RGB, centre square, antialiased resize to 224x224 "
         "(`screening.preprocessing.preprocess`), scaling to [-1, 1] inside the model."), "",

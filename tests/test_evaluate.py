@@ -52,7 +52,7 @@ def test_model_card_draft_uses_bundle_and_metrics(tiny_bundle, tmp_path):
     out = tmp_path / "MODEL_CARD.md"
     import json
     json_meta = json.loads((tiny_bundle / "bundle.json").read_text())
-    json_meta["training"] = {"recipe": {"seed": 0}, "train_images": 1, "val_images": 4}
+    json_meta["training"] = {"recipe": {"seed": 0, "train_prefer": "images_200x150"}, "train_images": 1, "val_images": 4}
     (tiny_bundle.parent / "card_bundle").mkdir(exist_ok=True)
     (tiny_bundle.parent / "card_bundle" / "bundle.json").write_text(json.dumps(json_meta))
     (tmp_path / "notes.md").write_text("## Why this recipe\nHand-written.\n")
@@ -62,4 +62,5 @@ def test_model_card_draft_uses_bundle_and_metrics(tiny_bundle, tmp_path):
     m = json.loads((tmp_path / "val" / "metrics.json").read_text())
     assert f"{m['balanced_accuracy']:.3f}" in text and "not a medical device" in text
     assert "CC BY-NC 4.0" in text and "(val/roc.png)" in text
+    assert "Training uses the `images_200x150` copy" in text and "test use each image's best copy" in text
     assert text.index("## Calibration") < text.index("## Why this recipe\nHand-written.") < text.index("## Validation")
