@@ -21,14 +21,14 @@ def folder_size(path: Path) -> int:
 
 def main() -> int:
     if shutil.which("pyinstaller") is None and subprocess.run(
-            [sys.executable, "-m", "PyInstaller", "--version"], capture_output=True).returncode != 0:
+            [sys.executable, "-m", "PyInstaller", "--version"], capture_output=True, check=False).returncode != 0:
         print('build.py: error: PyInstaller is not installed; run: pip install ".[build]"', file=sys.stderr)
         return 2
     start = time.perf_counter()
     cmd = [sys.executable, "-m", "PyInstaller", "--noconfirm", "--clean", "--log-level", "WARN",
            "--distpath", str(ROOT / "dist"), "--workpath", str(ROOT / "build" / "work"),
            str(ROOT / "build" / "skinscreen.spec")]
-    code = subprocess.run(cmd, cwd=ROOT / "build").returncode
+    code = subprocess.run(cmd, cwd=ROOT / "build", check=False).returncode
     if code:
         return code
     out = ROOT / "dist" / "SkinScreen"

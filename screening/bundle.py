@@ -132,6 +132,6 @@ def load_bundle(path: str | Path) -> tuple[keras.Model, dict]:
         )
     try:
         model = keras.saving.load_model(model_path, compile=False, safe_mode=True)
-    except Exception as err:  # Keras raises many types for a foreign or damaged archive
+    except Exception as err:  # noqa: BLE001  Keras raises many types for a foreign or damaged archive
         raise BundleError(f"{model_path}: not a loadable Keras model ({err})") from None
     return model, meta

@@ -19,10 +19,10 @@ from screening.info import CLASS_CODES, CLASS_NAMES, DATASET, MALIGNANT, NOTICE
 from screening.train import command_for
 
 
-
 def _copy(folder: str | None, owner: str) -> str:
     """Which image copy a split used, from the recipe's ``--train-prefer``/``--val-prefer``."""
     return f"the `{folder}` copy where {owner} has one" if folder else "each image's best copy"
+
 
 def _metrics_table(m: dict) -> list[str]:
     return [

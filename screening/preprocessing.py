@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import warnings
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -19,7 +18,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from screening.errors import UserError
 
 INPUT_SIZE = 224
-ImageSource = Union[str, Path, bytes, Image.Image, np.ndarray]
+ImageSource = str | Path | bytes | Image.Image | np.ndarray
 
 # Pillow's decompression-bomb limit stays at its default. Pillow only warns between the
 # limit and twice it; open_image refuses that band itself, so the warning is redundant.
@@ -73,7 +72,7 @@ def open_image(source: ImageSource) -> Image.Image:
         if img.getexif().get(0x0112, 1) in (5, 6, 7, 8) and "source_size" not in img.info:
             size = size[::-1]  # EXIF says the picture is turned a quarter
         img = ImageOps.exif_transpose(img)
-    except Exception:  # a broken EXIF block should not lose an otherwise good image
+    except Exception:  # noqa: BLE001, S110  a broken EXIF block should not lose an otherwise good image
         pass
     rgb = _to_rgb(img)
     rgb.info["source_size"] = tuple(size)
