@@ -101,7 +101,8 @@ def render(meta: dict, validation: Path, test: Path | None, out: Path, notes: st
         "- Seven classes only: any other diagnosis is forced into one of them.",
         ("- Darker skin types are under-represented in HAM10000 (mostly Central European and Australian "
         "patients); performance on them is unknown."),
-        "- Most training copies are small JPEGs (200x150, quality ~75); fine structures may be lost.",
+        ("- Training copies are small JPEGs (200x150 at quality ~75, or 224x224 at ~95); fine structures may be "
+         "lost."),
         "- Validation and test come from the same two sites as training; an external test set will score lower.",
         "- Calibration was fitted on the validation split and may drift on other populations and devices.",
         "",
