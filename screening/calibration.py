@@ -21,11 +21,20 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
 
 
 def threshold_for_sensitivity(y: np.ndarray, probs: np.ndarray, target: float = 0.90) -> float:
-    """The highest malignancy threshold whose sensitivity for malignant lesions is >= target."""
+    """A malignancy threshold with sensitivity >= target for malignant lesions, flagging as few
+    cases as possible.
+
+    It lies halfway between the score of the last malignant case that must be caught and the
+    next lower score of any case: the same cases are flagged as at that score itself, but a
+    numerical difference smaller than half the gap (another CPU, a GPU, float16 weights) can
+    no longer drop that case below the threshold and the sensitivity below the target.
+    """
     positive = is_malignant(y)
     if not positive.any():
         raise ValueError("no malignant cases: cannot choose a threshold for sensitivity")
-    scores = np.sort(malignancy(probs)[positive])[::-1]
+    score = malignancy(probs)
     # Flagging score >= t catches the k highest-scoring positives; we need k >= target * P.
-    k = int(np.ceil(target * len(scores)))
-    return float(scores[k - 1])
+    k = int(np.ceil(target * positive.sum()))
+    edge = np.sort(score[positive])[::-1][k - 1]
+    below = score[score < edge]
+    return float((edge + below.max()) / 2 if below.size else edge / 2)

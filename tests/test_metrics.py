@@ -54,9 +54,15 @@ def test_threshold_reaches_target_sensitivity():
     logits[y == MEL, MEL] += 1.5
     p = softmax(logits)
     t = threshold_for_sensitivity(y, p, 0.9)
-    sens, _ = sensitivity_specificity(y == MEL, malignancy(p), t)
+    score = malignancy(p)
+    sens, spec = sensitivity_specificity(y == MEL, score, t)
     assert sens >= 0.9
-    assert sensitivity_specificity(y == MEL, malignancy(p), t + 1e-6)[0] < 0.9  # the highest such t
+    edge = score[score >= t].min()  # the lowest flagged case
+    assert sensitivity_specificity(y == MEL, score, edge + 1e-9)[0] < 0.9  # no fewer cases flagged would do
+    gap = min(edge - t, t - score[score < t].max())
+    assert gap > 0 and edge - t == pytest.approx(t - score[score < t].max())  # halfway between two cases
+    assert sensitivity_specificity(y == MEL, score + gap / 2, t) == (sens, spec)  # small shifts change nothing
+    assert sensitivity_specificity(y == MEL, score - gap / 2, t) == (sens, spec)
 
 
 def test_temperature_recovers_overconfidence_and_lowers_ece():
