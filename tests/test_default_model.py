@@ -1,0 +1,55 @@
+"""The packaged default model: what it promises (size, calibration, recorded figures) holds,
+and on the shared data it still scores what its model card says."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from screening import evaluate
+from screening.bundle import read_meta
+from screening.data import read_metadata, split_by_lesion
+from screening.inference import DEFAULT_MODEL, Screener
+from tests.conftest import HAM, ROOT, needs_ham
+
+CARD_FIGURES = ROOT / "docs" / "model" / "validation" / "metrics.json"
+HEADLINE = ("balanced_accuracy", "malignant_auroc", "sensitivity", "specificity")
+
+
+@pytest.fixture(scope="module")
+def meta() -> dict:
+    return read_meta(DEFAULT_MODEL)[1]
+
+
+def test_bundle_is_small_calibrated_and_records_its_recipe(meta):
+    size = sum(f.stat().st_size for f in DEFAULT_MODEL.iterdir())
+    assert size <= 20 * 2**20, f"default model is {size / 2**20:.1f} MiB, over the 20 MB budget"
+    assert meta["temperature"] > 0 and 0 < meta["threshold"] < 1
+    assert meta["metrics"]["validation"]["sensitivity"] >= 0.90
+    assert {"seed", "epochs", "unfreeze_blocks"} <= set(meta["training"]["recipe"])
+    assert Screener().threshold == meta["threshold"]  # the referral flag uses the stored point
+
+
+def test_model_card_figures_belong_to_the_shipped_model(meta):
+    card = json.loads(CARD_FIGURES.read_text())
+    assert card["sha256"] == meta["sha256"]
+    assert card["threshold"] == pytest.approx(meta["threshold"])
+
+
+@needs_ham
+def test_validation_split_still_scores_the_model_card_figures(meta, tmp_path):
+    """Re-derive the validation split from the recipe's seed and score it through the same
+    path as the card: a change to preprocessing or inference that moves predictions fails here."""
+    recipe = meta["training"]["recipe"]
+    table = read_metadata(HAM)
+    val = table[split_by_lesion(table, seed=recipe["seed"]) == "val"]
+    labels = tmp_path / "val_labels.csv"
+    pd.DataFrame({"image_id": val["image_id"], "dx": val["dx"]}).to_csv(labels, index=False)
+    folders = [HAM / recipe.get("val_prefer", "images_224"), HAM / "originals_600x450", HAM / "images_200x150"]
+    got = evaluate.evaluate(evaluate.parser().parse_args(
+        ["--labels", str(labels), "--out", str(tmp_path / "eval"), "--no-tta", "--images", *map(str, folders)]))
+    card = json.loads(CARD_FIGURES.read_text())
+    assert got["n"] == card["n"]
+    for key in HEADLINE:
+        assert got[key] == pytest.approx(card[key], abs=0.002), key
