@@ -80,8 +80,9 @@ def render(meta: dict, validation: Path, test: Path | None, out: Path, notes: st
         f"Reproduce: `{command_for(recipe)}`.", "",
         "## Calibration and operating point",
         (f"Softmax temperature {meta['temperature']:.3f}, fitted on validation (minimum NLL). Referral threshold "
-        f"{meta['threshold']:.3f} on the malignancy probability, the highest threshold with malignant sensitivity "
-        f">= {recipe.get('target_sensitivity', 0.9)} on validation."), "",
+        f"{meta['threshold']:.3f} on the malignancy probability: it flags the fewest validation cases that give "
+        f"malignant sensitivity >= {recipe.get('target_sensitivity', 0.9)}, placed halfway between the last "
+        "malignant case needed and the next lower score."), "",
         *([notes.strip(), ""] if notes.strip() else []),
         "## Validation metrics (lesion-grouped validation split)",
         ("The split used to choose the best epoch, the temperature and the threshold, so these figures are "
