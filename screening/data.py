@@ -50,6 +50,9 @@ def read_metadata(data_dir: str | Path, prefer: Sequence[str] = ()) -> pd.DataFr
     if not data_dir.is_dir():
         raise DataError(f"data folder not found: {data_dir}")
     df = read_labels(data_dir / DATASET["metadata"], DATASET["columns"])
+    for folder in prefer:  # a mistyped preference must not silently fall back to another copy
+        if not (data_dir / folder).is_dir():
+            raise DataError(f"preferred image folder not found: {data_dir / folder}")
     order = list(prefer) + [f for f in DATASET["image_folders"] if f not in prefer]
     folders = [data_dir / f for f in order if (data_dir / f).is_dir()]
     if not folders:

@@ -68,6 +68,8 @@ def test_metadata_best_copy_wins_and_missing_image_is_named(tmp_path):
         tmp_path / "HAM10000_metadata.csv", index=False)
     df = read_metadata(tmp_path)
     assert df["path"].str.contains("images_224").tolist() == [True, False]
+    with pytest.raises(DataError, match="preferred image folder not found"):
+        read_metadata(tmp_path, prefer=["images_2244"])
     (tmp_path / "images_200x150" / "B.jpg").unlink()
     with pytest.raises(DataError, match="image B is listed but has no file"):
         read_metadata(tmp_path)
