@@ -2,15 +2,15 @@
 and on the shared data it still scores what its model card says."""
 
 import json
-from pathlib import Path
+import shlex
 
-import pandas as pd
 import pytest
 
 from screening import evaluate
 from screening.bundle import read_meta
-from screening.data import read_metadata, split_by_lesion
 from screening.inference import DEFAULT_MODEL, Screener
+from screening.info import DATASET
+from screening.train import command_for, parser, prepare_split
 from tests.conftest import HAM, ROOT, needs_ham
 
 CARD_FIGURES = ROOT / "docs" / "model" / "validation" / "metrics.json"
@@ -39,16 +39,18 @@ def test_model_card_figures_belong_to_the_shipped_model(meta):
 
 @needs_ham
 def test_validation_split_still_scores_the_model_card_figures(meta, tmp_path):
-    """Re-derive the validation split from the recipe's seed and score it through the same
-    path as the card: a change to preprocessing or inference that moves predictions fails here."""
-    recipe = meta["training"]["recipe"]
-    table = read_metadata(HAM)
-    val = table[split_by_lesion(table, seed=recipe["seed"]) == "val"]
-    labels = tmp_path / "val_labels.csv"
-    pd.DataFrame({"image_id": val["image_id"], "dx": val["dx"]}).to_csv(labels, index=False)
-    folders = [HAM / recipe.get("val_prefer", "images_224"), HAM / "originals_600x450", HAM / "images_200x150"]
-    got = evaluate.evaluate(evaluate.parser().parse_args(
-        ["--labels", str(labels), "--out", str(tmp_path / "eval"), "--no-tta", "--images", *map(str, folders)]))
+    """Re-derive the validation split by replaying the stored recipe through the training
+    CLI's own split, and score it through the same path as the card: a change to
+    preprocessing or inference that moves predictions fails here."""
+    run = tmp_path / "run"
+    argv = shlex.split(command_for(meta["training"]["recipe"], data=str(HAM), run=str(run)))[3:]
+    prepare_split(parser().parse_args(argv))  # writes RUN/val_labels.csv
+    prefer = meta["training"]["recipe"].get("val_prefer")
+    order = ([prefer] if prefer else []) + [f for f in DATASET["image_folders"] if f != prefer]
+    folders = [HAM / f for f in order]  # read_metadata's order: the preferred copy first
+    got = evaluate.evaluate(evaluate.parser().parse_args(["--labels", str(run / "val_labels.csv"), "--out",
+                                                          str(tmp_path / "eval"), "--no-tta",
+                                                          "--images", *map(str, folders)]))
     card = json.loads(CARD_FIGURES.read_text())
     assert got["n"] == card["n"]
     for key in HEADLINE:
