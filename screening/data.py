@@ -40,11 +40,21 @@ def read_labels(csv_path: str | Path, columns: Sequence[str] = ("image_id", "dx"
     return df.reset_index(drop=True)
 
 
+def folder_order(prefer: Sequence[str] = ()) -> list[str]:
+    """Image folders in the order they are searched: ``prefer`` first, then the best copy
+    (``DATASET['image_folders']`` order)."""
+    return list(prefer) + [f for f in DATASET["image_folders"] if f not in prefer]
+
+
+def parse_prefer(value: str) -> list[str]:
+    """A ``--train-prefer``/``--val-prefer`` value: comma-separated folders, '' for none."""
+    return [f.strip() for f in value.split(",") if f.strip()]
+
+
 def read_metadata(data_dir: str | Path, prefer: Sequence[str] = ()) -> pd.DataFrame:
     """Read ``HAM10000_metadata.csv`` under ``data_dir``, with a ``path`` column per image.
 
-    Each image's path is its best copy (``DATASET['image_folders']`` order), or the copy in
-    the first of ``prefer`` that holds it.
+    Each image's path is its copy in the first folder of ``folder_order(prefer)`` that holds it.
     """
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
@@ -53,8 +63,7 @@ def read_metadata(data_dir: str | Path, prefer: Sequence[str] = ()) -> pd.DataFr
     for folder in prefer:  # a mistyped preference must not silently fall back to another copy
         if not (data_dir / folder).is_dir():
             raise DataError(f"preferred image folder not found: {data_dir / folder}")
-    order = list(prefer) + [f for f in DATASET["image_folders"] if f not in prefer]
-    folders = [data_dir / f for f in order if (data_dir / f).is_dir()]
+    folders = [data_dir / f for f in folder_order(prefer) if (data_dir / f).is_dir()]
     if not folders:
         raise DataError(f"{data_dir}: none of the image folders {', '.join(DATASET['image_folders'])}")
     df["path"] = find_images(df["image_id"], folders)

@@ -15,13 +15,17 @@ from pathlib import Path
 
 from screening.bundle import read_meta
 from screening.cli import run_cli
+from screening.data import parse_prefer
 from screening.info import CLASS_CODES, CLASS_NAMES, DATASET, MALIGNANT, NOTICE
 from screening.train import command_for
 
 
-def _copy(folder: str | None, owner: str) -> str:
+def _copy(prefer: str | None, owner: str) -> str:
     """Which image copy a split used, from the recipe's ``--train-prefer``/``--val-prefer``."""
-    return f"the `{folder}` copy where {owner} has one" if folder else "each image's best copy"
+    folders = parse_prefer(prefer or "")
+    if not folders:
+        return "each image's best copy"
+    return ", else ".join(f"the `{f}` copy" for f in folders) + f" where {owner} has one"
 
 
 def _metrics_table(m: dict) -> list[str]:

@@ -26,7 +26,7 @@ from screening import quality
 from screening.bundle import save_bundle
 from screening.calibration import fit_temperature, nll, threshold_for_sensitivity
 from screening.cli import nonneg_int, positive_int, run_cli
-from screening.data import labels_to_indices, load_images, read_metadata, split_by_lesion
+from screening.data import labels_to_indices, load_images, parse_prefer, read_metadata, split_by_lesion
 from screening.errors import UserError
 from screening.inference import batched_logits, forward_fn
 from screening.info import CLASS_CODES, DATASET
@@ -58,9 +58,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--class-weight", choices=("balanced", "sqrt", "none"), default="balanced",
                    help="loss weight per class: inverse frequency, its square root, or none")
     p.add_argument("--train-prefer", default="",
-                   help="image folder preferred for training copies ('' for the best copy)")
+                   help="image folder(s), comma-separated, preferred in that order for training copies "
+                        "('' for the best copy)")
     p.add_argument("--val-prefer", default="images_224",
-                   help="image folder preferred for validation/test copies ('' for the best copy)")
+                   help="image folder(s), comma-separated, preferred in that order for validation/test "
+                        "copies ('' for the best copy)")
     p.add_argument("--target-sensitivity", type=float, default=0.90,
                    help="malignant sensitivity the referral threshold is chosen for on validation")
     p.add_argument("--limit", type=positive_int, help="train on at most N images (quick runs, tests)")
@@ -119,8 +121,8 @@ def prepare_split(args: argparse.Namespace) -> pd.DataFrame:
     path = args.run / "split.csv"
     if args.resume and path.is_file():
         return pd.read_csv(path, dtype={"split": str})
-    best = read_metadata(args.data, prefer=[args.train_prefer] if args.train_prefer else [])
-    preferred = read_metadata(args.data, prefer=[args.val_prefer] if args.val_prefer else [])
+    best = read_metadata(args.data, prefer=parse_prefer(args.train_prefer))
+    preferred = read_metadata(args.data, prefer=parse_prefer(args.val_prefer))
     best["split"] = split_by_lesion(best, seed=args.seed)
     # Validation and test use the preferred copy (what users bring); training the best copy
     # unless --train-prefer names a folder.

@@ -8,8 +8,8 @@ import pytest
 
 from screening import evaluate
 from screening.bundle import read_meta
+from screening.data import folder_order, parse_prefer
 from screening.inference import DEFAULT_MODEL, Screener
-from screening.info import DATASET
 from screening.train import command_for, parser, prepare_split
 from tests.conftest import HAM, ROOT, needs_ham
 
@@ -45,9 +45,8 @@ def test_validation_split_still_scores_the_model_card_figures(meta, tmp_path):
     run = tmp_path / "run"
     argv = shlex.split(command_for(meta["training"]["recipe"], data=str(HAM), run=str(run)))[3:]
     prepare_split(parser().parse_args(argv))  # writes RUN/val_labels.csv
-    prefer = meta["training"]["recipe"].get("val_prefer")
-    order = ([prefer] if prefer else []) + [f for f in DATASET["image_folders"] if f != prefer]
-    folders = [HAM / f for f in order]  # read_metadata's order: the preferred copy first
+    prefer = parse_prefer(meta["training"]["recipe"].get("val_prefer") or "")
+    folders = [HAM / f for f in folder_order(prefer)]  # read_metadata's order: the preferred copy first
     got = evaluate.evaluate(evaluate.parser().parse_args(["--labels", str(run / "val_labels.csv"), "--out",
                                                           str(tmp_path / "eval"), "--no-tta",
                                                           "--images", *map(str, folders)]))

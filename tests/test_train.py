@@ -103,3 +103,23 @@ def test_split_takes_each_splits_preferred_copy(tmp_path):
     assert set(folder[table["split"] != "train"]) == {"images_224"}
     default = prepare_split(parser().parse_args([str(data), "--run", str(tmp_path / "run2")]))
     assert set(default["path"].map(lambda p: Path(p).parent.name)) == {"images_224"}  # best copy
+
+
+def test_split_takes_preferred_folders_in_order(tmp_path):
+    """--train-prefer A,B: A's copy where there is one, else B's, before the best copy."""
+    data = tmp_path / "ham"
+    rows = [f"L{i},ISIC_{i:07d},{dx}" for i, dx in enumerate(["nv", "mel", "bkl", "bcc"] * 10)]
+    held = {"originals_600x450": range(0, 40, 3), "images_224": range(0, 40, 2), "images_200x150": range(40)}
+    for folder, ids in held.items():
+        (data / folder).mkdir(parents=True)
+        for i in ids:
+            Image.fromarray(lesion_like(32, 32, i)).save(data / folder / f"ISIC_{i:07d}.jpg")
+    (data / "HAM10000_metadata.csv").write_text("lesion_id,image_id,dx\n" + "\n".join(rows) + "\n")
+    args = parser().parse_args([str(data), "--run", str(tmp_path / "run"), "--train-prefer",
+                                "images_224, images_200x150", "--val-prefer", ""])
+    table = prepare_split(args).set_index("image_id")
+    train = table[table["split"] == "train"]
+    want = {f"ISIC_{i:07d}": "images_224" if i % 2 == 0 else "images_200x150" for i in range(40)}
+    assert {k: Path(p).parent.name for k, p in train["path"].items()} == {k: want[k] for k in train.index}
+    held_out = table[table["split"] != "train"]  # best copy: originals first
+    assert {Path(p).parent.name for k, p in held_out["path"].items() if int(k[5:]) % 3 == 0} == {"originals_600x450"}
