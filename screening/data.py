@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -138,7 +140,14 @@ def load_images(
         list(pool.map(work, range(len(paths))))
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp.npy")
-        np.save(tmp, out)
-        tmp.replace(cache)
+        # A name of its own per writer: runs sharing a cache folder decode the same list at
+        # once, and the last atomic rename wins with identical content.
+        fd, tmp = tempfile.mkstemp(suffix=".npy", prefix=cache.stem + ".", dir=cache.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.save(f, out)
+            Path(tmp).replace(cache)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     return out

@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -88,6 +90,28 @@ def test_load_images_decodes_once_into_a_cache(tmp_path):
     assert len(list((tmp_path / "cache").glob("*.npy"))) == 1
     for p in paths:  # the cache, not the files, answers the second call
         (tmp_path / p).unlink()
+    assert np.array_equal(load_images(paths, cache_dir=tmp_path / "cache"), first)
+
+
+def test_runs_sharing_a_cache_folder_can_write_it_at_once(tmp_path, monkeypatch):
+    """Parallel training runs decode the same list into one cache folder: a second writer
+    finishing while the first is still saving must not take the first one's file away."""
+    paths = []
+    for i in range(2):
+        Image.fromarray(lesion_like(seed=i)).save(tmp_path / f"{i}.png")
+        paths.append(str(tmp_path / f"{i}.png"))
+    save, calls = np.save, []
+
+    def save_then_let_another_run_finish(*args, **kwargs):
+        save(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 1:
+            load_images(paths, cache_dir=tmp_path / "cache")
+
+    monkeypatch.setattr(np, "save", save_then_let_another_run_finish)
+    first = load_images(paths, cache_dir=tmp_path / "cache")
+    names = [p.name for p in (tmp_path / "cache").iterdir()]
+    assert len(calls) == 2 and len(names) == 1 and re.fullmatch(r"images_224_2_[0-9a-f]{16}\.npy", names[0])
     assert np.array_equal(load_images(paths, cache_dir=tmp_path / "cache"), first)
 
 
