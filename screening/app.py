@@ -75,7 +75,8 @@ class ScreeningApp:
             advice = (f"**Recommendation: routine.** The malignancy probability ({pct:.1f}%) is below the referral "
                       f"threshold of {threshold:.1f}%. This does not rule out cancer; clinical judgement decides.")
         return (f"### Malignancy probability: {pct:.1f}%\n"
-                f"(melanoma + basal cell carcinoma + actinic keratosis/intraepithelial carcinoma)\n\n{advice}\n\n"
+                "(melanoma, basal cell carcinoma or actinic keratosis/intraepithelial carcinoma; calibrated "
+                f"on its own, so it can differ from the sum of those three diagnosis probabilities)\n\n{advice}\n\n"
                 f"Most likely: **{label_of(r.predicted_class)}**, {r.confidence * 100:.1f}%.\n\n> {NOTICE}")
 
     @staticmethod

@@ -1,10 +1,13 @@
-"""Post-hoc calibration on validation data: a softmax temperature and a referral threshold."""
+"""Post-hoc calibration on validation data: a softmax temperature, a scaling of the
+malignancy probability and a referral threshold."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-from screening.metrics import is_malignant, malignancy, softmax
+from screening.metrics import IDENTITY, MALIGNANT_IDX, is_malignant, malignancy, softmax
 
 
 def nll(logits: np.ndarray, y: np.ndarray, temperature: float) -> float:
@@ -20,7 +23,29 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     return float(min(fine, key=lambda t: nll(logits, y, t)))
 
 
-def threshold_for_sensitivity(y: np.ndarray, probs: np.ndarray, target: float = 0.90) -> float:
+def fit_malignancy_scaling(probs: np.ndarray, y: np.ndarray, steps: int = 50) -> tuple[float, float]:
+    """Platt scaling of p(mel) + p(bcc) + p(akiec): the (a, b) of ``sigmoid(a * logit(p) + b)``
+    with minimum validation log-loss for malignant vs benign (Newton's method on two
+    parameters). Falls back to the identity if the fit is not increasing (a <= 0)."""
+    score = np.clip(np.asarray(probs)[:, MALIGNANT_IDX].sum(axis=1), 1e-12, 1 - 1e-12)
+    x = np.stack([np.log(score / (1 - score)), np.ones_like(score)], axis=1)
+    t = is_malignant(y).astype(float)
+    if t.all() or not t.any():
+        raise ValueError("malignant and benign cases are both needed to scale the malignancy probability")
+    w = np.array(IDENTITY)
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-(x @ w)))
+        hessian = (x * (p * (1 - p))[:, None]).T @ x + 1e-9 * np.eye(2)
+        step = np.linalg.solve(hessian, x.T @ (p - t))
+        w = w - step
+        if np.abs(step).max() < 1e-10:
+            break
+    return (float(w[0]), float(w[1])) if w[0] > 0 else IDENTITY
+
+
+def threshold_for_sensitivity(
+    y: np.ndarray, probs: np.ndarray, target: float = 0.90, scaling: Sequence[float] = IDENTITY
+) -> float:
     """A malignancy threshold with sensitivity >= target for malignant lesions, flagging as few
     cases as possible.
 
@@ -32,7 +57,7 @@ def threshold_for_sensitivity(y: np.ndarray, probs: np.ndarray, target: float = 
     positive = is_malignant(y)
     if not positive.any():
         raise ValueError("no malignant cases: cannot choose a threshold for sensitivity")
-    score = malignancy(probs)
+    score = malignancy(probs, scaling)
     # Flagging score >= t catches the k highest-scoring positives; we need k >= target * P.
     k = int(np.ceil(target * positive.sum()))
     edge = np.sort(score[positive])[::-1][k - 1]

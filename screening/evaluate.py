@@ -2,7 +2,7 @@
 
 Scores every labelled image through the same ``Screener`` the batch tool and UI use and
 writes ``metrics.json``, ``report.md`` and PNG plots (confusion matrix, ROC curves,
-reliability diagram before and after temperature scaling).
+reliability diagrams before and after calibration).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from screening.data import find_images, labels_to_indices, read_labels
 from screening.errors import UserError
 from screening.inference import Screener
 from screening.info import CLASS_CODES, NOTICE
-from screening.metrics import softmax, summary
+from screening.metrics import IDENTITY, softmax, summary
 from screening.plots import confusion_matrix_png, reliability_png, roc_png
 
 
@@ -49,18 +49,22 @@ def evaluate(args: argparse.Namespace) -> dict:
         raise UserError(f"{len(failed)} image(s) could not be read, first: {failed[0].error}")
     probs = np.array([[r.probabilities[c] for c in CLASS_CODES] for r in results])
     y = labels_to_indices(labels["dx"])
-    metrics = summary(probs, y, screener.threshold)
-    # The uncalibrated view (T=1) for the reliability diagram and the ECE comparison.
+    metrics = summary(probs, y, screener.threshold, screener.scaling)
+    # The uncalibrated view (T=1, summed malignancy unscaled) for the reliability diagrams
+    # and the ECE comparison.
     raw = softmax(np.log(np.clip(probs, 1e-12, None)) * screener.temperature)
-    metrics["ece_uncalibrated"] = summary(raw, y, screener.threshold)["ece"]
+    uncalibrated = summary(raw, y, screener.threshold)
+    metrics.update(ece_uncalibrated=uncalibrated["ece"], malignancy_ece_uncalibrated=uncalibrated["malignancy_ece"])
     metrics.update(model=str(screener.path), sha256=screener.meta["sha256"], temperature=screener.temperature,
-                   tta=screener.tta, labels=str(args.labels))
+                   malignancy_scaling=list(screener.scaling), tta=screener.tta, labels=str(args.labels))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     confusion_matrix_png(np.array(metrics["confusion_matrix"]), args.out / "confusion_matrix.png")
-    roc_png(y, probs, args.out / "roc.png", screener.threshold)
-    reliability_png({"before calibration (T=1)": (raw, y), f"calibrated (T={screener.temperature:.2f})": (probs, y)},
-                    args.out / "reliability.png")
+    roc_png(y, probs, args.out / "roc.png", screener.threshold, screener.scaling)
+    a, b = screener.scaling
+    reliability_png(y, {"before calibration (T=1, unscaled)": (raw, IDENTITY),
+                        f"calibrated (T={screener.temperature:.2f}; malignancy a={a:.2f}, b={b:.2f})":
+                            (probs, screener.scaling)}, args.out / "reliability.png")
     (args.out / "report.md").write_text(markdown(metrics))
     return metrics
 
@@ -70,7 +74,8 @@ def markdown(m: dict) -> str:
     lines = [
         "# SkinScreen evaluation", "", f"> {NOTICE}", "",
         (f"Model `{m['model']}` (sha256 `{m['sha256'][:12]}`), labels `{m['labels']}`, {m['n']} images, "
-        f"temperature {m['temperature']:.3f}, TTA {'on' if m['tta'] else 'off'}."), "",
+        f"temperature {m['temperature']:.3f}, malignancy scaling a={m['malignancy_scaling'][0]:.3f} "
+        f"b={m['malignancy_scaling'][1]:.3f}, TTA {'on' if m['tta'] else 'off'}."), "",
         "| metric | value |", "|---|---|",
         f"| accuracy | {m['accuracy']:.3f} |",
         f"| balanced accuracy (mean recall) | {m['balanced_accuracy']:.3f} |",
@@ -78,8 +83,9 @@ def markdown(m: dict) -> str:
         f"| malignant-vs-benign AUROC | {m['malignant_auroc']:.3f} |",
         f"| sensitivity at threshold {m['threshold']:.3f} | {m['sensitivity']:.3f} |",
         f"| specificity at threshold {m['threshold']:.3f} | {m['specificity']:.3f} |",
-        f"| expected calibration error (calibrated) | {m['ece']:.3f} |",
-        f"| expected calibration error (T=1) | {m['ece_uncalibrated']:.3f} |",
+        f"| expected calibration error, top class (calibrated / T=1) | {m['ece']:.3f} / {m['ece_uncalibrated']:.3f} |",
+        (f"| expected calibration error, malignancy (calibrated / unscaled) | {m['malignancy_ece']:.3f} / "
+         f"{m['malignancy_ece_uncalibrated']:.3f} |"),
         "", "| class | precision | recall | F1 | support |", "|---|---|---|---|---|",
     ]
     for code, c in m["per_class"].items():

@@ -18,7 +18,7 @@ import numpy as np
 from screening import quality
 from screening.bundle import BundleError, load_bundle
 from screening.info import CLASS_CODES, CLASS_NAMES
-from screening.metrics import malignancy, softmax
+from screening.metrics import IDENTITY, malignancy, softmax
 from screening.preprocessing import ImageError, ImageSource, open_image, preprocess
 
 DEFAULT_MODEL = Path(__file__).parent / "models" / "default"
@@ -97,7 +97,7 @@ def batched_logits(forward: Callable[[np.ndarray], np.ndarray], images: np.ndarr
 class Screener:
     """Scores dermoscopy images with a calibrated model bundle.
 
-    ``threshold`` and ``tta`` default to the bundle's values.
+    ``threshold`` (on the scaled malignancy probability) and ``tta`` default to the bundle's values.
     """
 
     def __init__(
@@ -111,6 +111,7 @@ class Screener:
         self.path = Path(model) if model is not None else default_model_path()
         self.model, self.meta = load_bundle(self.path)
         self.temperature = float(self.meta.get("temperature", 1.0))
+        self.scaling = tuple(map(float, self.meta.get("malignancy_scaling", IDENTITY)))
         self.threshold = float(self.meta.get("threshold", 0.5) if threshold is None else threshold)
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"threshold must be between 0 and 1, got {self.threshold}")
@@ -128,7 +129,7 @@ class Screener:
 
     def score_arrays(self, images: np.ndarray, sizes: Sequence[tuple[int, int]], names: Sequence[str]) -> list[Result]:
         probs = self.probabilities(images)
-        mal = malignancy(probs)
+        mal = malignancy(probs, self.scaling)
         checks = quality.check(images, list(sizes), self.meta.get("quality"))
         results = []
         for name, p, m, (w, h), warn in zip(names, probs, mal, sizes, checks):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from screening.info import CLASS_CODES, MALIGNANT
@@ -16,9 +18,20 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def malignancy(probs: np.ndarray) -> np.ndarray:
-    """p(mel) + p(bcc) + p(akiec)."""
-    return np.asarray(probs)[..., MALIGNANT_IDX].sum(axis=-1)
+IDENTITY = (1.0, 0.0)
+
+
+def malignancy(probs: np.ndarray, scaling: Sequence[float] = IDENTITY) -> np.ndarray:
+    """p(mel) + p(bcc) + p(akiec), mapped through ``sigmoid(a * logit(p) + b)`` for
+    ``scaling = (a, b)``: with balanced class weights the summed probability overstates how
+    often a lesion is malignant, which one softmax temperature cannot undo. Monotone (a > 0),
+    so it changes no ranking and no referral decision at a matching threshold."""
+    score = np.asarray(probs)[..., MALIGNANT_IDX].sum(axis=-1)
+    a, b = map(float, scaling)
+    if (a, b) == IDENTITY:
+        return score
+    logit = np.log(np.clip(score, 1e-12, None)) - np.log(np.clip(1.0 - score, 1e-12, None))
+    return 1.0 / (1.0 + np.exp(-(a * logit + b)))
 
 
 def is_malignant(y: np.ndarray) -> np.ndarray:
@@ -88,30 +101,46 @@ def sensitivity_specificity(positive: np.ndarray, score: np.ndarray, threshold: 
     return float(sens), float(spec)
 
 
+def binned(confidence: np.ndarray, outcome: np.ndarray, bins: int = 15) -> dict[str, np.ndarray]:
+    """Mean stated probability vs observed frequency per equal-width bin of the probability."""
+    confidence = np.asarray(confidence, dtype=float)
+    idx = np.minimum((confidence * bins).astype(int), bins - 1)
+    count = np.bincount(idx, minlength=bins)
+    hits = np.bincount(idx, weights=np.asarray(outcome, dtype=float), minlength=bins)
+    mean_conf = np.bincount(idx, weights=confidence, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {"count": count, "accuracy": hits / count, "confidence": mean_conf / count}
+
+
 def reliability(probs: np.ndarray, y: np.ndarray, bins: int = 15) -> dict[str, np.ndarray]:
     """Top-label confidence vs accuracy per equal-width bin."""
-    conf = probs.max(axis=1)
-    correct = probs.argmax(axis=1) == np.asarray(y)
-    idx = np.minimum((conf * bins).astype(int), bins - 1)
-    count = np.bincount(idx, minlength=bins)
-    acc = np.bincount(idx, weights=correct, minlength=bins)
-    mean_conf = np.bincount(idx, weights=conf, minlength=bins)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return {"count": count, "accuracy": acc / count, "confidence": mean_conf / count}
+    return binned(probs.max(axis=1), probs.argmax(axis=1) == np.asarray(y), bins)
 
 
-def expected_calibration_error(probs: np.ndarray, y: np.ndarray, bins: int = 15) -> float:
-    r = reliability(probs, y, bins)
+def malignancy_reliability(
+    probs: np.ndarray, y: np.ndarray, scaling: Sequence[float] = IDENTITY, bins: int = 10
+) -> dict[str, np.ndarray]:
+    """Malignancy probability vs the observed fraction of malignant lesions per bin."""
+    return binned(malignancy(probs, scaling), is_malignant(y), bins)
+
+
+def calibration_error(r: dict[str, np.ndarray]) -> float:
+    """Expected calibration error of a :func:`binned` table: the count-weighted mean gap."""
     used = r["count"] > 0
     gap = np.abs(r["accuracy"][used] - r["confidence"][used])
     return float((gap * r["count"][used]).sum() / r["count"].sum())
 
 
-def summary(probs: np.ndarray, y: np.ndarray, threshold: float) -> dict:
-    """Every headline metric for one set of predictions, JSON-ready."""
+def expected_calibration_error(probs: np.ndarray, y: np.ndarray, bins: int = 15) -> float:
+    return calibration_error(reliability(probs, y, bins))
+
+
+def summary(probs: np.ndarray, y: np.ndarray, threshold: float, scaling: Sequence[float] = IDENTITY) -> dict:
+    """Every headline metric for one set of predictions, JSON-ready (``threshold`` applies to
+    the malignancy probability under ``scaling``)."""
     y = np.asarray(y)
     cm = confusion_matrix(y, probs.argmax(axis=1))
-    positive, score = is_malignant(y), malignancy(probs)
+    positive, score = is_malignant(y), malignancy(probs, scaling)
     sens, spec = sensitivity_specificity(positive, score, threshold)
     return {
         "n": len(y),
@@ -123,6 +152,7 @@ def summary(probs: np.ndarray, y: np.ndarray, threshold: float) -> dict:
         "sensitivity": sens,
         "specificity": spec,
         "ece": expected_calibration_error(probs, y),
+        "malignancy_ece": calibration_error(malignancy_reliability(probs, y, scaling)),
         "per_class": per_class(cm),
         "confusion_matrix": cm.tolist(),
         "classes": list(CLASS_CODES),

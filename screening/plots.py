@@ -1,7 +1,8 @@
-"""Evaluation figures: confusion matrix, ROC curves, reliability diagram (PNG, no display)."""
+"""Evaluation figures: confusion matrix, ROC curves, reliability diagrams (PNG, no display)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -11,7 +12,16 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from screening.info import CLASS_CODES
-from screening.metrics import auroc, is_malignant, malignancy, reliability, roc_curve
+from screening.metrics import (
+    IDENTITY,
+    auroc,
+    calibration_error,
+    is_malignant,
+    malignancy,
+    malignancy_reliability,
+    reliability,
+    roc_curve,
+)
 
 
 def confusion_matrix_png(cm: np.ndarray, path: Path) -> None:
@@ -32,15 +42,18 @@ def confusion_matrix_png(cm: np.ndarray, path: Path) -> None:
     _save(fig, path)
 
 
-def roc_png(y: np.ndarray, probs: np.ndarray, path: Path, threshold: float | None = None) -> None:
-    """One-vs-rest ROC per class and malignant-vs-benign, with the operating point."""
+def roc_png(
+    y: np.ndarray, probs: np.ndarray, path: Path, threshold: float | None = None, scaling: Sequence[float] = IDENTITY
+) -> None:
+    """One-vs-rest ROC per class and malignant-vs-benign, with the operating point (``threshold``
+    on the malignancy probability under ``scaling``)."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 5))
     for k, code in enumerate(CLASS_CODES):
         positive = np.asarray(y) == k
         if positive.any() and not positive.all():
             fpr, tpr, _ = roc_curve(positive, probs[:, k])
             axes[0].plot(fpr, tpr, label=f"{code} ({auroc(positive, probs[:, k]):.3f})")
-    positive, score = is_malignant(y), malignancy(probs)
+    positive, score = is_malignant(y), malignancy(probs, scaling)
     if positive.any() and not positive.all():
         fpr, tpr, _ = roc_curve(positive, score)
         axes[1].plot(fpr, tpr, color="crimson", label=f"malignant vs benign ({auroc(positive, score):.3f})")
@@ -56,16 +69,21 @@ def roc_png(y: np.ndarray, probs: np.ndarray, path: Path, threshold: float | Non
     _save(fig, path)
 
 
-def reliability_png(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) -> None:
-    """Reliability diagram; ``curves`` maps a label (e.g. 'calibrated') to (probs, y)."""
-    fig, ax = plt.subplots(figsize=(5.5, 5))
-    ax.plot([0, 1], [0, 1], ":", color="grey", label="perfect calibration")
-    for label, (probs, y) in curves.items():
-        r = reliability(probs, y)
-        used = r["count"] > 0
-        ax.plot(r["confidence"][used], r["accuracy"][used], "o-", label=label)
-    ax.set(xlabel="confidence (top class)", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1), title="Reliability")
-    ax.legend(loc="upper left")
+def reliability_png(y: np.ndarray, curves: dict[str, tuple[np.ndarray, Sequence[float]]], path: Path) -> None:
+    """Reliability diagrams of the top class and of the malignancy probability; ``curves`` maps
+    a label (e.g. 'calibrated') to (class probabilities, malignancy scaling)."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5))
+    panels = (("confidence (top class)", "accuracy", "Top class"),
+              ("malignancy probability", "fraction malignant", "Malignancy (mel+bcc+akiec)"))
+    for ax, (xlabel, ylabel, title) in zip(axes, panels):
+        ax.plot([0, 1], [0, 1], ":", color="grey", label="perfect calibration")
+        ax.set(xlabel=xlabel, ylabel=ylabel, xlim=(0, 1), ylim=(0, 1), title=title)
+    for label, (probs, scaling) in curves.items():
+        for ax, r in zip(axes, (reliability(probs, y), malignancy_reliability(probs, y, scaling))):
+            used = r["count"] > 0
+            ax.plot(r["confidence"][used], r["accuracy"][used], "o-", label=f"{label}: ECE {calibration_error(r):.3f}")
+    for ax in axes:
+        ax.legend(loc="upper left", fontsize=8)
     _save(fig, path)
 
 

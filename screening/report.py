@@ -25,7 +25,8 @@ COLUMN_HELP = {
     "predicted_class": "Most probable diagnosis code (legend below).",
     "predicted_label": "Full name of predicted_class.",
     "confidence": "Calibrated probability of predicted_class.",
-    "malignancy_probability": "Calibrated p(mel) + p(bcc) + p(akiec).",
+    "malignancy_probability": ("Probability of mel, bcc or akiec: p(mel) + p(bcc) + p(akiec), calibrated on its own "
+                               "(so it can differ from the sum of those p_ columns)."),
     "flag": "REFER when malignancy_probability >= the threshold on the Summary sheet, else routine.",
     **{f"p_{c}": f"Calibrated probability of {c} ({CLASS_NAMES[c]})." for c in CLASS_CODES},
     "width": "Image width in pixels (after EXIF rotation).",

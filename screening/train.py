@@ -4,8 +4,8 @@ Staged fine-tuning of an ImageNet MobileNet on HAM10000: the head alone first, t
 last ``--unfreeze-blocks`` blocks. Images are decoded once into a cached uint8 array;
 augmentation runs inside the compiled step. Every epoch writes ``checkpoint.keras`` and a
 row of ``history.csv``; ``--resume`` continues from the last checkpoint. At the end the
-best epoch is calibrated on the validation split (temperature, referral threshold) and
-saved as a bundle in ``RUN/bundle``.
+best epoch is calibrated on the validation split (temperature, malignancy scaling, referral
+threshold) and saved as a bundle in ``RUN/bundle``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import pandas as pd
 
 from screening import quality
 from screening.bundle import save_bundle
-from screening.calibration import fit_temperature, nll, threshold_for_sensitivity
+from screening.calibration import fit_malignancy_scaling, fit_temperature, nll, threshold_for_sensitivity
 from screening.cli import nonneg_int, positive_int, run_cli
 from screening.data import labels_to_indices, load_images, parse_prefer, read_metadata, split_by_lesion
 from screening.errors import UserError
@@ -252,11 +252,13 @@ def finalize(args: argparse.Namespace, x_tr: np.ndarray, x_va: np.ndarray, y_va:
         logits = batched_logits(forward_fn(model), x_va, args.batch_size)
     temperature = fit_temperature(logits, y_va)
     probs = softmax(logits, temperature)
-    threshold = threshold_for_sensitivity(y_va, probs, args.target_sensitivity)
+    scaling = fit_malignancy_scaling(probs, y_va)
+    threshold = threshold_for_sensitivity(y_va, probs, args.target_sensitivity, scaling)
     rng = np.random.default_rng(args.seed)
     sample = np.sort(rng.choice(len(x_tr), min(len(x_tr), 2000), replace=False))
     meta = {
         "temperature": temperature,
+        "malignancy_scaling": list(scaling),
         "threshold": threshold,
         "quality": quality.reference(np.asarray(x_tr[sample])),
         "training": {
@@ -265,8 +267,9 @@ def finalize(args: argparse.Namespace, x_tr: np.ndarray, x_va: np.ndarray, y_va:
             "epochs": state.get("epoch"), "recipe": {k: str(v) if isinstance(v, Path) else v
                                                       for k, v in vars(args).items() if k not in _NOT_STORED},
         },
-        "metrics": {"validation": summary(probs, y_va, threshold),
-                    "validation_uncalibrated": {"ece": summary(softmax(logits), y_va, threshold)["ece"]}},
+        "metrics": {"validation": summary(probs, y_va, threshold, scaling),
+                    "validation_uncalibrated": {k: v for k, v in summary(softmax(logits), y_va, threshold).items()
+                                                if k in ("ece", "malignancy_ece")}},
     }
     path = save_bundle(model, args.run / "bundle", meta, overwrite=True)
     v = meta["metrics"]["validation"]

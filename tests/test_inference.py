@@ -1,3 +1,6 @@
+import json
+import shutil
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -53,3 +56,19 @@ def test_tta_is_flip_invariant(tiny_bundle):
     x = lesion_like(224, 224, seed=3)
     a, b = s.probabilities(np.stack([x, x[:, ::-1]]))
     np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_malignancy_scaling_from_the_bundle_is_applied(tiny_bundle, tmp_path):
+    """A bundle's malignancy scaling maps the summed probability; the flag follows the mapped value."""
+    scaled = tmp_path / "scaled"
+    shutil.copytree(tiny_bundle, scaled)
+    meta = json.loads((scaled / "bundle.json").read_text())
+    meta["malignancy_scaling"] = [0.5, -1.0]
+    (scaled / "bundle.json").write_text(json.dumps(meta))
+    images = [lesion_like(seed=i) for i in range(3)]
+    plain, mapped = list(Screener(tiny_bundle).score(images)), list(Screener(scaled).score(images))
+    for p, m in zip(plain, mapped):
+        s = p.probabilities["mel"] + p.probabilities["bcc"] + p.probabilities["akiec"]
+        assert p.malignancy_probability == pytest.approx(s)
+        assert m.malignancy_probability == pytest.approx(1 / (1 + np.exp(-(0.5 * np.log(s / (1 - s)) - 1.0))))
+        assert m.probabilities == p.probabilities and m.refer == (m.malignancy_probability >= 0.3)

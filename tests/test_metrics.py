@@ -1,14 +1,16 @@
 import numpy as np
 import pytest
 
-from screening.calibration import fit_temperature, threshold_for_sensitivity
+from screening.calibration import fit_malignancy_scaling, fit_temperature, threshold_for_sensitivity
 from screening.info import CLASS_CODES
 from screening.metrics import (
     auroc,
     balanced_accuracy,
+    calibration_error,
     confusion_matrix,
     expected_calibration_error,
     malignancy,
+    malignancy_reliability,
     sensitivity_specificity,
     softmax,
     summary,
@@ -73,6 +75,26 @@ def test_temperature_recovers_overconfidence_and_lowers_ece():
     t = fit_temperature(overconfident, y)
     assert t == pytest.approx(3, rel=0.15)
     assert expected_calibration_error(softmax(overconfident, t), y) < expected_calibration_error(softmax(overconfident), y)
+
+
+def test_malignancy_scaling_corrects_an_inflated_probability_without_reordering():
+    """Class weights make the summed malignant probability too high; Platt scaling brings it
+    back to the observed frequency, and the same threshold, mapped, flags the same cases."""
+    rng = np.random.default_rng(3)
+    z = rng.normal(0, 2, 5000)
+    y = np.where(rng.random(5000) < 1 / (1 + np.exp(-(0.6 * z - 1.0))), MEL, NV)
+    p = np.zeros((5000, 7))
+    p[:, MEL], p[:, NV] = 1 / (1 + np.exp(-z)), 1 / (1 + np.exp(z))
+    scaling = fit_malignancy_scaling(p, y)
+    assert scaling == pytest.approx((0.6, -1.0), abs=0.1)
+    raw, fitted = malignancy_reliability(p, y), malignancy_reliability(p, y, scaling)
+    assert calibration_error(fitted) < 0.03
+    assert calibration_error(raw) > 0.1
+    assert np.array_equal(np.argsort(malignancy(p), kind="stable"), np.argsort(malignancy(p, scaling), kind="stable"))
+    t_raw, t_fit = threshold_for_sensitivity(y, p, 0.9), threshold_for_sensitivity(y, p, 0.9, scaling)
+    assert np.array_equal(malignancy(p) >= t_raw, malignancy(p, scaling) >= t_fit)
+    assert summary(p, y, t_fit, scaling)["sensitivity"] == summary(p, y, t_raw)["sensitivity"] >= 0.9
+    assert np.array_equal(malignancy(p, (1.0, 0.0)), malignancy(p))  # the identity is exact
 
 
 def test_summary_is_json_ready():
