@@ -25,7 +25,18 @@ def _copy(prefer: str | None, owner: str) -> str:
     folders = parse_prefer(prefer or "")
     if not folders:
         return "each image's best copy"
-    return ", else ".join(f"the `{f}` copy" for f in folders) + f" where {owner} has one"
+    return f"the `{folders[0]}` copy where {owner} has one" + "".join(f", else the `{f}` copy" for f in folders[1:])
+
+
+def _scaling(scaling: list[float] | None) -> str:
+    if not scaling:
+        return "The malignancy probability is the plain sum p(akiec) + p(bcc) + p(mel). "
+    a, b = scaling
+    return ("The malignancy probability is p(akiec) + p(bcc) + p(mel) mapped through "
+            f"sigmoid({a:.3f} * logit(p) {'+' if b >= 0 else '-'} {abs(b):.3f}), also fitted on validation (minimum "
+            "log-loss for malignant vs benign): class-weighted training makes the plain sum overstate how often a "
+            "lesion is malignant, which a temperature cannot correct. The mapping is monotone, so it changes no "
+            "ranking. ")
 
 
 def _metrics_table(m: dict) -> list[str]:
@@ -38,7 +49,9 @@ def _metrics_table(m: dict) -> list[str]:
         f"| malignant-vs-benign AUROC | {m['malignant_auroc']:.3f} |",
         f"| sensitivity (malignant) at threshold {m['threshold']:.3f} | {m['sensitivity']:.3f} |",
         f"| specificity at threshold {m['threshold']:.3f} | {m['specificity']:.3f} |",
-        f"| expected calibration error, before / after temperature | {m['ece_uncalibrated']:.3f} / {m['ece']:.3f} |",
+        f"| expected calibration error, top class, before / after temperature | {m['ece_uncalibrated']:.3f} / {m['ece']:.3f} |",
+        (f"| expected calibration error, malignancy probability, before / after scaling | "
+         f"{m['malignancy_ece_uncalibrated']:.3f} / {m['malignancy_ece']:.3f} |"),
         "", "| class | recall | precision | F1 | support |", "|---|---|---|---|---|",
         *[f"| {c} ({CLASS_NAMES[c]}) | {v['recall']:.3f} | {v['precision']:.3f} | {v['f1']:.3f} | {v['support']} |"
           for c, v in m["per_class"].items()],
@@ -83,13 +96,14 @@ def render(meta: dict, validation: Path, test: Path | None, out: Path, notes: st
         f"{meta['training'].get('best_epoch')} of {meta['training'].get('epochs')}."),
         f"Reproduce: `{command_for(recipe)}`.", "",
         "## Calibration and operating point",
-        (f"Softmax temperature {meta['temperature']:.3f}, fitted on validation (minimum NLL). Referral threshold "
+        (f"Softmax temperature {meta['temperature']:.3f}, fitted on validation (minimum NLL). "
+        f"{_scaling(meta.get('malignancy_scaling'))}Referral threshold "
         f"{meta['threshold']:.3f} on the malignancy probability: it flags the fewest validation cases that give "
         f"malignant sensitivity >= {recipe.get('target_sensitivity', 0.9)}, placed halfway between the last "
         "malignant case needed and the next lower score."), "",
         *([notes.strip(), ""] if notes.strip() else []),
         "## Validation metrics (lesion-grouped validation split)",
-        ("The split used to choose the best epoch, the temperature and the threshold, so these figures are "
+        ("The split used to choose the best epoch, the calibration and the threshold, so these figures are "
         "optimistic."), "", *_metrics_table(val), "",
         f"![confusion matrix]({rel(validation / 'confusion_matrix.png')})",
         f"![ROC]({rel(validation / 'roc.png')})",
