@@ -43,6 +43,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("data", type=Path, help="HAM10000 folder (HAM10000_metadata.csv and image folders)")
     p.add_argument("--run", type=Path, required=True, help="run folder for checkpoints, history and the bundle")
     p.add_argument("--resume", action="store_true", help="continue from RUN/checkpoint.keras")
+    p.add_argument("--calibrate-only", action="store_true",
+                   help="train no further: calibrate RUN/best.keras on RUN's validation split and write the bundle "
+                        "(a run trained on another machine, or stopped early)")
     p.add_argument("--weights", default=DEFAULT_WEIGHTS,
                    help="ImageNet weights: a .weights.h5 path, 'imagenet' (download) or 'none'")
     p.add_argument("--head-epochs", type=nonneg_int, default=2, help="epochs with the backbone frozen")
@@ -77,7 +80,7 @@ def parser() -> argparse.ArgumentParser:
 
 # Options not stored in the bundle's recipe, and those stored but not part of what the
 # model is (where or how fast a run goes).
-_NOT_STORED = ("resume", "verbose")
+_NOT_STORED = ("resume", "calibrate_only", "verbose")
 _NOT_RECIPE = ("data", "run", "workers", "cache", *_NOT_STORED)
 
 
@@ -119,7 +122,7 @@ def subsample(df: pd.DataFrame, limit: int | None, seed: int) -> pd.DataFrame:
 def prepare_split(args: argparse.Namespace) -> pd.DataFrame:
     """The run's split table (written once, reused on resume so the split never drifts)."""
     path = args.run / "split.csv"
-    if args.resume and path.is_file():
+    if (args.resume or args.calibrate_only) and path.is_file():
         return pd.read_csv(path, dtype={"split": str})
     best = read_metadata(args.data, prefer=parse_prefer(args.train_prefer))
     preferred = read_metadata(args.data, prefer=parse_prefer(args.val_prefer))
@@ -203,9 +206,11 @@ def train(args: argparse.Namespace) -> Path:
     keras.utils.set_random_seed(args.seed)
     if not 0.0 < args.target_sensitivity <= 1.0:
         raise UserError(f"--target-sensitivity must be in (0, 1], got {args.target_sensitivity}")
-    if args.resume and not (args.run / CHECKPOINT).is_file():
+    if args.calibrate_only and not (args.run / BEST).is_file():
+        raise FileNotFoundError(f"nothing to calibrate: {args.run / BEST} does not exist")
+    if args.resume and not args.calibrate_only and not (args.run / CHECKPOINT).is_file():
         raise FileNotFoundError(f"nothing to resume: {args.run / CHECKPOINT} does not exist")
-    if not args.resume and (args.run / CHECKPOINT).exists():
+    if not (args.resume or args.calibrate_only) and (args.run / CHECKPOINT).exists():
         raise FileExistsError(f"{args.run} already holds a training run; use --resume or another --run")
     weights = None if args.weights == "none" else args.weights
     table = prepare_split(args)
@@ -214,6 +219,8 @@ def train(args: argparse.Namespace) -> Path:
     print(f"decoding {len(tr)} training and {len(va)} validation images (cached in {cache}) ...", flush=True)
     x_tr, x_va = load_images(list(tr["path"]), args.workers, cache), load_images(list(va["path"]), args.workers, cache)
     y_tr, y_va = labels_to_indices(tr["dx"]), labels_to_indices(va["dx"])
+    if args.calibrate_only:
+        return finalize(args, x_tr, x_va, y_va, len(tr))
     onehot = np.eye(len(CLASS_CODES), dtype="float32")
 
     state = _read_state(args.run) if args.resume else {}

@@ -60,3 +60,20 @@ def test_resume_continues_from_the_checkpoint(run):
     history = pd.read_csv(run / "history.csv")
     assert list(history["epoch"]) == [0, 1, 2]  # only the new epoch ran
     assert json.loads((run / "state.json").read_text())["epoch"] == 3
+
+
+def test_calibrate_only_rewrites_the_bundle_without_training(run, tmp_path):
+    """A run whose checkpoint was lost (stopped on another machine) is calibrated from its best
+    epoch alone: no epoch runs, and the bundle is the best epoch's, freshly calibrated."""
+    stopped = tmp_path / "stopped"
+    stopped.mkdir()
+    for name in ("best.keras", "state.json", "split.csv", "history.csv"):
+        (stopped / name).write_bytes((run / name).read_bytes())
+    code = train.main([str(HAM), "--run", str(stopped), "--calibrate-only", "--val-limit", "32", "--batch-size", "16",
+                       "--verbose", "0"])
+    assert code == 0
+    assert not (stopped / "checkpoint.keras").exists()
+    assert (stopped / "history.csv").read_text() == (run / "history.csv").read_text()
+    meta = Screener(stopped / "bundle").meta
+    assert meta["metrics"]["validation"]["sensitivity"] >= 0.9 and len(meta["malignancy_scaling"]) == 2
+    assert "calibrate_only" not in meta["training"]["recipe"]

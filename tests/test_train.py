@@ -39,6 +39,11 @@ def test_resume_without_checkpoint(tmp_path, capsys):
     assert "nothing to resume" in capsys.readouterr().err
 
 
+def test_calibrate_only_needs_a_best_epoch(tmp_path, capsys):
+    assert main([str(tmp_path), "--run", str(tmp_path / "run"), "--calibrate-only"]) == 2
+    assert "nothing to calibrate" in capsys.readouterr().err
+
+
 def test_existing_run_is_not_overwritten(tmp_path, capsys):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "checkpoint.keras").write_bytes(b"x")
