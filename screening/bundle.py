@@ -2,11 +2,14 @@
 
 Layout of a bundle folder::
 
-    bundle.json   class order, input size, preprocessing, temperature, threshold,
-                  training summary, metrics, version, sha256 of model.keras
+    bundle.json   class order, input size, preprocessing, temperature, malignancy scaling,
+                  threshold, training summary, metrics, version, sha256 of model.keras,
+                  and decision_sha256 over that hash and the calibration
     model.keras   the Keras model (logits output), loaded with safe_mode=True
 
-The hash is checked on every load, so a swapped or corrupted model file is refused.
+Both hashes are checked on every load, so a swapped or corrupted model file, or a temperature,
+scaling or threshold edited by hand, is refused (the batch tool's ``--threshold`` is the way to
+try another operating point). They guard against accidents, not against an attacker.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ FORMAT = "skinscreen-bundle"
 FORMAT_VERSION = 1
 MODEL_FILE = "model.keras"
 META_FILE = "bundle.json"
+# Everything besides the image that decides a result: the weights (by hash) and the calibration.
+DECISION_FIELDS = ("sha256", "temperature", "malignancy_scaling", "threshold")
 
 
 class BundleError(UserError):
@@ -41,6 +46,12 @@ def sha256_of(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def decision_digest(meta: dict) -> str:
+    """sha256 of the decision fields as stored in JSON (floats round-trip exactly)."""
+    fields = {k: meta.get(k) for k in DECISION_FIELDS}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=_jsonable).encode()).hexdigest()
 
 
 def default_meta() -> dict:
@@ -81,7 +92,9 @@ def save_bundle(model: keras.Model, path: str | Path, meta: dict, overwrite: boo
     try:
         model.save(tmp / MODEL_FILE)
         full = {**default_meta(), **meta, "model_file": MODEL_FILE, "sha256": sha256_of(tmp / MODEL_FILE)}
-        (tmp / META_FILE).write_text(json.dumps(full, indent=2, default=_jsonable) + "\n")
+        full = json.loads(json.dumps(full, default=_jsonable))  # hash what will be read back
+        full["decision_sha256"] = decision_digest(full)
+        (tmp / META_FILE).write_text(json.dumps(full, indent=2) + "\n")
         if path.exists():
             shutil.rmtree(path)
         tmp.rename(path)
@@ -115,6 +128,10 @@ def read_meta(path: str | Path) -> tuple[Path, dict]:
         raise BundleError(f"{meta_path}: bundle format {meta['format_version']} is newer than this software")
     if list(meta.get("classes", [])) != list(CLASS_CODES):
         raise BundleError(f"{meta_path}: class order {meta.get('classes')} does not match {list(CLASS_CODES)}")
+    if "decision_sha256" in meta and decision_digest(meta) != meta["decision_sha256"]:
+        raise BundleError(f"{meta_path}: the temperature, malignancy scaling or threshold differs from what the "
+                          "bundle was saved with (decision_sha256); refusing to load. Use --threshold to try "
+                          "another operating point")
     return folder, meta
 
 

@@ -4,7 +4,7 @@ import shutil
 import numpy as np
 import pytest
 
-from screening.bundle import BundleError, load_bundle, read_meta, save_bundle
+from screening.bundle import BundleError, decision_digest, load_bundle, read_meta, save_bundle
 from screening.inference import batched_logits, forward_fn
 from tests.conftest import lesion_like
 
@@ -28,6 +28,21 @@ def test_changed_model_file_is_refused(tiny_bundle, tmp_path):
         f.write(b"tampered")
     with pytest.raises(BundleError, match="does not match the bundle"):
         load_bundle(copy)
+
+
+@pytest.mark.parametrize("field, value", [("threshold", 0.05), ("temperature", 2.0), ("malignancy_scaling", [1.0, 1.0])])
+def test_calibration_edited_by_hand_is_refused(tiny_bundle, tmp_path, field, value):
+    """The operating point decides referrals: a bundle.json edited after saving is refused,
+    while one from before decision_sha256 existed still loads."""
+    copy = tmp_path / "b"
+    shutil.copytree(tiny_bundle, copy)
+    meta = json.loads((copy / "bundle.json").read_text())
+    (copy / "bundle.json").write_text(json.dumps({**meta, field: value}))
+    with pytest.raises(BundleError, match="differs from what the bundle was saved with"):
+        load_bundle(copy)
+    del meta["decision_sha256"]
+    (copy / "bundle.json").write_text(json.dumps({**meta, field: value}))
+    assert load_bundle(copy)[1][field] == value
 
 
 def test_foreign_and_missing_files_are_refused(tiny_bundle, tmp_path):
@@ -56,6 +71,7 @@ def test_non_keras_file_with_matching_hash_is_refused(tiny_bundle, tmp_path):
     (copy / "model.keras").write_bytes(b"PK not really a zip")
     meta = json.loads((copy / "bundle.json").read_text())
     meta["sha256"] = sha256_of(copy / "model.keras")
+    meta["decision_sha256"] = decision_digest(meta)
     (copy / "bundle.json").write_text(json.dumps(meta))
     with pytest.raises(BundleError, match="not a loadable Keras model"):
         load_bundle(copy)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from screening.bundle import decision_digest
 from screening.inference import Screener
 from tests.conftest import lesion_like
 
@@ -64,6 +65,7 @@ def test_malignancy_scaling_from_the_bundle_is_applied(tiny_bundle, tmp_path):
     shutil.copytree(tiny_bundle, scaled)
     meta = json.loads((scaled / "bundle.json").read_text())
     meta["malignancy_scaling"] = [0.5, -1.0]
+    meta["decision_sha256"] = decision_digest(meta)
     (scaled / "bundle.json").write_text(json.dumps(meta))
     images = [lesion_like(seed=i) for i in range(3)]
     plain, mapped = list(Screener(tiny_bundle).score(images)), list(Screener(scaled).score(images))
