@@ -68,7 +68,7 @@ def render(meta: dict, validation: Path, test: Path | None, out: Path, notes: st
         "## Intended use",
         ("Research and teaching: exploring automated triage of **dermoscopic** images of pigmented skin lesions "
         "into seven HAM10000 diagnoses, with a calibrated malignancy probability "
-        f"({' + '.join(f'p({c})' for c in MALIGNANT)}) and a referral flag. Intended users are researchers, "
+        f"(of {', '.join(MALIGNANT[:-1])} or {MALIGNANT[-1]}) and a referral flag. Intended users are researchers, "
         "educators and clinicians evaluating such tools, who read every result themselves. It is not a medical "
         "device, not cleared for diagnosis, and must not be used to rule out cancer."), "",
         "## Model",
