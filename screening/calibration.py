@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from screening.metrics import IDENTITY, MALIGNANT_IDX, is_malignant, malignancy, softmax
+from screening.metrics import IDENTITY, is_malignant, logit, malignancy, softmax
 
 
 def nll(logits: np.ndarray, y: np.ndarray, temperature: float) -> float:
@@ -27,8 +27,8 @@ def fit_malignancy_scaling(probs: np.ndarray, y: np.ndarray, steps: int = 50) ->
     """Platt scaling of p(mel) + p(bcc) + p(akiec): the (a, b) of ``sigmoid(a * logit(p) + b)``
     with minimum validation log-loss for malignant vs benign (Newton's method on two
     parameters). Falls back to the identity if the fit is not increasing (a <= 0)."""
-    score = np.clip(np.asarray(probs)[:, MALIGNANT_IDX].sum(axis=1), 1e-12, 1 - 1e-12)
-    x = np.stack([np.log(score / (1 - score)), np.ones_like(score)], axis=1)
+    score = malignancy(probs)
+    x = np.stack([logit(score), np.ones_like(score)], axis=1)
     t = is_malignant(y).astype(float)
     if t.all() or not t.any():
         raise ValueError("malignant and benign cases are both needed to scale the malignancy probability")

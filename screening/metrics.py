@@ -21,6 +21,11 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
 IDENTITY = (1.0, 0.0)
 
 
+def logit(p: np.ndarray) -> np.ndarray:
+    """log(p / (1 - p)), finite at 0 and 1."""
+    return np.log(np.clip(p, 1e-12, None)) - np.log(np.clip(1.0 - p, 1e-12, None))
+
+
 def malignancy(probs: np.ndarray, scaling: Sequence[float] = IDENTITY) -> np.ndarray:
     """p(mel) + p(bcc) + p(akiec), mapped through ``sigmoid(a * logit(p) + b)`` for
     ``scaling = (a, b)``: with balanced class weights the summed probability overstates how
@@ -30,8 +35,7 @@ def malignancy(probs: np.ndarray, scaling: Sequence[float] = IDENTITY) -> np.nda
     a, b = map(float, scaling)
     if (a, b) == IDENTITY:
         return score
-    logit = np.log(np.clip(score, 1e-12, None)) - np.log(np.clip(1.0 - score, 1e-12, None))
-    return 1.0 / (1.0 + np.exp(-(a * logit + b)))
+    return 1.0 / (1.0 + np.exp(-(a * logit(score) + b)))
 
 
 def is_malignant(y: np.ndarray) -> np.ndarray:
