@@ -29,7 +29,9 @@ from screening.info import CLASS_CODES, CLASS_NAMES, MALIGNANT
 from screening.preprocessing import INPUT_SIZE, SCALING
 
 FORMAT = "skinscreen-bundle"
-FORMAT_VERSION = 1
+# 2: the threshold applies to the malignancy probability after ``malignancy_scaling``; software
+# that knows only format 1 would compare it with the plain sum, so it must refuse these bundles.
+FORMAT_VERSION = 2
 MODEL_FILE = "model.keras"
 META_FILE = "bundle.json"
 # Everything besides the image that decides a result: the weights (by hash) and the calibration.

@@ -45,6 +45,20 @@ def test_calibration_edited_by_hand_is_refused(tiny_bundle, tmp_path, field, val
     assert load_bundle(copy)[1][field] == value
 
 
+def test_newer_format_is_refused_and_format_1_still_loads(tiny_bundle, tmp_path):
+    copy = tmp_path / "b"
+    shutil.copytree(tiny_bundle, copy)
+    meta = json.loads((copy / "bundle.json").read_text())
+    assert meta["format_version"] == 2
+    for version, loads in ((3, False), (1, True)):
+        (copy / "bundle.json").write_text(json.dumps({**meta, "format_version": version}))
+        if loads:
+            assert load_bundle(copy)[1]["format_version"] == 1
+        else:
+            with pytest.raises(BundleError, match="bundle format 3 is newer than this software"):
+                load_bundle(copy)
+
+
 def test_foreign_and_missing_files_are_refused(tiny_bundle, tmp_path):
     with pytest.raises(BundleError, match="model not found"):
         load_bundle(tmp_path / "nowhere")
