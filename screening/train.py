@@ -11,10 +11,12 @@ threshold) and saved as a bundle in ``RUN/bundle``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import jax
@@ -56,6 +58,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1e-4, help="peak fine-tuning learning rate (then cosine-decayed)")
     p.add_argument("--warmup-epochs", type=float, default=1.0,
                    help="fine-tuning epochs over which the rate rises linearly from zero")
+    p.add_argument("--ema", type=float, default=0.0,
+                   help="keep an exponential moving average of the weights with this momentum per step "
+                        "(e.g. 0.999) and validate, select and ship it; 0 is off")
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--dropout", type=float, default=0.2)
     p.add_argument("--class-weight", choices=("balanced", "sqrt", "none"), default="balanced",
@@ -158,18 +163,45 @@ class EpochEnd(keras.callbacks.Callback):
         logs = logs if logs is not None else {}
         if self.forward is None:
             self.forward = forward_fn(self.model)
-        logits = batched_logits(self.forward, self.x_val, self.batch_size)
-        pred = logits.argmax(axis=1)
-        logs["val_loss"] = nll(logits, self.y_val, 1.0)
-        logs["val_acc"] = float(np.mean(pred == self.y_val))
-        logs["val_balanced_accuracy"] = balanced_accuracy(confusion_matrix(self.y_val, pred))
         state = _read_state(self.run)
-        if logs["val_balanced_accuracy"] > state.get("best", -1.0):
-            _atomic_save(self.model, self.run / BEST)
-            state.update(best=logs["val_balanced_accuracy"], best_epoch=epoch + 1)
-        _atomic_save(self.model, self.run / CHECKPOINT)
+        with ema_weights(self.model):
+            logits = batched_logits(self.forward, self.x_val, self.batch_size)
+            pred = logits.argmax(axis=1)
+            logs["val_loss"] = nll(logits, self.y_val, 1.0)
+            logs["val_acc"] = float(np.mean(pred == self.y_val))
+            logs["val_balanced_accuracy"] = balanced_accuracy(confusion_matrix(self.y_val, pred))
+            if logs["val_balanced_accuracy"] > state.get("best", -1.0):
+                _atomic_save(self.model, self.run / BEST)
+                state.update(best=logs["val_balanced_accuracy"], best_epoch=epoch + 1)
+        _atomic_save(self.model, self.run / CHECKPOINT)  # the training weights, for --resume
         state.update(epoch=epoch + 1, stage=self.stage)
         (self.run / STATE).write_text(json.dumps(state, indent=2))
+
+
+@contextlib.contextmanager
+def ema_weights(model: keras.Model) -> Iterator[None]:
+    """Inside, the model holds its optimizer's moving averages of the weights (if it keeps any).
+
+    Swapped in place, as ``keras.callbacks.SwapEMAWeights`` does, so that validation, the best
+    model and its bundle are the averaged weights while training and the resume checkpoint
+    keep the raw ones.
+    """
+    optimizer = model.optimizer
+    if not getattr(optimizer, "use_ema", False):
+        yield
+        return
+
+    def swap() -> None:
+        for var, average in zip(optimizer._trainable_variables, optimizer._model_variables_moving_average):
+            raw = keras.ops.convert_to_numpy(var)
+            var.assign(average)
+            average.assign(raw)
+
+    swap()
+    try:
+        yield
+    finally:
+        swap()
 
 
 def _read_state(run: Path) -> dict:
@@ -184,8 +216,8 @@ def _atomic_save(model: keras.Model, path: Path) -> None:
 
 
 def compile_model(model: keras.Model, lr: float, smoothing: float, decay_steps: int = 0,
-                  warmup_steps: int = 0) -> None:
-    """Adam with label-smoothed cross-entropy.
+                  warmup_steps: int = 0, ema: float = 0.0) -> None:
+    """Adam with label-smoothed cross-entropy, keeping a moving average of the weights if ``ema``.
 
     With ``decay_steps`` the rate warms up linearly from zero over ``warmup_steps`` (Adam's
     first, unscaled steps are what knocked a pretrained backbone over at higher rates),
@@ -196,7 +228,7 @@ def compile_model(model: keras.Model, lr: float, smoothing: float, decay_steps: 
         lr = keras.optimizers.schedules.CosineDecay(0.0 if warmup else lr, decay_steps - warmup, alpha=0.05,
                                                     warmup_target=lr if warmup else None, warmup_steps=warmup)
     model.compile(
-        optimizer=keras.optimizers.Adam(lr),
+        optimizer=keras.optimizers.Adam(lr, use_ema=ema > 0, ema_momentum=ema or 0.99),
         loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=smoothing),
         metrics=[keras.metrics.CategoricalAccuracy(name="acc")],
     )
@@ -206,6 +238,8 @@ def train(args: argparse.Namespace) -> Path:
     keras.utils.set_random_seed(args.seed)
     if not 0.0 < args.target_sensitivity <= 1.0:
         raise UserError(f"--target-sensitivity must be in (0, 1], got {args.target_sensitivity}")
+    if not 0.0 <= args.ema < 1.0:
+        raise UserError(f"--ema must be in [0, 1), got {args.ema}")
     if args.calibrate_only and not (args.run / BEST).is_file():
         raise FileNotFoundError(f"nothing to calibrate: {args.run / BEST} does not exist")
     if args.resume and not args.calibrate_only and not (args.run / CHECKPOINT).is_file():
@@ -235,7 +269,8 @@ def train(args: argparse.Namespace) -> Path:
         if done < end:
             if not (args.resume and state.get("stage") == name and done > start):
                 set_trainable(model, blocks)  # entering the stage: new optimizer
-                compile_model(model, lr, args.label_smoothing, decay, round(args.warmup_epochs * steps) if decay else 0)
+                compile_model(model, lr, args.label_smoothing, decay, round(args.warmup_epochs * steps) if decay else 0,
+                              args.ema)
             print(f"stage {name}: epochs {done + 1}-{end}, lr {lr}, unfrozen blocks {blocks}", flush=True)
             model.fit(
                 x_tr, onehot[y_tr], batch_size=args.batch_size, epochs=end, initial_epoch=done,

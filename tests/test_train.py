@@ -9,7 +9,7 @@ import keras
 import pytest
 from PIL import Image
 
-from screening.train import class_weights, command_for, compile_model, main, parser, prepare_split
+from screening.train import EpochEnd, class_weights, command_for, compile_model, main, parser, prepare_split
 from tests.conftest import lesion_like
 
 
@@ -79,6 +79,43 @@ def test_finetune_rate_warms_up_then_decays(warmup):
     assert rate(0) == pytest.approx(0.0 if warmup else 1e-4)
     assert rate(warmup) == pytest.approx(1e-4)
     assert rate(100) == pytest.approx(5e-6, rel=1e-3)  # cosine floor: 5% of the peak
+
+
+def test_ema_weights_are_validated_and_shipped_raw_weights_resumed(tmp_path):
+    """With --ema the epoch's validation and best.keras use the moving average; training and
+    checkpoint.keras keep the raw weights and the averages, so --resume continues both."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((24, 4, 4, 3)).astype("float32"), rng.integers(0, 7, 24)
+    model = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.Flatten(), keras.layers.Dense(7)])
+    compile_model(model, 0.05, 0.0, ema=0.9)
+    seen = {}
+
+    class Capture(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):  # after EpochEnd; fit's end then overwrites with the averages
+            seen["raw"] = [np.asarray(v) for v in self.model.trainable_variables]
+            seen["average"] = [np.asarray(v) for v in self.model.optimizer._model_variables_moving_average]
+
+    model.fit(x, np.eye(7)[y], epochs=1, batch_size=8, verbose=0,
+              callbacks=[EpochEnd(tmp_path, x, y, 8, "finetune"), Capture()])
+    raw, average = seen["raw"], seen["average"]
+    assert not np.allclose(raw[0], average[0])
+    best = keras.saving.load_model(tmp_path / "best.keras", compile=False)
+    checkpoint = keras.saving.load_model(tmp_path / "checkpoint.keras")
+    for a, b in zip(best.trainable_variables, average):
+        np.testing.assert_allclose(np.asarray(a), b)
+    for a, b in zip(checkpoint.trainable_variables, raw):
+        np.testing.assert_allclose(np.asarray(a), b)
+    assert checkpoint.optimizer.use_ema
+    for a, b in zip(checkpoint.optimizer._model_variables_moving_average, average):
+        np.testing.assert_allclose(np.asarray(a), b)
+
+
+def test_ema_momentum_out_of_range_is_one_line(tmp_path, capsys):
+    assert main([str(tmp_path), "--run", str(tmp_path / "run"), "--ema", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--ema must be in [0, 1)" in err
 
 
 def test_command_for_rebuilds_the_recipe():
