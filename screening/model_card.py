@@ -79,7 +79,7 @@ def render(meta: dict, validation: Path, test: Path | None, out: Path, notes: st
         "## Training data",
         (f"{DATASET['name']} ({DATASET['licence']}; the model inherits the non-commercial restriction). "
         f"Citation: {DATASET['citation']}."),
-        (f"Split by lesion (80/10/10, stratified by diagnosis, seed {recipe.get('seed')}): "
+        (f"Split by lesion (80/10/10, stratified by diagnosis, seed {recipe.get('split_seed', recipe.get('seed'))}): "
         f"{meta['training'].get('train_images')} training images, {meta['training'].get('val_images')} validation "
         f"images; no lesion in two splits. Training uses {_copy(recipe.get('train_prefer'), 'each image')}; "
         f"validation and test use {_copy(recipe.get('val_prefer'), 'the lesion')}."), "",

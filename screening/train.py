@@ -76,7 +76,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=positive_int, help="train on at most N images (quick runs, tests)")
     p.add_argument("--val-limit", type=positive_int, help="validate on at most N images")
     p.add_argument("--alpha", type=float, default=1.0, help="MobileNet width multiplier")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="initialisation, augmentation and batch order")
+    p.add_argument("--split-seed", type=int, default=0,
+                   help="lesion split into train/val/test; keep it fixed so that the hold-out test set stays "
+                        "held out across runs")
     p.add_argument("--workers", type=positive_int, default=os.cpu_count() or 2, help="image decoding threads")
     p.add_argument("--cache", type=Path, help="folder for decoded-image caches (default RUN/cache)")
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), help="Keras progress: 1 bar, 2 line per epoch")
@@ -93,6 +96,7 @@ def command_for(recipe: dict, data: str = "../shared/data/ham10000", run: str = 
     """The training command that rebuilds a bundle's recipe: only options that differ from
     today's defaults are spelled out, plus the seed, so the line stays true when defaults move."""
     words = ["python -m screening.train", data, "--run", run]
+    recipe = {"split_seed": recipe.get("seed", 0), **recipe}  # before --split-seed, --seed also split
     for action in parser()._actions:
         if action.dest in _NOT_RECIPE or action.dest not in recipe or not action.option_strings:
             continue
@@ -131,13 +135,13 @@ def prepare_split(args: argparse.Namespace) -> pd.DataFrame:
         return pd.read_csv(path, dtype={"split": str})
     best = read_metadata(args.data, prefer=parse_prefer(args.train_prefer))
     preferred = read_metadata(args.data, prefer=parse_prefer(args.val_prefer))
-    best["split"] = split_by_lesion(best, seed=args.seed)
+    best["split"] = split_by_lesion(best, seed=args.split_seed)
     # Validation and test use the preferred copy (what users bring); training the best copy
     # unless --train-prefer names a folder.
     held_out = best["split"] != "train"
     best.loc[held_out, "path"] = preferred.loc[held_out, "path"]
     train = subsample(best[best["split"] == "train"], args.limit, args.seed)
-    val = subsample(best[best["split"] == "val"], args.val_limit, args.seed)
+    val = subsample(best[best["split"] == "val"], args.val_limit, args.split_seed)
     test = best[best["split"] == "test"]
     table = pd.concat([train, val, test])[["lesion_id", "image_id", "dx", "split", "path"]]
     args.run.mkdir(parents=True, exist_ok=True)

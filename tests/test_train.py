@@ -124,9 +124,16 @@ def test_command_for_rebuilds_the_recipe():
               vars(parser().parse_args(["d", "--run", "r", "--lr", "3e-4", "--val-prefer", ""])).items()}
     line = command_for(recipe)
     assert line.startswith("python -m screening.train ../shared/data/ham10000 --run runs/default --lr 0.0003 ")
-    assert "--epochs" not in line and "--seed 0" in line
+    assert "--epochs" not in line and "--seed 0" in line and "--split-seed" not in line
     back = vars(parser().parse_args(shlex.split(line)[3:]))
     assert all(back[k] == recipe[k] for k in recipe if k not in ("data", "run", "workers"))
+
+
+def test_command_for_keeps_the_split_of_recipes_older_than_split_seed():
+    """Before --split-seed the lesion split followed --seed: the rebuild line must keep it."""
+    assert "--seed 3 --split-seed 3" in command_for({"seed": 3})
+    assert "--split-seed" not in command_for({"seed": 0})
+    assert command_for({"seed": 3, "split_seed": 0}).endswith("--seed 3")  # 0 is the default
 
 
 def test_split_takes_each_splits_preferred_copy(tmp_path):
@@ -145,6 +152,25 @@ def test_split_takes_each_splits_preferred_copy(tmp_path):
     assert set(folder[table["split"] != "train"]) == {"images_224"}
     default = prepare_split(parser().parse_args([str(data), "--run", str(tmp_path / "run2")]))
     assert set(default["path"].map(lambda p: Path(p).parent.name)) == {"images_224"}  # best copy
+
+
+def test_split_depends_on_the_split_seed_only(tmp_path):
+    """Another --seed trains differently on the same split, so the hold-out test set stays
+    unseen; only --split-seed moves lesions between splits."""
+    data = tmp_path / "ham"
+    rows = [f"L{i // 2},ISIC_{i:07d},{dx}" for i, dx in enumerate(["nv", "nv", "mel", "mel"] * 20)]
+    for folder in ("images_224", "images_200x150"):
+        (data / folder).mkdir(parents=True)
+        for i in range(len(rows)):
+            Image.fromarray(lesion_like(32, 32, i)).save(data / folder / f"ISIC_{i:07d}.jpg")
+    (data / "HAM10000_metadata.csv").write_text("lesion_id,image_id,dx\n" + "\n".join(rows) + "\n")
+
+    def split(*options: str):
+        run = tmp_path / f"run{len(list(tmp_path.iterdir()))}"
+        return prepare_split(parser().parse_args([str(data), "--run", str(run), *options]))["split"]
+
+    assert split().equals(split("--seed", "1"))
+    assert not split().equals(split("--split-seed", "1"))
 
 
 def test_split_takes_preferred_folders_in_order(tmp_path):
