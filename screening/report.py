@@ -67,6 +67,9 @@ def rows(results: Sequence[Result], names: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame.from_records(records, columns=COLUMNS)
 
 
+THRESHOLD_ITEM = "referral threshold (malignancy probability)"
+
+
 def summary(df: pd.DataFrame, info: RunInfo) -> pd.DataFrame:
     ok = df[df["status"] == "ok"]
     n_ok = len(ok)
@@ -79,7 +82,7 @@ def summary(df: pd.DataFrame, info: RunInfo) -> pd.DataFrame:
     ]
     items += [(f"predicted {c} ({CLASS_NAMES[c]})", int((ok["predicted_class"] == c).sum())) for c in CLASS_CODES]
     items += [
-        ("referral threshold (malignancy probability)", info.threshold),
+        (THRESHOLD_ITEM, info.threshold),
         ("test-time augmentation", "on" if info.tta else "off"),
         ("folder", info.folder),
         ("model", info.model_name),
@@ -173,9 +176,13 @@ def _write_excel(df: pd.DataFrame, path: Path, info: RunInfo, thumbnails: dict[i
             for i, png in thumbnails.items():
                 ws.row_dimensions[i + 2].height = 60
                 ws.add_image(XLImage(io.BytesIO(png)), f"{col}{i + 2}")
-        for name, widths in (("Summary", (44, 70)), ("About", (24, 100))):
+        for name, width in (("Summary", 70), ("About", 100)):
             sheet = book[name]
-            sheet.column_dimensions["A"].width, sheet.column_dimensions["B"].width = widths
+            names = [str(c.value or "") for (c,) in sheet.iter_rows(min_col=1, max_col=1)]
+            sheet.column_dimensions["A"].width = min(max(map(len, names)) + 2, 70)
+            sheet.column_dimensions["B"].width = width
             sheet["A1"].font = sheet["B1"].font = Font(bold=True)
-            for (cell,) in sheet.iter_rows(min_row=2, min_col=2, max_col=2):
-                cell.alignment = Alignment(wrap_text=True, vertical="top")
+            for (item, cell) in sheet.iter_rows(min_row=2, max_col=2):
+                cell.alignment = Alignment(horizontal="left", wrap_text=True, vertical="top")
+                if item.value == THRESHOLD_ITEM:
+                    cell.number_format = "0.0%"

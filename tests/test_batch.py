@@ -92,6 +92,10 @@ def test_workbook_formatting(xlsx):
     assert any('="REFER"' in f for f in rules)
     assert ws.column_dimensions["A"].width >= len("i ünïcode naïve.webp")
     assert len(ws._images) == len(OK)  # thumbnails for readable images
+    sheet = wb["Summary"]
+    rows = {a.value: b for a, b in sheet.iter_rows(max_col=2)}
+    assert rows["referral threshold (malignancy probability)"].number_format == "0.0%"
+    assert sheet.column_dimensions["A"].width >= max(len(str(k)) for k in rows)  # no item cut off
     summary = dict(pd.read_excel(xlsx, sheet_name="Summary").values)
     assert summary["images found"] == 14 and summary["errors"] == 4
     assert summary["model"] == "tiny-test-model" and len(summary["model sha256"]) == 64
