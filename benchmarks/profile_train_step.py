@@ -9,8 +9,10 @@ not the slices it hands to other cores (the script also prints process CPU time 
 time, which says how busy the cores were). How to read the kinds (from XLA's HLO dump,
 ``XLA_FLAGS=--xla_dump_to=DIR --xla_dump_hlo_as_text``):
 
-- ``slice_add_fusion``: the depthwise kernel gradients, nine per-tap tree sums per layer;
-- ``ynn_fusion``, ``dot``: matrix multiplies (the 1x1 and im2col convolutions);
+- ``ffi_call``: the native depthwise kernel gradients (``native/``); without the native
+  module, ``slice_add_fusion``: the same as nine per-tap tree sums per layer;
+- ``dot`` (``ynn_fusion`` without the training flags of ``screening.backend``): matrix
+  multiplies (the 1x1 and im2col convolutions);
 - ``multiply_bitcast_fusion``, ``clamp_*``, ``pad_slice_fusion``: elementwise forward and
   backward work (batch norm, ReLU6, depthwise taps and their input gradients), which XLA
   partly recomputes inside the backward pass instead of reading it back.
@@ -31,7 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import jax
 
-from screening.bench import setup_model, training_step  # first screening import: selects JAX for keras
+from screening.backend import use_training_flags  # first screening import: selects JAX for keras
+from screening.bench import setup_model, training_step
 
 
 def main() -> int:
@@ -40,6 +43,7 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=2, help="traced steps (after two untimed ones)")
     p.add_argument("--top", type=int, default=12, help="kinds to list")
     args = p.parse_args()
+    use_training_flags()  # as screening.train and screening.bench run
     step = training_step(*setup_model(True, 32), args.train_blocks)
     for _ in range(2):
         step()

@@ -4,11 +4,12 @@
 - Compiled XLA programs persist in a per-user cache folder, so a second launch of the
   batch tool or the app skips compilation. ``SKINSCREEN_CACHE_DIR`` moves it; an empty
   value turns it off.
-- XLA's CPU compiler gets the options in ``CPU_FLAGS``, which made the MobileNet training
-  step about 1.4x faster on the development machine and left inference as fast
-  (``python -m screening.bench``, README). XLA aborts the process on a flag it does not
-  know, so they are set only for the jaxlib versions they were measured on; a flag the
-  user already put in ``XLA_FLAGS`` keeps the user's value.
+- Training (``screening.train``, the benchmark) gives XLA's CPU compiler the options in
+  ``CPU_FLAGS``, which made the MobileNet training step about 1.4x faster on the
+  development machine. The app and batch tool do without: there the flags left inference
+  as fast but made the first compilation about 3 s slower (README, Speed). XLA aborts the
+  process on a flag it does not know, so they are set only for the jaxlib versions they
+  were measured on; a flag the user already put in ``XLA_FLAGS`` keeps the user's value.
 """
 
 from __future__ import annotations
@@ -52,6 +53,23 @@ def xla_flags(current: str, jaxlib_version: str) -> str:
     return " ".join([current, *extra]).strip()
 
 
+def use_training_flags() -> bool:
+    """Add ``CPU_FLAGS`` to ``XLA_FLAGS`` unless JAX has started (XLA reads them once, then).
+
+    Returns whether the flags can still take effect.
+    """
+    from jax._src import xla_bridge
+
+    if xla_bridge.backends_are_initialized():
+        return False
+    try:
+        version = importlib.metadata.version("jaxlib")
+    except importlib.metadata.PackageNotFoundError:
+        version = ""
+    os.environ["XLA_FLAGS"] = xla_flags(os.environ.get("XLA_FLAGS", ""), version)
+    return True
+
+
 def select_jax() -> None:
     """Make keras use JAX; fail clearly if keras was already loaded with another backend."""
     if "keras" in sys.modules:
@@ -63,12 +81,6 @@ def select_jax() -> None:
                 f"'{keras.backend.backend()}'; import screening before keras."
             )
     os.environ["KERAS_BACKEND"] = "jax"
-    try:
-        version = importlib.metadata.version("jaxlib")
-    except importlib.metadata.PackageNotFoundError:
-        version = ""
-    # Read when JAX starts its CPU backend, which happens after this (screening comes first).
-    os.environ["XLA_FLAGS"] = xla_flags(os.environ.get("XLA_FLAGS", ""), version)
     folder = cache_dir()
     if folder is not None:
         import jax

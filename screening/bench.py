@@ -18,6 +18,7 @@ import jax
 import keras
 import numpy as np
 
+from screening.backend import use_training_flags
 from screening.inference import forward_fn
 from screening.model import build_model, set_trainable
 
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-blocks", type=int, default=13,
                    help="backbone blocks trained in the training measurement (13 = whole network)")
     args = p.parse_args(argv)
+    use_training_flags()  # both implementations, as screening.train runs them
     stock = measure(False, args.batch_size, args.repeats, args.train_blocks)
     ours = measure(True, args.batch_size, args.repeats, args.train_blocks)
     result = {

@@ -5,9 +5,11 @@ Each class subclasses its Keras twin and keeps its config and variables (``kerne
 
 - ``DepthwiseConv2D``: XLA lowers depthwise convolution to a grouped convolution that is
   slow on CPU (jax-ml/jax#23713). Here it is a sum of k*k shifted per-channel multiplies
-  of the padded input (fused elementwise work), with a custom gradient whose kernel part
-  is a tree of elementwise adds: XLA's CPU reductions over the batch and spatial axes are
-  several times slower than the same sum written that way.
+  of the padded input (fused elementwise work), with a custom gradient. Its kernel part,
+  on CPU in float32, is the native kernel ``_skinscreen_native`` (built from
+  ``native/`` at install) when present: one pass over input and gradient for all
+  taps. Otherwise it is a tree of elementwise adds, since XLA's CPU reductions over the
+  batch and spatial axes are several times slower than the same sum written that way.
 - ``Conv2D``: im2col (the k*k shifted views side by side) and one matrix multiply; XLA's
   CPU GEMM beats its convolution several times, forward and backward, and MobileNet spends
   most of its FLOPs in 1x1 convolutions, where im2col is just a reshape.
@@ -23,7 +25,15 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import keras
+import numpy as np
 from keras import ops
+
+try:
+    import _skinscreen_native as native
+except ImportError:  # installed without a C++ compiler: the XLA formulation below
+    native = None
+else:
+    jax.ffi.register_ffi_target("skinscreen_depthwise_kernel_grad", native.depthwise_kernel_grad(), platform="cpu")
 
 
 def _padding(size: int, k: int, stride: int, mode: str) -> tuple[tuple[int, int], int]:
@@ -79,14 +89,34 @@ def _depthwise_fwd(x, kernel, strides, out_hw):
     return _depthwise_forward(x, kernel, strides, out_hw), (x, kernel)
 
 
-def _depthwise_bwd(strides, out_hw, residuals, g):
-    x, kernel = residuals
-    _, input_vjp = jax.vjp(lambda x_: _depthwise_forward(x_, kernel, strides, out_hw), x)
-    kh, kw = kernel.shape[:2]
-    dk = jnp.stack([
+def _kernel_grad_xla(x, g, kernel_hw, strides, out_hw):
+    kh, kw = kernel_hw
+    return jnp.stack([
         jnp.stack([_tree_sum(_tree_sum(_tree_sum(_view(x, i, j, strides, out_hw) * g))) for j in range(kw)])
         for i in range(kh)
     ])
+
+
+def _kernel_grad_native(x, g, kernel_hw, strides, out_hw):
+    del out_hw  # g's shape
+    (kh, kw), (sh, sw) = kernel_hw, strides
+    call = jax.ffi.ffi_call("skinscreen_depthwise_kernel_grad", jax.ShapeDtypeStruct((kh, kw, x.shape[-1]), x.dtype))
+    return call(x, g, kh=np.int64(kh), kw=np.int64(kw), sh=np.int64(sh), sw=np.int64(sw))
+
+
+def kernel_grad(x, g, kernel_hw: tuple[int, int], strides: tuple[int, int], out_hw: tuple[int, int]):
+    """The depthwise kernel gradient ``(kh, kw, C)``: native on CPU in float32, XLA otherwise."""
+    xla = partial(_kernel_grad_xla, kernel_hw=kernel_hw, strides=strides, out_hw=out_hw)
+    if native is None or x.dtype != jnp.float32 or g.dtype != jnp.float32:
+        return xla(x, g)
+    cpu = partial(_kernel_grad_native, kernel_hw=kernel_hw, strides=strides, out_hw=out_hw)
+    return jax.lax.platform_dependent(x, g, cpu=cpu, default=xla)
+
+
+def _depthwise_bwd(strides, out_hw, residuals, g):
+    x, kernel = residuals
+    _, input_vjp = jax.vjp(lambda x_: _depthwise_forward(x_, kernel, strides, out_hw), x)
+    dk = kernel_grad(x, g, kernel.shape[:2], strides, out_hw)
     return input_vjp(g)[0], dk.astype(kernel.dtype)
 
 

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from screening import quality
+from screening.backend import use_training_flags
 from screening.bundle import save_bundle
 from screening.calibration import fit_malignancy_scaling, fit_temperature, nll, threshold_for_sensitivity
 from screening.cli import nonneg_int, positive_int, run_cli
@@ -326,6 +327,7 @@ def finalize(args: argparse.Namespace, x_tr: np.ndarray, x_va: np.ndarray, y_va:
 
 
 def main(argv: list[str] | None = None) -> int:
+    use_training_flags()
     return run_cli(parser(), lambda args: (train(args), 0)[1], argv)
 
 

@@ -1,4 +1,4 @@
-"""Backend selection: JAX for Keras, XLA CPU flags only where they were measured."""
+"""Backend selection: JAX for Keras; XLA CPU flags for training, only where they were measured."""
 
 import os
 import subprocess
@@ -19,10 +19,18 @@ def test_no_flags_on_an_untested_jaxlib():
     assert xla_flags("", "0.99.0") == "" and xla_flags("--a=1", "") == "--a=1"
 
 
-def test_importing_screening_sets_them_before_jax_starts():
+def _flags_in_a_new_process(code: str) -> str:
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    code = "import screening, os, jax.numpy as jnp; jnp.ones(2).sum().block_until_ready(); print(os.environ['XLA_FLAGS'])"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    code = f"import os, screening, jax.numpy as jnp\n{code}\nprint(os.environ.get('XLA_FLAGS', ''))"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout.strip()
+
+
+def test_training_sets_them_before_jax_starts_and_inference_does_not():
     import importlib.metadata
 
-    assert out.strip() == xla_flags("", importlib.metadata.version("jaxlib"))
+    expected = xla_flags("", importlib.metadata.version("jaxlib"))
+    started = "jnp.ones(2).sum().block_until_ready()"
+    assert _flags_in_a_new_process(f"from screening import train\ntrain.use_training_flags()\n{started}") == expected
+    assert _flags_in_a_new_process(f"from screening import inference\n{started}") == ""
+    late = f"{started}\nfrom screening.backend import use_training_flags\nassert not use_training_flags()"
+    assert _flags_in_a_new_process(late) == ""  # too late to take effect: left alone

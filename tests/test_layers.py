@@ -1,5 +1,7 @@
 """The fast layers match Keras' own, forward and gradients, and load stock weights."""
 
+import shutil
+
 import jax
 import jax.numpy as jnp
 import keras
@@ -60,6 +62,21 @@ def _check(stock, fast, shape):
 def test_depthwise_matches_keras(shape, k, s, pad, bias):
     kw = {"kernel_size": k, "strides": s, "padding": pad, "use_bias": bias}
     _check(*_pair(keras.layers.DepthwiseConv2D, layers.DepthwiseConv2D, shape, **kw), shape)
+
+
+@pytest.mark.parametrize("shape, k, s, pad", CASES)
+def test_depthwise_without_the_native_kernel_matches_keras(shape, k, s, pad, monkeypatch):
+    """The XLA kernel gradient that installs without a C++ compiler use."""
+    monkeypatch.setattr(layers, "native", None)
+    kw = {"kernel_size": k, "strides": s, "padding": pad, "use_bias": False}
+    _check(*_pair(keras.layers.DepthwiseConv2D, layers.DepthwiseConv2D, shape, **kw), shape)
+
+
+def test_native_kernel_is_built_where_there_is_a_compiler():
+    """``pip install .`` builds ``_skinscreen_native``; the tests above then run through it."""
+    if not any(shutil.which(cc) for cc in ("c++", "g++", "clang++")):
+        pytest.skip("no C++ compiler, so the install had no native kernel to build")
+    assert layers.native is not None, "pip install . did not build _skinscreen_native (see its build log)"
 
 
 @pytest.mark.parametrize("shape, k, s, pad", CASES)
