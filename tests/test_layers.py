@@ -79,6 +79,17 @@ def test_native_kernel_is_built_where_there_is_a_compiler():
     assert layers.native is not None, "pip install . did not build _skinscreen_native (see its build log)"
 
 
+def test_native_kernel_is_lowered_for_cpu_only():
+    """A GPU run (lent for training) must get the XLA formulation: lowered for CUDA, the
+    program holds no call to the CPU handler (checked without a GPU, by exporting for it)."""
+    if layers.native is None:
+        pytest.skip("no native kernel in this install")
+    x, g = np.zeros((2, 9, 9, 4), np.float32), np.zeros((2, 7, 7, 4), np.float32)
+    f = jax.jit(lambda x, g: layers.kernel_grad(x, g, (3, 3), (1, 1), (7, 7)))
+    assert "skinscreen_depthwise_kernel_grad" not in jax.export.export(f, platforms=["cuda"])(x, g).mlir_module()
+    assert "skinscreen_depthwise_kernel_grad" in f.lower(x, g).as_text()
+
+
 @pytest.mark.parametrize("shape, k, s, pad", CASES)
 def test_conv_matches_keras(shape, k, s, pad):
     kw = {"filters": 6, "kernel_size": k, "strides": s, "padding": pad, "use_bias": True, "activation": "relu"}
