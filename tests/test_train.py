@@ -136,15 +136,22 @@ def test_command_for_keeps_the_split_of_recipes_older_than_split_seed():
     assert command_for({"seed": 3, "split_seed": 0}).endswith("--seed 3")  # 0 is the default
 
 
-def test_split_takes_each_splits_preferred_copy(tmp_path):
-    """Training rows come from --train-prefer's folder, held-out rows from --val-prefer's."""
+def _fake_ham(tmp_path: Path, dx: list[str], folders: dict, images_per_lesion: int = 1) -> Path:
+    """A HAM10000-shaped folder: metadata for ``dx`` and small images in the folders given,
+    each holding the images whose indices it lists."""
     data = tmp_path / "ham"
-    rows = [f"L{i},ISIC_{i:07d},{dx}" for i, dx in enumerate(["nv", "mel", "bkl", "bcc"] * 10)]
-    for folder in ("images_224", "images_200x150"):
+    rows = [f"L{i // images_per_lesion},ISIC_{i:07d},{d}" for i, d in enumerate(dx)]
+    for folder, ids in folders.items():
         (data / folder).mkdir(parents=True)
-        for i in range(len(rows)):
+        for i in ids:
             Image.fromarray(lesion_like(32, 32, i)).save(data / folder / f"ISIC_{i:07d}.jpg")
     (data / "HAM10000_metadata.csv").write_text("lesion_id,image_id,dx\n" + "\n".join(rows) + "\n")
+    return data
+
+
+def test_split_takes_each_splits_preferred_copy(tmp_path):
+    """Training rows come from --train-prefer's folder, held-out rows from --val-prefer's."""
+    data = _fake_ham(tmp_path, ["nv", "mel", "bkl", "bcc"] * 10, {"images_224": range(40), "images_200x150": range(40)})
     args = parser().parse_args([str(data), "--run", str(tmp_path / "run"), "--train-prefer", "images_200x150"])
     table = prepare_split(args)
     folder = table["path"].map(lambda p: Path(p).parent.name)
@@ -157,13 +164,8 @@ def test_split_takes_each_splits_preferred_copy(tmp_path):
 def test_split_depends_on_the_split_seed_only(tmp_path):
     """Another --seed trains differently on the same split, so the hold-out test set stays
     unseen; only --split-seed moves lesions between splits."""
-    data = tmp_path / "ham"
-    rows = [f"L{i // 2},ISIC_{i:07d},{dx}" for i, dx in enumerate(["nv", "nv", "mel", "mel"] * 20)]
-    for folder in ("images_224", "images_200x150"):
-        (data / folder).mkdir(parents=True)
-        for i in range(len(rows)):
-            Image.fromarray(lesion_like(32, 32, i)).save(data / folder / f"ISIC_{i:07d}.jpg")
-    (data / "HAM10000_metadata.csv").write_text("lesion_id,image_id,dx\n" + "\n".join(rows) + "\n")
+    data = _fake_ham(tmp_path, ["nv", "nv", "mel", "mel"] * 20, {"images_224": range(80), "images_200x150": range(80)},
+                     images_per_lesion=2)
 
     def split(*options: str):
         run = tmp_path / f"run{len(list(tmp_path.iterdir()))}"
@@ -175,14 +177,8 @@ def test_split_depends_on_the_split_seed_only(tmp_path):
 
 def test_split_takes_preferred_folders_in_order(tmp_path):
     """--train-prefer A,B: A's copy where there is one, else B's, before the best copy."""
-    data = tmp_path / "ham"
-    rows = [f"L{i},ISIC_{i:07d},{dx}" for i, dx in enumerate(["nv", "mel", "bkl", "bcc"] * 10)]
     held = {"originals_600x450": range(0, 40, 3), "images_224": range(0, 40, 2), "images_200x150": range(40)}
-    for folder, ids in held.items():
-        (data / folder).mkdir(parents=True)
-        for i in ids:
-            Image.fromarray(lesion_like(32, 32, i)).save(data / folder / f"ISIC_{i:07d}.jpg")
-    (data / "HAM10000_metadata.csv").write_text("lesion_id,image_id,dx\n" + "\n".join(rows) + "\n")
+    data = _fake_ham(tmp_path, ["nv", "mel", "bkl", "bcc"] * 10, held)
     args = parser().parse_args([str(data), "--run", str(tmp_path / "run"), "--train-prefer",
                                 "images_224, images_200x150", "--val-prefer", ""])
     table = prepare_split(args).set_index("image_id")
