@@ -60,8 +60,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup-epochs", type=float, default=1.0,
                    help="fine-tuning epochs over which the rate rises linearly from zero")
     p.add_argument("--ema", type=float, default=0.0,
-                   help="keep an exponential moving average of the weights with this momentum per step "
-                        "(e.g. 0.999) and validate, select and ship it; 0 is off")
+                   help="in the fine-tuning stage, keep an exponential moving average of the weights with "
+                        "this momentum per step (e.g. 0.999) and validate, select and ship it; 0 is off")
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--dropout", type=float, default=0.2)
     p.add_argument("--class-weight", choices=("balanced", "sqrt", "none"), default="balanced",
@@ -233,7 +233,7 @@ def compile_model(model: keras.Model, lr: float, smoothing: float, decay_steps: 
         lr = keras.optimizers.schedules.CosineDecay(0.0 if warmup else lr, decay_steps - warmup, alpha=0.05,
                                                     warmup_target=lr if warmup else None, warmup_steps=warmup)
     model.compile(
-        optimizer=keras.optimizers.Adam(lr, use_ema=ema > 0, ema_momentum=ema or 0.99),
+        optimizer=keras.optimizers.Adam(lr, use_ema=ema > 0, ema_momentum=ema or 0.99),  # 0.99: unused
         loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=smoothing),
         metrics=[keras.metrics.CategoricalAccuracy(name="acc")],
     )
@@ -274,8 +274,10 @@ def train(args: argparse.Namespace) -> Path:
         if done < end:
             if not (args.resume and state.get("stage") == name and done > start):
                 set_trainable(model, blocks)  # entering the stage: new optimizer
+                # No average over the short head stage: Keras ends fit() by loading the average,
+                # which after a few hundred steps would still be mostly the untrained head.
                 compile_model(model, lr, args.label_smoothing, decay, round(args.warmup_epochs * steps) if decay else 0,
-                              args.ema)
+                              args.ema if decay else 0.0)
             print(f"stage {name}: epochs {done + 1}-{end}, lr {lr}, unfrozen blocks {blocks}", flush=True)
             model.fit(
                 x_tr, onehot[y_tr], batch_size=args.batch_size, epochs=end, initial_epoch=done,
