@@ -30,10 +30,10 @@ from keras import ops
 
 try:
     import _skinscreen_native as native
-except ImportError:  # installed without a C++ compiler: the XLA formulation below
-    native = None
-else:
+
     jax.ffi.register_ffi_target("skinscreen_depthwise_kernel_grad", native.depthwise_kernel_grad(), platform="cpu")
+except (ImportError, RuntimeError, ValueError):  # not built (no C++ compiler) or unusable: XLA below
+    native = None  # an optional training speed-up must never stop the app or batch tool from importing
 
 
 def _padding(size: int, k: int, stride: int, mode: str) -> tuple[tuple[int, int], int]:
