@@ -97,9 +97,8 @@ def _kernel_grad_xla(x, g, kernel_hw, strides, out_hw):
     ])
 
 
-def _kernel_grad_native(x, g, kernel_hw, strides, out_hw):
-    del out_hw  # g's shape
-    (kh, kw), (sh, sw) = kernel_hw, strides
+def _kernel_grad_native(x, g, kernel_hw, strides):
+    (kh, kw), (sh, sw) = kernel_hw, strides  # the output size is g's
     call = jax.ffi.ffi_call("skinscreen_depthwise_kernel_grad", jax.ShapeDtypeStruct((kh, kw, x.shape[-1]), x.dtype))
     return call(x, g, kh=np.int64(kh), kw=np.int64(kw), sh=np.int64(sh), sw=np.int64(sw))
 
@@ -109,7 +108,7 @@ def kernel_grad(x, g, kernel_hw: tuple[int, int], strides: tuple[int, int], out_
     xla = partial(_kernel_grad_xla, kernel_hw=kernel_hw, strides=strides, out_hw=out_hw)
     if native is None or x.dtype != jnp.float32 or g.dtype != jnp.float32:
         return xla(x, g)
-    cpu = partial(_kernel_grad_native, kernel_hw=kernel_hw, strides=strides, out_hw=out_hw)
+    cpu = partial(_kernel_grad_native, kernel_hw=kernel_hw, strides=strides)
     return jax.lax.platform_dependent(x, g, cpu=cpu, default=xla)
 
 

@@ -17,7 +17,7 @@ from screening.bundle import read_meta
 from screening.cli import run_cli
 from screening.data import parse_prefer
 from screening.info import CLASS_CODES, CLASS_NAMES, DATASET, MALIGNANT, NOTICE
-from screening.train import command_for
+from screening.train import command_for, split_seed
 
 
 def _copy(prefer: str | None, owner: str) -> str:
@@ -79,7 +79,7 @@ def render(meta: dict, validation: Path, test: Path | None, out: Path, notes: st
         "## Training data",
         (f"{DATASET['name']} ({DATASET['licence']}; the model inherits the non-commercial restriction). "
         f"Citation: {DATASET['citation']}."),
-        (f"Split by lesion (80/10/10, stratified by diagnosis, seed {recipe.get('split_seed', recipe.get('seed'))}): "
+        (f"Split by lesion (80/10/10, stratified by diagnosis, seed {split_seed(recipe)}): "
         f"{meta['training'].get('train_images')} training images, {meta['training'].get('val_images')} validation "
         f"images; no lesion in two splits. Training uses {_copy(recipe.get('train_prefer'), 'each image')}; "
         f"validation and test use {_copy(recipe.get('val_prefer'), 'the lesion')}."), "",

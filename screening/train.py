@@ -93,11 +93,16 @@ _NOT_STORED = ("resume", "calibrate_only", "verbose")
 _NOT_RECIPE = ("data", "run", "workers", "cache", *_NOT_STORED)
 
 
+def split_seed(recipe: dict) -> int:
+    """A stored recipe's lesion-split seed: before ``--split-seed`` existed, ``--seed`` drew the split."""
+    return recipe.get("split_seed", recipe.get("seed", 0))
+
+
 def command_for(recipe: dict, data: str = "../shared/data/ham10000", run: str = "runs/default") -> str:
     """The training command that rebuilds a bundle's recipe: only options that differ from
     today's defaults are spelled out, plus the seed, so the line stays true when defaults move."""
     words = ["python -m screening.train", data, "--run", run]
-    recipe = {"split_seed": recipe.get("seed", 0), **recipe}  # before --split-seed, --seed also split
+    recipe = {**recipe, "split_seed": split_seed(recipe)}
     for action in parser()._actions:
         if action.dest in _NOT_RECIPE or action.dest not in recipe or not action.option_strings:
             continue
