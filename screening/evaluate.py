@@ -18,8 +18,25 @@ from screening.data import find_images, labels_to_indices, read_labels
 from screening.errors import UserError
 from screening.inference import Screener
 from screening.info import CLASS_CODES, NOTICE
-from screening.metrics import IDENTITY, softmax, summary
+from screening.metrics import IDENTITY, bootstrap_intervals, calibration_errors, softmax, summary
 from screening.plots import confusion_matrix_png, reliability_png, roc_png
+
+RESAMPLES = 1000
+
+
+def with_interval(m: dict, key: str, value: float | None = None) -> str:
+    """``0.744 (0.702-0.781)``: a metric with its bootstrap interval when the metrics hold one."""
+    value = m[key] if value is None else value
+    lo_hi = m.get("intervals", {}).get(key)
+    return f"{value:.3f}" if not lo_hi or np.isnan(lo_hi).any() else f"{value:.3f} ({lo_hi[0]:.3f}-{lo_hi[1]:.3f})"
+
+
+def interval_note(m: dict) -> list[str]:
+    """The line under a table of :func:`with_interval` figures saying what the brackets are."""
+    if "interval_method" not in m:
+        return []
+    return [(f"In brackets: {m['interval_method']} (seed 0). Rough for classes with few cases: an interval ending "
+            "at 0 or 1 only says that every resample agreed, and can be much too narrow.")]
 
 
 def parser() -> argparse.ArgumentParser:
@@ -53,8 +70,13 @@ def evaluate(args: argparse.Namespace) -> dict:
     # The uncalibrated view (T=1, summed malignancy unscaled) for the reliability diagrams
     # and the ECE comparison.
     raw = softmax(np.log(np.clip(probs, 1e-12, None)) * screener.temperature)
-    uncalibrated = summary(raw, y, screener.threshold)
-    metrics.update(ece_uncalibrated=uncalibrated["ece"], malignancy_ece_uncalibrated=uncalibrated["malignancy_ece"])
+    metrics.update({f"{k}_uncalibrated": v for k, v in calibration_errors(raw, y).items()})
+    by_lesion = "lesion_id" in labels.columns
+    metrics.update(
+        intervals=bootstrap_intervals(probs, y, screener.threshold, screener.scaling,
+                                      groups=labels["lesion_id"] if by_lesion else None, resamples=RESAMPLES),
+        interval_method=f"95% percentile bootstrap, {RESAMPLES} resamples of {'lesions' if by_lesion else 'images'}",
+    )
     metrics.update(model=str(screener.path), sha256=screener.meta["sha256"], temperature=screener.temperature,
                    malignancy_scaling=list(screener.scaling), tta=screener.tta, labels=str(args.labels))
     args.out.mkdir(parents=True, exist_ok=True)
@@ -78,19 +100,20 @@ def markdown(m: dict) -> str:
         f"b={m['malignancy_scaling'][1]:.3f}, TTA {'on' if m['tta'] else 'off'}."), "",
         "| metric | value |", "|---|---|",
         f"| accuracy | {m['accuracy']:.3f} |",
-        f"| balanced accuracy (mean recall) | {m['balanced_accuracy']:.3f} |",
+        f"| balanced accuracy (mean recall) | {with_interval(m, 'balanced_accuracy')} |",
         f"| macro AUROC (one vs rest) | {m['macro_auroc']:.3f} |",
-        f"| malignant-vs-benign AUROC | {m['malignant_auroc']:.3f} |",
-        f"| sensitivity at threshold {m['threshold']:.3f} | {m['sensitivity']:.3f} |",
-        f"| specificity at threshold {m['threshold']:.3f} | {m['specificity']:.3f} |",
+        f"| malignant-vs-benign AUROC | {with_interval(m, 'malignant_auroc')} |",
+        f"| sensitivity at threshold {m['threshold']:.3f} | {with_interval(m, 'sensitivity')} |",
+        f"| specificity at threshold {m['threshold']:.3f} | {with_interval(m, 'specificity')} |",
         f"| expected calibration error, top class (calibrated / T=1) | {m['ece']:.3f} / {m['ece_uncalibrated']:.3f} |",
         (f"| expected calibration error, malignancy (calibrated / unscaled) | {m['malignancy_ece']:.3f} / "
          f"{m['malignancy_ece_uncalibrated']:.3f} |"),
         "", "| class | precision | recall | F1 | support |", "|---|---|---|---|---|",
     ]
     for code, c in m["per_class"].items():
-        lines.append(f"| {code} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} | {c['support']} |")
-    lines += ["", "Confusion matrix (rows true, columns predicted):", "",
+        lines.append(f"| {code} | {c['precision']:.3f} | {with_interval(m, f'recall_{code}', c['recall'])} | "
+                     f"{c['f1']:.3f} | {c['support']} |")
+    lines += ["", *interval_note(m), "", "Confusion matrix (rows true, columns predicted):", "",
               "| | " + " | ".join(m["classes"]) + " |", "|---" * (len(m["classes"]) + 1) + "|"]
     for code, row in zip(m["classes"], m["confusion_matrix"]):
         lines.append(f"| **{code}** | " + " | ".join(map(str, row)) + " |")
@@ -102,8 +125,9 @@ def markdown(m: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     def run(args: argparse.Namespace) -> int:
         m = evaluate(args)
-        print(f"{m['n']} images: balanced accuracy {m['balanced_accuracy']:.3f}, malignant AUROC "
-              f"{m['malignant_auroc']:.3f}, sensitivity {m['sensitivity']:.3f} / specificity {m['specificity']:.3f} "
+        print(f"{m['n']} images: balanced accuracy {with_interval(m, 'balanced_accuracy')}, malignant AUROC "
+              f"{with_interval(m, 'malignant_auroc')}, sensitivity {m['sensitivity']:.3f} / specificity "
+              f"{m['specificity']:.3f} "
               f"at {m['threshold']:.3f}; report in {args.out}")
         return 0
 

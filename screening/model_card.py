@@ -16,6 +16,7 @@ from pathlib import Path
 from screening.bundle import read_meta
 from screening.cli import run_cli
 from screening.data import parse_prefer
+from screening.evaluate import interval_note, with_interval
 from screening.info import CLASS_CODES, CLASS_NAMES, DATASET, MALIGNANT, NOTICE
 from screening.train import command_for, split_seed
 
@@ -43,18 +44,19 @@ def _metrics_table(m: dict) -> list[str]:
     return [
         "| metric | value |", "|---|---|",
         f"| images | {m['n']} |",
-        f"| balanced accuracy (mean per-class recall) | {m['balanced_accuracy']:.3f} |",
+        f"| balanced accuracy (mean per-class recall) | {with_interval(m, 'balanced_accuracy')} |",
         f"| accuracy | {m['accuracy']:.3f} |",
         f"| macro AUROC (one vs rest) | {m['macro_auroc']:.3f} |",
-        f"| malignant-vs-benign AUROC | {m['malignant_auroc']:.3f} |",
-        f"| sensitivity (malignant) at threshold {m['threshold']:.3f} | {m['sensitivity']:.3f} |",
-        f"| specificity at threshold {m['threshold']:.3f} | {m['specificity']:.3f} |",
+        f"| malignant-vs-benign AUROC | {with_interval(m, 'malignant_auroc')} |",
+        f"| sensitivity (malignant) at threshold {m['threshold']:.3f} | {with_interval(m, 'sensitivity')} |",
+        f"| specificity at threshold {m['threshold']:.3f} | {with_interval(m, 'specificity')} |",
         f"| expected calibration error, top class, before / after temperature | {m['ece_uncalibrated']:.3f} / {m['ece']:.3f} |",
         (f"| expected calibration error, malignancy probability, before / after scaling | "
          f"{m['malignancy_ece_uncalibrated']:.3f} / {m['malignancy_ece']:.3f} |"),
         "", "| class | recall | precision | F1 | support |", "|---|---|---|---|---|",
-        *[f"| {c} ({CLASS_NAMES[c]}) | {v['recall']:.3f} | {v['precision']:.3f} | {v['f1']:.3f} | {v['support']} |"
-          for c, v in m["per_class"].items()],
+        *[f"| {c} ({CLASS_NAMES[c]}) | {with_interval(m, f'recall_{c}', v['recall'])} | {v['precision']:.3f} | "
+          f"{v['f1']:.3f} | {v['support']} |" for c, v in m["per_class"].items()],
+        "", *interval_note(m),
     ]
 
 

@@ -33,7 +33,7 @@ from screening.data import labels_to_indices, load_images, parse_prefer, read_me
 from screening.errors import UserError
 from screening.inference import batched_logits, forward_fn
 from screening.info import CLASS_CODES, DATASET
-from screening.metrics import balanced_accuracy, confusion_matrix, softmax, summary
+from screening.metrics import balanced_accuracy, calibration_errors, confusion_matrix, softmax, summary
 from screening.model import build_model, set_trainable
 
 DEFAULT_WEIGHTS = "../shared/weights/mobilenet_1_0_224_imagenet_no_top.weights.h5"
@@ -153,7 +153,7 @@ def prepare_split(args: argparse.Namespace) -> pd.DataFrame:
     args.run.mkdir(parents=True, exist_ok=True)
     table.to_csv(path, index=False)
     for name in ("val", "test"):
-        table[table["split"] == name][["image_id", "dx"]].to_csv(args.run / f"{name}_labels.csv", index=False)
+        table[table["split"] == name][["image_id", "dx", "lesion_id"]].to_csv(args.run / f"{name}_labels.csv", index=False)
     return table
 
 
@@ -322,8 +322,7 @@ def finalize(args: argparse.Namespace, x_tr: np.ndarray, x_va: np.ndarray, y_va:
                                                       for k, v in vars(args).items() if k not in _NOT_STORED},
         },
         "metrics": {"validation": summary(probs, y_va, threshold, scaling),
-                    "validation_uncalibrated": {k: v for k, v in summary(softmax(logits), y_va, threshold).items()
-                                                if k in ("ece", "malignancy_ece")}},
+                    "validation_uncalibrated": calibration_errors(softmax(logits), y_va)},
     }
     path = save_bundle(model, args.run / "bundle", meta, overwrite=True)
     v = meta["metrics"]["validation"]

@@ -1,3 +1,5 @@
+import json
+
 import pandas as pd
 import pytest
 from PIL import Image
@@ -12,7 +14,8 @@ def test_evaluate_writes_report_and_plots(tiny_bundle, tmp_path):
     dx = ["mel", "nv", "bcc", "nv", "bkl", "akiec"]
     for i in range(len(dx)):
         Image.fromarray(lesion_like(seed=i)).save(images / f"IMG_{i}.jpg")
-    pd.DataFrame({"image_id": [f"IMG_{i}" for i in range(len(dx))], "dx": dx}).to_csv(tmp_path / "l.csv", index=False)
+    labels = pd.DataFrame({"image_id": [f"IMG_{i}" for i in range(len(dx))], "dx": dx})
+    labels.to_csv(tmp_path / "l.csv", index=False)
     out = tmp_path / "eval"
     assert main(["--model", str(tiny_bundle), "--images", str(images), "--labels", str(tmp_path / "l.csv"),
                  "--out", str(out)]) == 0
@@ -20,6 +23,23 @@ def test_evaluate_writes_report_and_plots(tiny_bundle, tmp_path):
         assert (out / name).stat().st_size > 0, name
     report = (out / "report.md").read_text()
     assert "balanced accuracy" in report and "not a medical device" in report
+    assert "bootstrap, 1000 resamples of images" in report
+    m = json.loads((out / "metrics.json").read_text())
+    lo, hi = m["intervals"]["balanced_accuracy"]
+    assert lo <= m["balanced_accuracy"] <= hi and f"{m['balanced_accuracy']:.3f} ({lo:.3f}-{hi:.3f})" in report
+
+
+def test_evaluate_resamples_lesions_when_the_labels_name_them(tiny_bundle, tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(4):
+        Image.fromarray(lesion_like(seed=i)).save(images / f"I{i}.png")
+    pd.DataFrame({"image_id": [f"I{i}" for i in range(4)], "dx": ["mel", "mel", "nv", "nv"],
+                  "lesion_id": ["L1", "L1", "L2", "L3"]}).to_csv(tmp_path / "l.csv", index=False)
+    assert main(["--model", str(tiny_bundle), "--images", str(images), "--labels", str(tmp_path / "l.csv"),
+                 "--out", str(tmp_path / "eval")]) == 0
+    m = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert m["interval_method"] == "95% percentile bootstrap, 1000 resamples of lesions"
 
 
 @pytest.mark.parametrize("problem", ["labels", "model", "image"])
@@ -50,7 +70,6 @@ def test_model_card_draft_uses_bundle_and_metrics(tiny_bundle, tmp_path):
     assert main(["--model", str(tiny_bundle), "--images", str(images), "--labels", str(tmp_path / "l.csv"),
                  "--out", str(tmp_path / "val")]) == 0
     out = tmp_path / "MODEL_CARD.md"
-    import json
     json_meta = json.loads((tiny_bundle / "bundle.json").read_text())
     json_meta["training"] = {"recipe": {"seed": 0, "train_prefer": "images_200x150"}, "train_images": 1, "val_images": 4}
     (tiny_bundle.parent / "card_bundle").mkdir(exist_ok=True)
@@ -60,6 +79,9 @@ def test_model_card_draft_uses_bundle_and_metrics(tiny_bundle, tmp_path):
                       "--out", str(out), "--notes", str(tmp_path / "notes.md")]) == 0
     text = out.read_text()
     m = json.loads((tmp_path / "val" / "metrics.json").read_text())
+    lo, hi = m["intervals"]["malignant_auroc"]
+    assert f"| malignant-vs-benign AUROC | {m['malignant_auroc']:.3f} ({lo:.3f}-{hi:.3f}) |" in text
+    assert "In brackets: 95% percentile bootstrap, 1000 resamples of images" in text
     assert f"{m['balanced_accuracy']:.3f}" in text and "not a medical device" in text
     assert "CC BY-NC 4.0" in text and "(val/roc.png)" in text
     assert "Training uses the `images_200x150` copy" in text and "test use each image's best copy" in text

@@ -6,6 +6,7 @@ from screening.info import CLASS_CODES
 from screening.metrics import (
     auroc,
     balanced_accuracy,
+    bootstrap_intervals,
     calibration_error,
     confusion_matrix,
     expected_calibration_error,
@@ -105,3 +106,40 @@ def test_summary_is_json_ready():
     s = summary(p, y, 0.3)
     json.dumps(s)
     assert s["per_class"]["bcc"]["recall"] == 0 and s["n"] == 4
+
+
+def _noisy_predictions(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 7, n)
+    return softmax(np.eye(7)[y] * 2 + rng.normal(0, 1.0, (n, 7))), y
+
+
+def test_bootstrap_intervals_bracket_the_estimate_and_narrow_with_more_data():
+    widths = []
+    for n in (200, 2000):
+        p, y = _noisy_predictions(n)
+        s, ci = summary(p, y, 0.5), bootstrap_intervals(p, y, 0.5, resamples=300)
+        for key in ("balanced_accuracy", "malignant_auroc", "sensitivity", "specificity"):
+            assert ci[key][0] <= s[key] <= ci[key][1], key
+        assert ci["recall_mel"][0] <= s["per_class"]["mel"]["recall"] <= ci["recall_mel"][1]
+        widths.append(ci["balanced_accuracy"][1] - ci["balanced_accuracy"][0])
+    assert widths[1] < widths[0] / 2  # about 1/sqrt(10) as wide
+    assert bootstrap_intervals(p, y, 0.5, resamples=50) == bootstrap_intervals(p, y, 0.5, resamples=50)  # seeded
+
+
+def test_bootstrap_resamples_whole_lesions():
+    """Five copies of each image are one lesion's worth of evidence, not five."""
+    p, y = _noisy_predictions(300)
+    width = lambda ci: ci["balanced_accuracy"][1] - ci["balanced_accuracy"][0]
+    once = width(bootstrap_intervals(p, y, 0.5, resamples=400))
+    copies, lesions = np.repeat(p, 5, axis=0), np.repeat(np.arange(300), 5)
+    by_lesion = width(bootstrap_intervals(copies, np.repeat(y, 5), 0.5, groups=lesions, resamples=400))
+    by_image = width(bootstrap_intervals(copies, np.repeat(y, 5), 0.5, resamples=400))
+    assert abs(by_lesion - once) < 0.25 * once
+    assert by_image < 0.6 * once
+
+
+def test_bootstrap_interval_of_an_absent_class_is_nan():
+    y = np.array([MEL, NV, BCC, NV] * 5)
+    ci = bootstrap_intervals(softmax(np.eye(7)[y] * 3), y, 0.5, resamples=20)
+    assert np.isnan(ci["recall_df"]).all() and ci["recall_nv"] == [1.0, 1.0]

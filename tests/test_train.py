@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import keras
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -157,6 +158,9 @@ def test_split_takes_each_splits_preferred_copy(tmp_path):
     folder = table["path"].map(lambda p: Path(p).parent.name)
     assert set(folder[table["split"] == "train"]) == {"images_200x150"}
     assert set(folder[table["split"] != "train"]) == {"images_224"}
+    for name in ("val", "test"):  # what screening.evaluate reads, lesion ids for its bootstrap
+        labels = pd.read_csv(tmp_path / "run" / f"{name}_labels.csv")
+        assert labels.equals(table[table["split"] == name][["image_id", "dx", "lesion_id"]].reset_index(drop=True))
     default = prepare_split(parser().parse_args([str(data), "--run", str(tmp_path / "run2")]))
     assert set(default["path"].map(lambda p: Path(p).parent.name)) == {"images_224"}  # best copy
 
