@@ -70,12 +70,13 @@ def backbone_of(model: keras.Model) -> keras.Model:
     return next(layer for layer in model.layers if isinstance(layer, keras.Model) and "mobilenet" in layer.name)
 
 
-def set_trainable(model: keras.Model, blocks: int) -> None:
+def set_trainable(model: keras.Model, blocks: int, batch_norm: bool = False) -> None:
     """Freeze the backbone except its last ``blocks`` depthwise-separable blocks (0 = head only).
 
-    MobileNet v1 has 13 such blocks (``conv_dw_k``/``conv_pw_k``). Batch-norm layers stay
-    frozen (inference mode) throughout, keeping their ImageNet statistics (Keras' advice
-    for fine-tuning).
+    MobileNet v1 has 13 such blocks (``conv_dw_k``/``conv_pw_k``). Their batch-norm layers
+    stay frozen (inference mode, ImageNet statistics: Keras' advice for fine-tuning on little
+    data) unless ``batch_norm``, which trains them with the block: batch statistics while
+    training, moving statistics re-estimated on dermoscopy images, and their scale and offset.
     """
     backbone = backbone_of(model)
     backbone.trainable = True
@@ -83,7 +84,7 @@ def set_trainable(model: keras.Model, blocks: int) -> None:
     for layer in backbone.layers:
         block = _block_id(layer.name)
         trainable = blocks > 0 and block is not None and block >= first
-        layer.trainable = trainable and not isinstance(layer, keras.layers.BatchNormalization)
+        layer.trainable = trainable and (batch_norm or not isinstance(layer, keras.layers.BatchNormalization))
 
 
 def _block_id(name: str) -> int | None:

@@ -29,6 +29,12 @@ def _copy(prefer: str | None, owner: str) -> str:
     return f"the `{folders[0]}` copy where {owner} has one" + "".join(f", else the `{f}` copy" for f in folders[1:])
 
 
+def _batch_norm(recipe: dict) -> str:
+    if recipe.get("batch_norm", "frozen") == "frozen":
+        return "frozen at its ImageNet statistics"
+    return "trained in the fine-tuned blocks"
+
+
 def _scaling(scaling: list[float] | None) -> str:
     if not scaling:
         return "The malignancy probability is the plain sum p(akiec) + p(bcc) + p(mel). "
@@ -93,7 +99,7 @@ def render(meta: dict, validation: Path, test: Path | None, out: Path, notes: st
         f"{recipe.get('unfreeze_blocks')} of 13 blocks for {recipe.get('epochs')} epochs at lr {recipe.get('lr')} "
         f"(linear warm-up over {recipe.get('warmup_epochs', 0)} epochs, then cosine decay), Adam, "
         f"batch {recipe.get('batch_size')}, label smoothing {recipe.get('label_smoothing')}, "
-        f"{recipe.get('class_weight')} class weights, batch norm frozen; augmentation: flips, rotation, zoom, "
+        f"{recipe.get('class_weight')} class weights, batch norm {_batch_norm(recipe)}; augmentation: flips, rotation, zoom, "
         f"brightness, Gaussian noise. Best epoch by validation balanced accuracy: "
         f"{meta['training'].get('best_epoch')} of {meta['training'].get('epochs')}."),
         f"Reproduce: `{command_for(recipe)}`.", "",

@@ -62,6 +62,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ema", type=float, default=0.0,
                    help="in the fine-tuning stage, keep an exponential moving average of the weights with "
                         "this momentum per step (e.g. 0.999) and validate, select and ship it; 0 is off")
+    p.add_argument("--batch-norm", choices=("frozen", "train"), default="frozen",
+                   help="batch normalisation in the fine-tuned blocks: frozen at ImageNet statistics, or trained "
+                        "(batch statistics in training, moving statistics re-estimated)")
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--dropout", type=float, default=0.2)
     p.add_argument("--class-weight", choices=("balanced", "sqrt", "none"), default="balanced",
@@ -278,7 +281,7 @@ def train(args: argparse.Namespace) -> Path:
     for name, end, lr, blocks, decay in stages:
         if done < end:
             if not (args.resume and state.get("stage") == name and done > start):
-                set_trainable(model, blocks)  # entering the stage: new optimizer
+                set_trainable(model, blocks, args.batch_norm == "train")  # entering the stage: new optimizer
                 # No average over the short head stage: Keras ends fit() by loading the average,
                 # which after a few hundred steps would still be mostly the untrained head.
                 compile_model(model, lr, args.label_smoothing, decay, round(args.warmup_epochs * steps) if decay else 0,

@@ -84,5 +84,6 @@ def test_model_card_draft_uses_bundle_and_metrics(tiny_bundle, tmp_path):
     assert "In brackets: 95% percentile bootstrap, 1000 resamples of images" in text
     assert f"{m['balanced_accuracy']:.3f}" in text and "not a medical device" in text
     assert "CC BY-NC 4.0" in text and "(val/roc.png)" in text
+    assert "batch norm frozen at its ImageNet statistics" in text  # a recipe from before --batch-norm
     assert "Training uses the `images_200x150` copy" in text and "test use each image's best copy" in text
     assert text.index("## Calibration") < text.index("## Why this recipe\nHand-written.") < text.index("## Validation")

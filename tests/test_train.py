@@ -1,5 +1,6 @@
 """The training CLI's argument and input errors: one line, non-zero exit, no traceback."""
 
+import json
 import shlex
 import subprocess
 import sys
@@ -191,3 +192,23 @@ def test_split_takes_preferred_folders_in_order(tmp_path):
     assert {k: Path(p).parent.name for k, p in train["path"].items()} == {k: want[k] for k in train.index}
     held_out = table[table["split"] != "train"]  # best copy: originals first
     assert {Path(p).parent.name for k, p in held_out["path"].items() if int(k[5:]) % 3 == 0} == {"originals_600x450"}
+
+
+def test_batch_norm_train_reaches_the_fine_tuned_blocks(tmp_path):
+    """--batch-norm train: the fine-tuned blocks' batch norm re-estimates its statistics on the
+    training images, the stem's keeps its own, and the recipe records the choice."""
+    import numpy as np
+
+    from screening.model import backbone_of
+
+    data = _fake_ham(tmp_path, ["nv", "mel", "bkl", "bcc", "akiec", "df", "vasc"] * 4, {"images_224": range(28)})
+    run = tmp_path / "run"
+    assert main([str(data), "--run", str(run), "--weights", "none", "--alpha", "0.25", "--head-epochs", "0",
+                 "--epochs", "1", "--unfreeze-blocks", "1", "--batch-norm", "train", "--batch-size", "8",
+                 "--verbose", "0"]) == 0
+    backbone = backbone_of(keras.saving.load_model(run / "checkpoint.keras"))
+    mean = lambda name: np.asarray(backbone.get_layer(name).moving_mean)
+    assert backbone.get_layer("conv_pw_13_bn").trainable and np.abs(mean("conv_pw_13_bn")).max() > 0
+    assert not backbone.get_layer("conv_pw_12_bn").trainable and np.abs(mean("conv_pw_12_bn")).max() == 0
+    recipe = json.loads((run / "bundle" / "bundle.json").read_text())["training"]["recipe"]
+    assert recipe["batch_norm"] == "train" and "--batch-norm train" in command_for(recipe)
