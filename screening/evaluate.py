@@ -1,8 +1,9 @@
 """Evaluation CLI: ``python -m screening.evaluate --model BUNDLE --images DIR --labels CSV --out DIR``.
 
 Scores every labelled image through the same ``Screener`` the batch tool and UI use and
-writes ``metrics.json``, ``report.md`` and PNG plots (confusion matrix, ROC curves,
-reliability diagrams before and after calibration).
+writes ``metrics.json`` (with bootstrap intervals), ``report.md``, ``predictions.csv`` (one
+row per image) and PNG plots (confusion matrix, ROC curves, reliability diagrams before and
+after calibration).
 """
 
 from __future__ import annotations
@@ -12,16 +13,31 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from screening.cli import run_cli
 from screening.data import find_images, labels_to_indices, read_labels
 from screening.errors import UserError
-from screening.inference import Screener
+from screening.inference import Result, Screener
 from screening.info import CLASS_CODES, NOTICE
 from screening.metrics import IDENTITY, bootstrap_intervals, calibration_errors, softmax, summary
 from screening.plots import confusion_matrix_png, reliability_png, roc_png
+from screening.report import rows
 
 RESAMPLES = 1000
+
+
+PREDICTIONS = "predictions.csv"
+
+
+def predictions(labels: pd.DataFrame, results: list[Result]) -> pd.DataFrame:
+    """Per image: the label (and lesion) beside the batch worklist's columns, for error analysis
+    and for ``screening.compare``."""
+    table = rows(results, list(labels["image_id"])).drop(columns=["status", "error"]).rename(columns={"file": "image_id"})
+    table.insert(1, "dx", labels["dx"].to_numpy())
+    if "lesion_id" in labels.columns:
+        table.insert(2, "lesion_id", labels["lesion_id"].to_numpy())
+    return table
 
 
 def with_interval(m: dict, key: str, value: float | None = None) -> str:
@@ -81,6 +97,7 @@ def evaluate(args: argparse.Namespace) -> dict:
                    malignancy_scaling=list(screener.scaling), tta=screener.tta, labels=str(args.labels))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    predictions(labels, results).to_csv(args.out / PREDICTIONS, index=False)
     confusion_matrix_png(np.array(metrics["confusion_matrix"]), args.out / "confusion_matrix.png")
     roc_png(y, probs, args.out / "roc.png", screener.threshold, screener.scaling)
     a, b = screener.scaling

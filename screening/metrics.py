@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -145,40 +145,56 @@ def calibration_errors(probs: np.ndarray, y: np.ndarray, scaling: Sequence[float
             "malignancy_ece": calibration_error(malignancy_reliability(probs, y, scaling))}
 
 
+def resamples_of(n: int, groups: Sequence | None = None, resamples: int = 1000, seed: int = 0) -> Iterator[np.ndarray]:
+    """Index arrays of bootstrap resamples of ``n`` cases, whole groups (lesions) at a time if given.
+
+    Several images of one lesion are not independent evidence; resampling them singly would
+    make every interval too narrow.
+    """
+    keys = np.unique(np.asarray(groups if groups is not None else np.arange(n)), return_inverse=True)[1]
+    members = np.split(np.argsort(keys, kind="stable"), np.cumsum(np.bincount(keys))[:-1])
+    rng = np.random.default_rng(seed)
+    for _ in range(resamples):
+        yield np.concatenate([members[g] for g in rng.integers(0, len(members), len(members))])
+
+
+def headline(y: np.ndarray, pred: np.ndarray, score: np.ndarray, threshold: float) -> dict[str, float]:
+    """The figures a bootstrap interval is given for, from true and predicted classes and the
+    malignancy probability: balanced accuracy, malignant AUROC, sensitivity, specificity and
+    each class's recall (``recall_<code>``, NaN for a class absent from ``y``)."""
+    cm = confusion_matrix(y, pred)
+    positive = is_malignant(y)
+    sens, spec = sensitivity_specificity(positive, score, threshold)
+    support = cm.sum(axis=1)
+    recall = np.divide(np.diag(cm), support, out=np.full(len(support), np.nan), where=support > 0)
+    return {"balanced_accuracy": balanced_accuracy(cm), "malignant_auroc": auroc(positive, score),
+            "sensitivity": sens, "specificity": spec, **{f"recall_{c}": float(r) for c, r in zip(CLASS_CODES, recall)}}
+
+
+def percentile_intervals(draws: Sequence[dict[str, float]], level: float = 0.95) -> dict[str, list[float]]:
+    """Per key, the central ``level`` interval of the bootstrap draws (NaN draws left out)."""
+    tail = 50 * (1 - level)
+    out = {}
+    for key in draws[0]:
+        values = np.array([d[key] for d in draws], dtype=float)
+        finite = values[~np.isnan(values)]
+        out[key] = [float(v) for v in np.percentile(finite, [tail, 100 - tail])] if finite.size else [float("nan")] * 2
+    return out
+
+
 def bootstrap_intervals(
     probs: np.ndarray, y: np.ndarray, threshold: float, scaling: Sequence[float] = IDENTITY,
     groups: Sequence | None = None, resamples: int = 1000, level: float = 0.95, seed: int = 0,
 ) -> dict[str, list[float]]:
-    """Percentile bootstrap intervals for balanced accuracy, malignant AUROC, sensitivity,
-    specificity and each class's recall (``recall_<code>``).
+    """Percentile bootstrap intervals for the :func:`headline` figures.
 
     A validation split of a thousand images leaves these figures uncertain by several points
-    (a handful of dermatofibromas decide a seventh of the balanced accuracy); the interval says
-    by how much. With ``groups`` (lesion ids) whole lesions are resampled: several images of
-    one lesion are not independent evidence, and resampling them singly would narrow the interval.
+    (a dozen dermatofibromas decide a seventh of the balanced accuracy); the interval says by
+    how much. ``groups`` (lesion ids) resamples whole lesions.
     """
-    y, pred = np.asarray(y), np.asarray(probs).argmax(axis=1)
-    positive = is_malignant(y)
-    score = malignancy(probs, scaling)
-    keys = np.unique(np.asarray(groups if groups is not None else np.arange(len(y))), return_inverse=True)[1]
-    members = np.split(np.argsort(keys, kind="stable"), np.cumsum(np.bincount(keys))[:-1])
-    rng = np.random.default_rng(seed)
-    draws: dict[str, list[float]] = {}
-    for _ in range(resamples):
-        idx = np.concatenate([members[g] for g in rng.integers(0, len(members), len(members))])
-        cm = confusion_matrix(y[idx], pred[idx])
-        sens, spec = sensitivity_specificity(positive[idx], score[idx], threshold)
-        support = cm.sum(axis=1)
-        recall = np.divide(np.diag(cm), support, out=np.full(len(support), np.nan), where=support > 0)
-        values = {"balanced_accuracy": balanced_accuracy(cm), "malignant_auroc": auroc(positive[idx], score[idx]),
-                  "sensitivity": sens, "specificity": spec,
-                  **{f"recall_{code}": r for code, r in zip(CLASS_CODES, recall)}}
-        for k, v in values.items():
-            draws.setdefault(k, []).append(v)
-    tail = 50 * (1 - level)
-    with np.errstate(invalid="ignore"):
-        return {k: [float(b) for b in np.nanpercentile(v, [tail, 100 - tail])] if not np.all(np.isnan(v))
-                else [float("nan")] * 2 for k, v in draws.items()}
+    y, pred, score = np.asarray(y), np.asarray(probs).argmax(axis=1), malignancy(probs, scaling)
+    draws = [headline(y[i], pred[i], score[i], threshold) for i in resamples_of(len(y), groups, resamples, seed)]
+    return percentile_intervals(draws, level)
 
 
 def summary(probs: np.ndarray, y: np.ndarray, threshold: float, scaling: Sequence[float] = IDENTITY) -> dict:

@@ -1,0 +1,87 @@
+"""Compare two models on the same images: ``python -m screening.compare EVAL_A EVAL_B``.
+
+EVAL_A and EVAL_B are ``screening.evaluate`` output folders for the same labels. A thousand
+validation images leave each model's balanced accuracy uncertain by several points, but two
+models scored on the same images share most of that noise: the paired bootstrap (the same
+resamples of lesions, or of images, for both) gives an interval for the difference, the
+figure a recipe or a shipping decision should rest on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from screening.cli import positive_int, run_cli
+from screening.data import labels_to_indices
+from screening.errors import UserError
+from screening.evaluate import PREDICTIONS, RESAMPLES
+from screening.metrics import headline, percentile_intervals, resamples_of
+from screening.report import PROB_COLUMNS
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="screening-compare", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("a", type=Path, help="evaluation folder of model A (the reference, e.g. the shipped model)")
+    p.add_argument("b", type=Path, help="evaluation folder of model B (the candidate), same labels")
+    p.add_argument("--resamples", type=positive_int, default=RESAMPLES)
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def read_evaluation(folder: Path) -> tuple[pd.DataFrame, float]:
+    """An evaluation folder's per-image predictions and the threshold they were flagged at."""
+    table_path, metrics_path = folder / PREDICTIONS, folder / "metrics.json"
+    for path in (table_path, metrics_path):
+        if not path.is_file():
+            raise UserError(f"{path} not found: is {folder} a screening.evaluate output folder (from this version)?")
+    return pd.read_csv(table_path, dtype={"image_id": str, "dx": str, "lesion_id": str}), \
+        float(json.loads(metrics_path.read_text())["threshold"])
+
+
+def compare(a: Path, b: Path, resamples: int = RESAMPLES, seed: int = 0) -> dict:
+    """Per :func:`screening.metrics.headline` figure (``figures``): A, B, B - A and the paired
+    interval of B - A; ``resampled``: lesions or images."""
+    (ta, thr_a), (tb, thr_b) = read_evaluation(a), read_evaluation(b)
+    if list(ta["image_id"]) != list(tb["image_id"]) or list(ta["dx"]) != list(tb["dx"]):
+        raise UserError(f"{a} and {b} were not evaluated on the same labelled images (same order)")
+    y = labels_to_indices(ta["dx"])
+    groups = ta["lesion_id"] if "lesion_id" in ta.columns else None
+    cases = [(ta[PROB_COLUMNS].to_numpy().argmax(axis=1), ta["malignancy_probability"].to_numpy(), thr_a),
+             (tb[PROB_COLUMNS].to_numpy().argmax(axis=1), tb["malignancy_probability"].to_numpy(), thr_b)]
+    point_a, point_b = (headline(y, pred, score, thr) for pred, score, thr in cases)
+    diffs = []
+    for i in resamples_of(len(y), groups, resamples, seed):
+        ha, hb = (headline(y[i], pred[i], score[i], thr) for pred, score, thr in cases)
+        diffs.append({k: hb[k] - ha[k] for k in ha})
+    interval = percentile_intervals(diffs)
+    figures = {k: {"a": point_a[k], "b": point_b[k], "difference": point_b[k] - point_a[k], "interval": interval[k]}
+               for k in point_a}
+    return {"figures": figures, "resamples": resamples, "resampled": "images" if groups is None else "lesions"}
+
+
+def markdown(result: dict, a: Path, b: Path) -> str:
+    lines = [(f"A = `{a}`, B = `{b}`; in brackets the 95% paired bootstrap interval of B - A "
+              f"({result['resamples']} resamples of {result['resampled']})."), "",
+             "| figure | A | B | B - A |", "|---|---|---|---|"]
+    for key, r in result["figures"].items():
+        lo, hi = r["interval"]
+        lines.append(f"| {key.replace('_', ' ')} | {r['a']:.3f} | {r['b']:.3f} | {r['difference']:+.3f} "
+                     f"({lo:+.3f} to {hi:+.3f}) |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    def run(args: argparse.Namespace) -> int:
+        print(markdown(compare(args.a, args.b, args.resamples, args.seed), args.a, args.b), end="")
+        return 0
+
+    return run_cli(parser(), run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,69 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from screening import compare, evaluate
+from screening.info import CLASS_CODES
+from tests.conftest import lesion_like
+
+
+@pytest.fixture(scope="module")
+def two_evaluations(tiny_bundle, tmp_path_factory):
+    """The same tiny model evaluated twice on eight images of four lesions, then B's class
+    probabilities replaced by the truth."""
+    root = tmp_path_factory.mktemp("cmp")
+    (root / "images").mkdir()
+    dx = ["mel", "nv", "bcc", "nv", "bkl", "akiec", "bcc", "nv"]
+    for i in range(len(dx)):
+        Image.fromarray(lesion_like(seed=i)).save(root / "images" / f"I{i}.png")
+    pd.DataFrame({"image_id": [f"I{i}" for i in range(len(dx))], "dx": dx,
+                  "lesion_id": [f"L{i // 2}" for i in range(len(dx))]}).to_csv(root / "l.csv", index=False)
+    for name in ("a", "b"):
+        assert evaluate.main(["--model", str(tiny_bundle), "--images", str(root / "images"), "--labels",
+                              str(root / "l.csv"), "--out", str(root / name)]) == 0
+    table = pd.read_csv(root / "b" / evaluate.PREDICTIONS)  # B: certain of every true class
+    for c in CLASS_CODES:
+        table[f"p_{c}"] = (table["dx"] == c).astype(float)
+    table.to_csv(root / "b" / evaluate.PREDICTIONS, index=False)
+    return root
+
+
+def test_predictions_csv_has_a_row_per_labelled_image(two_evaluations):
+    table = pd.read_csv(two_evaluations / "a" / evaluate.PREDICTIONS)
+    assert list(table.columns[:3]) == ["image_id", "dx", "lesion_id"] and len(table) == 8
+    assert set(table["flag"]) <= {"REFER", "routine"}
+    np.testing.assert_allclose(table[[c for c in table.columns if c.startswith("p_")]].sum(axis=1), 1, atol=1e-5)
+
+
+def test_the_same_evaluation_twice_differs_by_exactly_nothing(two_evaluations):
+    result = compare.compare(two_evaluations / "a", two_evaluations / "a", resamples=50)
+    assert result["resampled"] == "lesions"
+    for r in result["figures"].values():
+        assert r["difference"] == 0 or np.isnan(r["difference"])
+
+
+def test_a_better_candidate_shows_in_the_difference_and_its_interval(two_evaluations, capsys):
+    result = compare.compare(two_evaluations / "a", two_evaluations / "b", resamples=200)["figures"]
+    a = json.loads((two_evaluations / "a" / "metrics.json").read_text())
+    assert result["balanced_accuracy"]["a"] == pytest.approx(a["balanced_accuracy"])
+    assert result["balanced_accuracy"]["b"] == 1.0 > result["balanced_accuracy"]["a"]
+    lo, hi = result["balanced_accuracy"]["interval"]
+    assert 0 <= lo <= result["balanced_accuracy"]["difference"] <= hi and hi > 0  # never worse, paired
+    assert compare.main([str(two_evaluations / "a"), str(two_evaluations / "b"), "--resamples", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "| balanced accuracy |" in out and "20 resamples of lesions" in out
+
+
+def test_different_labels_or_folders_are_one_line_errors(two_evaluations, tmp_path, capsys):
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "metrics.json").write_text((two_evaluations / "a" / "metrics.json").read_text())
+    pd.read_csv(two_evaluations / "a" / evaluate.PREDICTIONS).iloc[:5].to_csv(other / evaluate.PREDICTIONS, index=False)
+    assert compare.main([str(two_evaluations / "a"), str(other)]) == 2
+    assert "not evaluated on the same labelled images" in capsys.readouterr().err
+    assert compare.main([str(two_evaluations / "a"), str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "predictions.csv not found" in err
