@@ -39,8 +39,8 @@ def read_evaluation(folder: Path) -> tuple[pd.DataFrame, float]:
     for path in (table_path, metrics_path):
         if not path.is_file():
             raise UserError(f"{path} not found: is {folder} a screening.evaluate output folder (from this version)?")
-    return pd.read_csv(table_path, dtype={"image_id": str, "dx": str, "lesion_id": str}), \
-        float(json.loads(metrics_path.read_text())["threshold"])
+    table = pd.read_csv(table_path, dtype={"image_id": str, "dx": str, "lesion_id": str})
+    return table, float(json.loads(metrics_path.read_text())["threshold"])
 
 
 def compare(a: Path, b: Path, resamples: int = RESAMPLES, seed: int = 0) -> dict:

@@ -24,9 +24,7 @@ from screening.metrics import IDENTITY, bootstrap_intervals, calibration_errors,
 from screening.plots import confusion_matrix_png, reliability_png, roc_png
 from screening.report import rows
 
-RESAMPLES = 1000
-
-
+RESAMPLES = 1000  # bootstrap resamples behind every interval
 PREDICTIONS = "predictions.csv"
 
 
@@ -144,8 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         m = evaluate(args)
         print(f"{m['n']} images: balanced accuracy {with_interval(m, 'balanced_accuracy')}, malignant AUROC "
               f"{with_interval(m, 'malignant_auroc')}, sensitivity {m['sensitivity']:.3f} / specificity "
-              f"{m['specificity']:.3f} "
-              f"at {m['threshold']:.3f}; report in {args.out}")
+              f"{m['specificity']:.3f} at {m['threshold']:.3f}; report in {args.out}")
         return 0
 
     return run_cli(parser(), run, argv)
