@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from screening.cli import positive_int, run_cli
-from screening.data import labels_to_indices
+from screening.data import labels_to_indices, read_labels
 from screening.errors import UserError
 from screening.evaluate import PREDICTIONS, RESAMPLES
 from screening.metrics import headline, percentile_intervals, resamples_of
@@ -39,8 +39,14 @@ def read_evaluation(folder: Path) -> tuple[pd.DataFrame, float]:
     for path in (table_path, metrics_path):
         if not path.is_file():
             raise UserError(f"{path} not found: is {folder} a screening.evaluate output folder (from this version)?")
-    table = pd.read_csv(table_path, dtype={"image_id": str, "dx": str, "lesion_id": str})
-    return table, float(json.loads(metrics_path.read_text())["threshold"])
+    scores = ["malignancy_probability", *PROB_COLUMNS]
+    table = read_labels(table_path, columns=("image_id", "dx", *scores))  # checks columns and diagnoses
+    try:
+        table[scores] = table[scores].astype(float)
+        threshold = float(json.loads(metrics_path.read_text())["threshold"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise UserError(f"{folder}: unreadable evaluation ({type(err).__name__}: {err})") from None
+    return table, threshold
 
 
 def compare(a: Path, b: Path, resamples: int = RESAMPLES, seed: int = 0) -> dict:

@@ -67,3 +67,16 @@ def test_different_labels_or_folders_are_one_line_errors(two_evaluations, tmp_pa
     assert compare.main([str(two_evaluations / "a"), str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "predictions.csv not found" in err
+
+
+@pytest.mark.parametrize("damage", ["column", "json"])
+def test_a_damaged_evaluation_is_a_one_line_error(two_evaluations, tmp_path, capsys, damage):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    table = pd.read_csv(two_evaluations / "a" / evaluate.PREDICTIONS)
+    (table.drop(columns=["p_mel"]) if damage == "column" else table).to_csv(broken / evaluate.PREDICTIONS, index=False)
+    (broken / "metrics.json").write_text("{" if damage == "json" else
+                                         (two_evaluations / "a" / "metrics.json").read_text())
+    assert compare.main([str(two_evaluations / "a"), str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and {"column": "missing column(s) p_mel", "json": "unreadable evaluation"}[damage] in err
