@@ -135,7 +135,8 @@ def screen_files(screener, paths: list[Path], folder: Path, out: Path, *, worker
         folder=str(folder), threshold=screener.threshold, tta=screener.tta,
         model_name=screener.meta.get("name", ""), model_version=str(screener.meta.get("version", "")),
         model_sha256=screener.meta.get("sha256", ""), software_version=__version__,
-        date=datetime.now(UTC).isoformat(timespec="seconds"), elapsed_s=time.perf_counter() - start)
+        date=datetime.now(UTC).isoformat(timespec="seconds"), elapsed_s=time.perf_counter() - start,
+        validated=screener.validated)
     thumbs = {i: png for i, p in enumerate(paths) if (png := thumbnail_png(p))} if thumbnails else None
     report.write(df, out, info, thumbs)
     return df

@@ -119,6 +119,15 @@ class Screener:
         self.batch_size = batch_size
         self._forward = forward_fn(self.model, self.tta)
 
+    @property
+    def validated(self) -> tuple[float, float] | None:
+        """Sensitivity and specificity that the threshold in use reached on the model's validation
+        images; None for a threshold other than the bundle's (or a bundle without the figures)."""
+        v = self.meta.get("metrics", {}).get("validation", {})
+        if self.threshold != float(self.meta.get("threshold", 0.5)) or "sensitivity" not in v:
+            return None
+        return float(v["sensitivity"]), float(v["specificity"])
+
     def logits(self, images: np.ndarray) -> np.ndarray:
         """Raw (uncalibrated) logits for ``(N, 224, 224, 3)`` uint8 images."""
         return batched_logits(self._forward, images, self.batch_size)

@@ -51,6 +51,7 @@ class RunInfo:
     software_version: str
     date: str
     elapsed_s: float
+    validated: tuple[float, float] | None = None  # Screener.validated
 
 
 def rows(results: Sequence[Result], names: Sequence[str]) -> pd.DataFrame:
@@ -68,6 +69,18 @@ def rows(results: Sequence[Result], names: Sequence[str]) -> pd.DataFrame:
 
 
 THRESHOLD_ITEM = "referral threshold (malignancy probability)"
+OPERATING_POINT_ITEM = "what the threshold did on validation images"
+ROW_HEIGHT = 15  # points, one line of the default font
+
+
+def operating_point(validated: tuple[float, float] | None) -> str:
+    """What REFER means in practice: the share of malignant and benign lesions the threshold
+    referred on the model's validation images."""
+    if validated is None:
+        return "not known (a threshold other than the model's own, or a model without validation figures)"
+    sens, spec = validated
+    return (f"referred {sens:.1%} of malignant and {1 - spec:.1%} of benign lesions among the model's HAM10000 "
+            "validation images; expect other figures on other images")
 
 
 def summary(df: pd.DataFrame, info: RunInfo) -> pd.DataFrame:
@@ -83,6 +96,7 @@ def summary(df: pd.DataFrame, info: RunInfo) -> pd.DataFrame:
     items += [(f"predicted {c} ({CLASS_NAMES[c]})", int((ok["predicted_class"] == c).sum())) for c in CLASS_CODES]
     items += [
         (THRESHOLD_ITEM, info.threshold),
+        (OPERATING_POINT_ITEM, operating_point(info.validated)),
         ("test-time augmentation", "on" if info.tta else "off"),
         ("folder", info.folder),
         ("model", info.model_name),
@@ -184,5 +198,9 @@ def _write_excel(df: pd.DataFrame, path: Path, info: RunInfo, thumbnails: dict[i
             sheet["A1"].font = sheet["B1"].font = Font(bold=True)
             for (item, cell) in sheet.iter_rows(min_row=2, max_col=2):
                 cell.alignment = Alignment(horizontal="left", wrap_text=True, vertical="top")
+                item.alignment = Alignment(vertical="top")  # beside the first line of a wrapped value
                 if item.value == THRESHOLD_ITEM:
                     cell.number_format = "0.0%"
+                lines = -(-len(str(cell.value or "")) // (width - 4))  # spreadsheet programs keep the height
+                if lines > 1:                                          # openpyxl writes, so wrapped text needs room
+                    sheet.row_dimensions[cell.row].height = ROW_HEIGHT * lines

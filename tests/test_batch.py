@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from screening.batch import main
-from screening.report import COLUMNS
+from screening.report import COLUMNS, OPERATING_POINT_ITEM, operating_point
 from tests.conftest import ROOT, lesion_like
 
 
@@ -96,9 +96,16 @@ def test_workbook_formatting(xlsx):
     rows = {a.value: b for a, b in sheet.iter_rows(max_col=2)}
     assert rows["referral threshold (malignancy probability)"].number_format == "0.0%"
     assert sheet.column_dimensions["A"].width >= max(len(str(k)) for k in rows)  # no item cut off
+    for name in ("Summary", "About"):  # a wrapped value gets the lines it needs, not one row over the next
+        sheet = wb[name]
+        for item, value in sheet.iter_rows(min_row=2, max_col=2):
+            chars_per_line = sheet.column_dimensions["B"].width - 4
+            if len(str(value.value or "")) > chars_per_line:
+                assert sheet.row_dimensions[value.row].height >= 30, (name, item.value)
     summary = dict(pd.read_excel(xlsx, sheet_name="Summary").values)
     assert summary["images found"] == 14 and summary["errors"] == 4
     assert summary["model"] == "tiny-test-model" and len(summary["model sha256"]) == 64
+    assert summary[OPERATING_POINT_ITEM].startswith("not known")  # the tiny model has no validation figures
     about = pd.read_excel(xlsx, sheet_name="About")
     assert "not a medical device" in about.iloc[0]["meaning"]
 
@@ -158,3 +165,7 @@ def test_thin_entry_point_runs(tiny_bundle, folder, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr and "not a medical device" in proc.stderr
     assert len(pd.read_csv(out)) == len(OK) + len(BROKEN)
+
+
+def test_summary_says_what_the_threshold_did_on_validation():
+    assert operating_point((0.9, 0.75)).startswith("referred 90.0% of malignant and 25.0% of benign lesions")

@@ -29,6 +29,17 @@ def test_bundle_is_small_calibrated_and_records_its_recipe(meta):
     assert meta["metrics"]["validation"]["sensitivity"] >= 0.90
     assert {"seed", "epochs", "unfreeze_blocks"} <= set(meta["training"]["recipe"])
     assert Screener().threshold == meta["threshold"]  # the referral flag uses the stored point
+    v = meta["metrics"]["validation"]
+    assert Screener().validated == (v["sensitivity"], v["specificity"])
+
+
+def test_the_app_says_what_its_threshold_did_on_validation(meta):
+    from screening.app import ScreeningApp
+    from screening.inference import Result
+
+    v = meta["metrics"]["validation"]
+    text = ScreeningApp().assessment(Result("x", {"nv": 1.0}, malignancy_probability=0.01))
+    assert f"referred {v['sensitivity']:.1%} of malignant and {1 - v['specificity']:.1%} of benign lesions" in text
 
 
 def test_model_card_figures_belong_to_the_shipped_model(meta):

@@ -74,3 +74,16 @@ def test_malignancy_scaling_from_the_bundle_is_applied(tiny_bundle, tmp_path):
         assert p.malignancy_probability == pytest.approx(s)
         assert m.malignancy_probability == pytest.approx(1 / (1 + np.exp(-(0.5 * np.log(s / (1 - s)) - 1.0))))
         assert m.probabilities == p.probabilities and m.refer == (m.malignancy_probability >= 0.3)
+
+
+def test_validated_operating_point_only_for_the_bundles_own_threshold(tiny_bundle, tmp_path):
+    """REFER's meaning in practice (validation sensitivity and specificity) is reported for the
+    threshold it was measured at, never for one the user chose."""
+    assert Screener(tiny_bundle).validated is None  # a bundle without validation figures
+    measured = tmp_path / "measured"
+    shutil.copytree(tiny_bundle, measured)
+    meta = json.loads((measured / "bundle.json").read_text())
+    meta["metrics"] = {"validation": {"sensitivity": 0.91, "specificity": 0.7}}
+    (measured / "bundle.json").write_text(json.dumps(meta))
+    assert Screener(measured).validated == (0.91, 0.7)
+    assert Screener(measured, threshold=0.2).validated is None
