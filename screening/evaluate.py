@@ -15,12 +15,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from screening.calibration import threshold_for_sensitivity
 from screening.cli import run_cli
 from screening.data import find_images, labels_to_indices, read_labels
 from screening.errors import UserError
 from screening.inference import Result, Screener
 from screening.info import CLASS_CODES, NOTICE
-from screening.metrics import IDENTITY, bootstrap_intervals, calibration_errors, softmax, summary
+from screening.metrics import (
+    IDENTITY,
+    bootstrap_intervals,
+    calibration_errors,
+    is_malignant,
+    malignancy,
+    sensitivity_specificity,
+    softmax,
+    summary,
+)
 from screening.plots import confusion_matrix_png, reliability_png, roc_png
 from screening.report import rows
 
@@ -36,6 +46,35 @@ def predictions(labels: pd.DataFrame, results: list[Result]) -> pd.DataFrame:
     if "lesion_id" in labels.columns:
         table.insert(2, "lesion_id", labels["lesion_id"].to_numpy())
     return table
+
+
+SENSITIVITY_TARGETS = (0.80, 0.85, 0.90, 0.95, 0.98)
+
+
+def operating_points(probs: np.ndarray, y: np.ndarray, scaling: tuple[float, float]) -> list[dict]:
+    """Thresholds these images would give for other sensitivity targets (the rule training uses
+    for the model's own), with the specificity and the share of all cases referred: the table a
+    clinic reads to pick ``batch.py --threshold``. Fitted on these images, so optimistic."""
+    if not is_malignant(y).any():
+        return []
+    points = []
+    score = malignancy(probs, scaling)
+    for target in SENSITIVITY_TARGETS:
+        t = threshold_for_sensitivity(y, probs, target, scaling)
+        sens, spec = sensitivity_specificity(is_malignant(y), score, t)
+        points.append({"target": target, "threshold": t, "sensitivity": sens, "specificity": spec,
+                       "referred": float(np.mean(score >= t))})
+    return points
+
+
+def operating_points_table(m: dict) -> list[str]:
+    """Markdown rows for :func:`operating_points` (none when the metrics have none)."""
+    if not m.get("operating_points"):
+        return []
+    return ["| sensitivity target | threshold | sensitivity | specificity | share of all cases referred |",
+            "|---|---|---|---|---|",
+            *[f"| {p['target']:.2f} | {p['threshold']:.3f} | {p['sensitivity']:.3f} | {p['specificity']:.3f} | "
+              f"{p['referred']:.1%} |" for p in m["operating_points"]], ""]
 
 
 def with_interval(m: dict, key: str, value: float | None = None) -> str:
@@ -91,6 +130,7 @@ def evaluate(args: argparse.Namespace) -> dict:
                                       groups=labels["lesion_id"] if by_lesion else None, resamples=RESAMPLES),
         interval_method=f"95% percentile bootstrap, {RESAMPLES} resamples of {'lesions' if by_lesion else 'images'}",
     )
+    metrics["operating_points"] = operating_points(probs, y, screener.scaling)
     metrics.update(model=str(screener.path), sha256=screener.meta["sha256"], temperature=screener.temperature,
                    malignancy_scaling=list(screener.scaling), tta=screener.tta, labels=str(args.labels))
     args.out.mkdir(parents=True, exist_ok=True)
@@ -128,7 +168,10 @@ def markdown(m: dict) -> str:
     for code, c in m["per_class"].items():
         lines.append(f"| {code} | {c['precision']:.3f} | {with_interval(m, f'recall_{code}', c['recall'])} | "
                      f"{c['f1']:.3f} | {c['support']} |")
-    lines += ["", *interval_note(m), "", "Confusion matrix (rows true, columns predicted):", "",
+    lines += ["", *interval_note(m), ""]
+    if m.get("operating_points"):
+        lines += ["Other operating points on these images (thresholds fitted on them):", "", *operating_points_table(m)]
+    lines += ["Confusion matrix (rows true, columns predicted):", "",
               "| | " + " | ".join(m["classes"]) + " |", "|---" * (len(m["classes"]) + 1) + "|"]
     for code, row in zip(m["classes"], m["confusion_matrix"]):
         lines.append(f"| **{code}** | " + " | ".join(map(str, row)) + " |")

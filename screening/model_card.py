@@ -16,7 +16,7 @@ from pathlib import Path
 from screening.bundle import read_meta
 from screening.cli import run_cli
 from screening.data import parse_prefer
-from screening.evaluate import interval_note, with_interval
+from screening.evaluate import interval_note, operating_points_table, with_interval
 from screening.info import CLASS_CODES, CLASS_NAMES, DATASET, MALIGNANT, NOTICE
 from screening.train import command_for, split_seed
 
@@ -113,6 +113,11 @@ def render(meta: dict, validation: Path, test: Path | None, out: Path, notes: st
         "## Validation metrics (lesion-grouped validation split)",
         ("The split used to choose the best epoch, the calibration and the threshold, so these figures are "
         "optimistic."), "", *_metrics_table(val), "",
+        *(["### Other operating points",
+            ("Thresholds that the same rule gives on validation for other sensitivity targets; pass one to "
+             "`batch.py --threshold` to screen at that point. Fitted on validation, so optimistic, and as uncertain "
+             "as the sensitivity interval above."), "", *operating_points_table(val)]
+          if val.get("operating_points") else []),
         f"![confusion matrix]({rel(validation / 'confusion_matrix.png')})",
         f"![ROC]({rel(validation / 'roc.png')})",
         f"![reliability]({rel(validation / 'reliability.png')})", "",

@@ -27,6 +27,11 @@ def test_evaluate_writes_report_and_plots(tiny_bundle, tmp_path):
     m = json.loads((out / "metrics.json").read_text())
     lo, hi = m["intervals"]["balanced_accuracy"]
     assert lo <= m["balanced_accuracy"] <= hi and f"{m['balanced_accuracy']:.3f} ({lo:.3f}-{hi:.3f})" in report
+    points = m["operating_points"]
+    assert [p["target"] for p in points] == [0.80, 0.85, 0.90, 0.95, 0.98]
+    assert all(p["sensitivity"] >= p["target"] for p in points)
+    assert [p["threshold"] for p in points] == sorted((p["threshold"] for p in points), reverse=True)
+    assert f"| 0.90 | {points[2]['threshold']:.3f} |" in report
 
 
 def test_evaluate_resamples_lesions_when_the_labels_name_them(tiny_bundle, tmp_path):
@@ -85,5 +90,6 @@ def test_model_card_draft_uses_bundle_and_metrics(tiny_bundle, tmp_path):
     assert f"{m['balanced_accuracy']:.3f}" in text and "not a medical device" in text
     assert "CC BY-NC 4.0" in text and "(val/roc.png)" in text
     assert "batch norm frozen at its ImageNet statistics" in text  # a recipe from before --batch-norm
+    assert "### Other operating points" in text and f"| 0.95 | {m['operating_points'][3]['threshold']:.3f} |" in text
     assert "Training uses the `images_200x150` copy" in text and "test use each image's best copy" in text
     assert text.index("## Calibration") < text.index("## Why this recipe\nHand-written.") < text.index("## Validation")
