@@ -55,13 +55,13 @@ def operating_points(probs: np.ndarray, y: np.ndarray, scaling: tuple[float, flo
     """Thresholds these images would give for other sensitivity targets (the rule training uses
     for the model's own), with the specificity and the share of all cases referred: the table a
     clinic reads to pick ``batch.py --threshold``. Fitted on these images, so optimistic."""
-    if not is_malignant(y).any():
+    positive, score = is_malignant(y), malignancy(probs, scaling)
+    if not positive.any():
         return []
     points = []
-    score = malignancy(probs, scaling)
     for target in SENSITIVITY_TARGETS:
         t = threshold_for_sensitivity(y, probs, target, scaling)
-        sens, spec = sensitivity_specificity(is_malignant(y), score, t)
+        sens, spec = sensitivity_specificity(positive, score, t)
         points.append({"target": target, "threshold": t, "sensitivity": sens, "specificity": spec,
                        "referred": float(np.mean(score >= t))})
     return points
