@@ -122,9 +122,10 @@ class Screener:
     @property
     def validated(self) -> tuple[float, float] | None:
         """Sensitivity and specificity that the threshold in use reached on the model's validation
-        images; None for a threshold other than the bundle's (or a bundle without the figures)."""
+        images; None for a threshold other than the bundle's, with TTA (training measures without
+        it), or for a bundle without the figures."""
         v = self.meta.get("metrics", {}).get("validation", {})
-        if self.threshold != float(self.meta.get("threshold", 0.5)) or "sensitivity" not in v:
+        if self.threshold != float(self.meta.get("threshold", 0.5)) or self.tta or "sensitivity" not in v:
             return None
         return float(v["sensitivity"]), float(v["specificity"])
 

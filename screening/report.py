@@ -77,7 +77,7 @@ def operating_point(validated: tuple[float, float] | None) -> str:
     """What REFER means in practice: the share of malignant and benign lesions the threshold
     referred on the model's validation images."""
     if validated is None:
-        return "not known (a threshold other than the model's own, or a model without validation figures)"
+        return "not known (a threshold other than the model's own, TTA, or a model without validation figures)"
     sens, spec = validated
     return (f"referred {sens:.1%} of malignant and {1 - spec:.1%} of benign lesions among the model's HAM10000 "
             "validation images; expect other figures on other images")

@@ -87,3 +87,4 @@ def test_validated_operating_point_only_for_the_bundles_own_threshold(tiny_bundl
     (measured / "bundle.json").write_text(json.dumps(meta))
     assert Screener(measured).validated == (0.91, 0.7)
     assert Screener(measured, threshold=0.2).validated is None
+    assert Screener(measured, tta=True).validated is None  # the figures were measured without TTA
