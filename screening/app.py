@@ -26,7 +26,7 @@ from screening.explain import GradCAM
 from screening.inference import Screener
 from screening.info import CLASS_CODES, CLASS_NAMES, NOTICE
 from screening.preprocessing import ImageError, open_image, preprocess
-from screening.report import operating_point
+from screening.report import operating_point_text
 
 MAX_UPLOAD = "25mb"
 MAX_ZIP_MEMBERS, MAX_ZIP_BYTES = 2000, 1_000_000_000
@@ -76,7 +76,7 @@ class ScreeningApp:
             advice = (f"**Recommendation: routine.** The malignancy probability ({pct:.1f}%) is below the referral "
                       f"threshold of {threshold:.1f}%. This does not rule out cancer; clinical judgement decides.")
         if self.screener.validated is not None:
-            advice += f"\n\nThis threshold {operating_point(self.screener.validated)}."
+            advice += f"\n\nThis threshold {operating_point_text(self.screener.validated)}."
         return (f"### Malignancy probability: {pct:.1f}%\n"
                 "(melanoma, basal cell carcinoma or actinic keratosis/intraepithelial carcinoma; calibrated "
                 f"on its own, so it can differ from the sum of those three diagnosis probabilities)\n\n{advice}\n\n"

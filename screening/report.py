@@ -73,7 +73,7 @@ OPERATING_POINT_ITEM = "what the threshold did on validation images"
 ROW_HEIGHT = 15  # points, one line of the default font
 
 
-def operating_point(validated: tuple[float, float] | None) -> str:
+def operating_point_text(validated: tuple[float, float] | None) -> str:
     """What REFER means in practice: the share of malignant and benign lesions the threshold
     referred on the model's validation images."""
     if validated is None:
@@ -96,7 +96,7 @@ def summary(df: pd.DataFrame, info: RunInfo) -> pd.DataFrame:
     items += [(f"predicted {c} ({CLASS_NAMES[c]})", int((ok["predicted_class"] == c).sum())) for c in CLASS_CODES]
     items += [
         (THRESHOLD_ITEM, info.threshold),
-        (OPERATING_POINT_ITEM, operating_point(info.validated)),
+        (OPERATING_POINT_ITEM, operating_point_text(info.validated)),
         ("test-time augmentation", "on" if info.tta else "off"),
         ("folder", info.folder),
         ("model", info.model_name),

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from screening.batch import main
-from screening.report import COLUMNS, OPERATING_POINT_ITEM, operating_point
+from screening.report import COLUMNS, OPERATING_POINT_ITEM, operating_point_text
 from tests.conftest import ROOT, lesion_like
 
 
@@ -168,4 +168,4 @@ def test_thin_entry_point_runs(tiny_bundle, folder, tmp_path):
 
 
 def test_summary_says_what_the_threshold_did_on_validation():
-    assert operating_point((0.9, 0.75)).startswith("referred 90.0% of malignant and 25.0% of benign lesions")
+    assert operating_point_text((0.9, 0.75)).startswith("referred 90.0% of malignant and 25.0% of benign lesions")
