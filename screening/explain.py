@@ -44,10 +44,13 @@ class GradCAM:
         """A (7, 7) map in [0, 1] for one uint8 (224, 224, 3) image."""
         return np.asarray(self._cam(image[None], jnp.asarray([class_index])))[0]
 
-    def overlay(self, image: np.ndarray, class_index: int, alpha: float = 0.45) -> Image.Image:
-        """The heatmap, upsampled smoothly and coloured, blended over the model's input image."""
+    def overlay(self, image: np.ndarray, class_index: int, alpha: float = 0.5) -> Image.Image:
+        """The heatmap, upsampled smoothly and coloured, blended over the model's input image
+        in proportion to its heat: where the map is cold the lesion shows unchanged, so the
+        clinician sees the structures under the hot regions rather than a tinted picture."""
         cam = self.heatmap(image, class_index)
         size = image.shape[1], image.shape[0]
         up = np.asarray(Image.fromarray(np.uint8(cam * 255)).resize(size, Image.Resampling.BICUBIC)) / 255.0
         colour = matplotlib.colormaps["jet"](up)[..., :3] * 255
-        return Image.fromarray(np.uint8((1 - alpha) * image + alpha * colour))
+        weight = alpha * up[..., None]
+        return Image.fromarray(np.uint8(np.rint((1 - weight) * image + weight * colour)))
