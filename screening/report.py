@@ -34,6 +34,7 @@ COLUMN_HELP = {
     "warnings": "Reasons to trust this result less: very small, very blurry, unusually low confidence, "
                 "unlike the dermoscopy training images.",
     "error": "Why the file could not be scored (status error).",
+    "review": "Left blank for the reader's decision or notes (Excel only); SkinScreen never fills it.",
     "thumbnail": "A small preview of the image (with --thumbnails).",
 }
 
@@ -111,8 +112,13 @@ def summary(df: pd.DataFrame, info: RunInfo) -> pd.DataFrame:
     return pd.DataFrame(items, columns=["item", "value"])
 
 
+def excel_extras(thumbnails: bool) -> list[str]:
+    """Columns the workbook adds after ``COLUMNS``: a blank one for the reader, then previews."""
+    return ["review", *(["thumbnail"] if thumbnails else [])]
+
+
 def about(thumbnails: bool) -> pd.DataFrame:
-    cols = COLUMNS + (["thumbnail"] if thumbnails else [])
+    cols = COLUMNS + excel_extras(thumbnails)
     items = [("NOTICE", NOTICE), ("", "")]
     items += [(c, COLUMN_HELP[c]) for c in cols]
     items += [("", ""), ("class legend", "")]
@@ -163,7 +169,6 @@ def _write_excel(df: pd.DataFrame, path: Path, info: RunInfo, thumbnails: dict[i
             sheet.page_setup.fitToWidth, sheet.page_setup.fitToHeight = 1, 0
             sheet.sheet_properties.pageSetUpPr.fitToPage = True
             sheet.print_title_rows = "1:1"
-        ws.auto_filter.ref = ws.dimensions
         last = ws.max_row
         for j, col in enumerate(COLUMNS, start=1):
             letter = get_column_letter(j)
@@ -174,22 +179,24 @@ def _write_excel(df: pd.DataFrame, path: Path, info: RunInfo, thumbnails: dict[i
             texts = [] if col in PERCENT_COLUMNS else [str(v) for v in df[col].head(500)]
             width = max([len(col), 7] + [len(t) for t in texts]) + 2
             ws.column_dimensions[letter].width = min(max(width, 9), 60)
+        extras = excel_extras(bool(thumbnails))
+        for j, name in enumerate(extras, start=len(COLUMNS) + 1):
+            letter = get_column_letter(j)
+            ws[f"{letter}1"] = name
+            ws[f"{letter}1"].font = Font(bold=True)
+            ws.column_dimensions[letter].width = 30 if name == "review" else 12
+        for i, png in (thumbnails or {}).items():
+            ws.row_dimensions[i + 2].height = 60
+            ws.add_image(XLImage(io.BytesIO(png)), f"{get_column_letter(len(COLUMNS) + extras.index('thumbnail') + 1)}{i + 2}")
+        corner = f"{get_column_letter(len(COLUMNS) + len(extras))}{max(last, 2)}"  # the table's bottom right
+        ws.auto_filter.ref = f"A1:{corner}"
         flag = get_column_letter(COLUMNS.index("flag") + 1)
         status = get_column_letter(COLUMNS.index("status") + 1)
-        span = f"A2:{get_column_letter(len(COLUMNS))}{max(last, 2)}"
         # Conditional formats follow the rows when a user sorts or filters.
-        ws.conditional_formatting.add(span, FormulaRule(formula=[f'${flag}2="REFER"'], font=Font(bold=True, color="9C0006"),
-                                                        fill=PatternFill("solid", fgColor="FFC7CE")))
-        ws.conditional_formatting.add(span, FormulaRule(formula=[f'${status}2="error"'], font=Font(color="7F7F7F"),
-                                                        fill=PatternFill("solid", fgColor="EDEDED")))
-        if thumbnails:
-            col = get_column_letter(len(COLUMNS) + 1)
-            ws[f"{col}1"] = "thumbnail"
-            ws[f"{col}1"].font = Font(bold=True)
-            ws.column_dimensions[col].width = 12
-            for i, png in thumbnails.items():
-                ws.row_dimensions[i + 2].height = 60
-                ws.add_image(XLImage(io.BytesIO(png)), f"{col}{i + 2}")
+        ws.conditional_formatting.add(f"A2:{corner}", FormulaRule(
+            formula=[f'${flag}2="REFER"'], font=Font(bold=True, color="9C0006"), fill=PatternFill("solid", fgColor="FFC7CE")))
+        ws.conditional_formatting.add(f"A2:{corner}", FormulaRule(
+            formula=[f'${status}2="error"'], font=Font(color="7F7F7F"), fill=PatternFill("solid", fgColor="EDEDED")))
         for name, width in (("Summary", 70), ("About", 100)):
             sheet = book[name]
             names = [str(c.value or "") for (c,) in sheet.iter_rows(min_col=1, max_col=1)]

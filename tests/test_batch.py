@@ -92,6 +92,13 @@ def test_workbook_formatting(xlsx):
     assert any('="REFER"' in f for f in rules)
     assert ws.column_dimensions["A"].width >= len("i ünïcode naïve.webp")
     assert len(ws._images) == len(OK)  # thumbnails for readable images
+    extras = [c.value for c in ws[1][len(COLUMNS):]]
+    assert extras == ["review", "thumbnail"]  # a blank column for the reader, then the previews
+    review = len(COLUMNS) + 1
+    assert all(ws.cell(row=r, column=review).value is None for r in range(2, ws.max_row + 1))
+    last_column = openpyxl.utils.get_column_letter(review + 1)
+    assert ws.auto_filter.ref == f"A1:{last_column}{ws.max_row}"
+    assert all(str(rng.sqref) == f"A2:{last_column}{ws.max_row}" for rng in ws.conditional_formatting)
     sheet = wb["Summary"]
     rows = {a.value: b for a, b in sheet.iter_rows(max_col=2)}
     assert rows["referral threshold (malignancy probability)"].number_format == "0.0%"
