@@ -179,6 +179,9 @@ def _write_excel(df: pd.DataFrame, path: Path, info: RunInfo, thumbnails: dict[i
             texts = [] if col in PERCENT_COLUMNS else [str(v) for v in df[col].head(500)]
             width = max([len(col), 7] + [len(t) for t in texts]) + 2
             ws.column_dimensions[letter].width = min(max(width, 9), 60)
+            if col == "flag":  # apart from the right-aligned percentage before it
+                for (cell,) in ws[f"{letter}1:{letter}{last}"]:
+                    cell.alignment = Alignment(horizontal="center")
         extras = excel_extras(bool(thumbnails))
         for j, name in enumerate(extras, start=len(COLUMNS) + 1):
             letter = get_column_letter(j)
@@ -187,6 +190,8 @@ def _write_excel(df: pd.DataFrame, path: Path, info: RunInfo, thumbnails: dict[i
             ws.column_dimensions[letter].width = 30 if name == "review" else 12
         for i, png in (thumbnails or {}).items():
             ws.row_dimensions[i + 2].height = 60
+            for cell in ws[i + 2]:  # beside the preview, not under it at the default bottom
+                cell.alignment = Alignment(horizontal=cell.alignment.horizontal, vertical="center")
             ws.add_image(XLImage(io.BytesIO(png)), f"{get_column_letter(len(COLUMNS) + extras.index('thumbnail') + 1)}{i + 2}")
         corner = f"{get_column_letter(len(COLUMNS) + len(extras))}{max(last, 2)}"  # the table's bottom right
         ws.auto_filter.ref = f"A1:{corner}"

@@ -92,6 +92,10 @@ def test_workbook_formatting(xlsx):
     assert any('="REFER"' in f for f in rules)
     assert ws.column_dimensions["A"].width >= len("i ünïcode naïve.webp")
     assert len(ws._images) == len(OK)  # thumbnails for readable images
+    preview_row = ws._images[0].anchor._from.row + 1
+    assert {c.alignment.vertical for c in ws[preview_row]} == {"center"}  # text beside its preview
+    flag = COLUMNS.index("flag")
+    assert ws[preview_row][flag].alignment.horizontal == "center"  # not run into the percentage before it
     extras = [c.value for c in ws[1][len(COLUMNS):]]
     assert extras == ["review", "thumbnail"]  # a blank column for the reader, then the previews
     review = len(COLUMNS) + 1
