@@ -27,6 +27,7 @@ from screening.metrics import (
     calibration_errors,
     is_malignant,
     malignancy,
+    recall_intervals,
     sensitivity_specificity,
     softmax,
     summary,
@@ -88,8 +89,7 @@ def interval_note(m: dict) -> list[str]:
     """The line under a table of :func:`with_interval` figures saying what the brackets are."""
     if "interval_method" not in m:
         return []
-    return [(f"In brackets: {m['interval_method']} (seed 0). Rough for classes with few cases: an interval ending "
-            "at 0 or 1 only says that every resample agreed, and can be much too narrow.")]
+    return [f"In brackets: {m['interval_method']}."]
 
 
 def parser() -> argparse.ArgumentParser:
@@ -125,10 +125,14 @@ def evaluate(args: argparse.Namespace) -> dict:
     raw = softmax(np.log(np.clip(probs, 1e-12, None)) * screener.temperature)
     metrics.update({f"{k}_uncalibrated": v for k, v in calibration_errors(raw, y).items()})
     by_lesion = "lesion_id" in labels.columns
+    groups, unit = (labels["lesion_id"], "lesions") if by_lesion else (None, "images")
     metrics.update(
-        intervals=bootstrap_intervals(probs, y, screener.threshold, screener.scaling,
-                                      groups=labels["lesion_id"] if by_lesion else None, resamples=RESAMPLES),
-        interval_method=f"95% percentile bootstrap, {RESAMPLES} resamples of {'lesions' if by_lesion else 'images'}",
+        intervals={**bootstrap_intervals(probs, y, screener.threshold, screener.scaling, groups=groups,
+                                         resamples=RESAMPLES),
+                   **recall_intervals(y, probs.argmax(axis=1), groups)},
+        interval_method=(f"95% intervals; per-class recall: Wilson score interval with the class's {unit} as the "
+                         f"sample size; the other figures: percentile bootstrap, {RESAMPLES} resamples of {unit} "
+                         "(seed 0)"),
     )
     metrics["operating_points"] = operating_points(probs, y, screener.scaling)
     metrics.update(model=str(screener.path), sha256=screener.meta["sha256"], temperature=screener.temperature,

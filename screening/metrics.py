@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from statistics import NormalDist
 
 import numpy as np
 
@@ -195,6 +196,32 @@ def bootstrap_intervals(
     y, pred, score = np.asarray(y), np.asarray(probs).argmax(axis=1), malignancy(probs, scaling)
     draws = [headline(y[i], pred[i], score[i], threshold) for i in resamples_of(len(y), groups, resamples, seed)]
     return percentile_intervals(draws, level)
+
+
+def wilson_interval(successes: float, n: float, level: float = 0.95) -> list[float]:
+    """Wilson score interval for a proportion. Unlike the percentile bootstrap it stays open
+    at 0 of n and n of n: 11 of 11 correct gives (0.74, 1.00), not (1.00, 1.00)."""
+    if n <= 0:
+        return [float("nan")] * 2
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    p, zz = successes / n, z * z / n
+    centre, half = (p + zz / 2) / (1 + zz), z * np.sqrt(p * (1 - p) / n + zz / (4 * n)) / (1 + zz)
+    return [float(max(0.0, centre - half)), float(min(1.0, centre + half))]
+
+
+def recall_intervals(y: np.ndarray, pred: np.ndarray, groups: Sequence | None = None,
+                     level: float = 0.95) -> dict[str, list[float]]:
+    """Per class (``recall_<code>``), a Wilson interval for its recall with the number of the
+    class's lesions (``groups``; images without) as the sample size: a dozen cases are too few
+    for a bootstrap, and several images of one lesion count as one, as in the resampling."""
+    y, pred = np.asarray(y), np.asarray(pred)
+    groups = np.asarray(groups) if groups is not None else np.arange(len(y))
+    out = {}
+    for i, code in enumerate(CLASS_CODES):
+        mask = y == i
+        n = len(np.unique(groups[mask]))
+        out[f"recall_{code}"] = wilson_interval(float(np.mean(pred[mask] == i)) * n if n else 0.0, n, level)
+    return out
 
 
 def summary(probs: np.ndarray, y: np.ndarray, threshold: float, scaling: Sequence[float] = IDENTITY) -> dict:

@@ -5,6 +5,7 @@ import pytest
 from PIL import Image
 
 from screening.evaluate import main
+from screening.metrics import wilson_interval
 from tests.conftest import lesion_like
 
 
@@ -44,7 +45,9 @@ def test_evaluate_resamples_lesions_when_the_labels_name_them(tiny_bundle, tmp_p
     assert main(["--model", str(tiny_bundle), "--images", str(images), "--labels", str(tmp_path / "l.csv"),
                  "--out", str(tmp_path / "eval")]) == 0
     m = json.loads((tmp_path / "eval" / "metrics.json").read_text())
-    assert m["interval_method"] == "95% percentile bootstrap, 1000 resamples of lesions"
+    assert "1000 resamples of lesions" in m["interval_method"] and "class's lesions" in m["interval_method"]
+    assert m["intervals"]["recall_mel"] == wilson_interval(m["per_class"]["mel"]["recall"] * 1, 1)  # L1: one lesion
+    assert m["intervals"]["recall_nv"] == wilson_interval(m["per_class"]["nv"]["recall"] * 2, 2)
 
 
 @pytest.mark.parametrize("problem", ["labels", "model", "image"])
@@ -86,7 +89,7 @@ def test_model_card_draft_uses_bundle_and_metrics(tiny_bundle, tmp_path):
     m = json.loads((tmp_path / "val" / "metrics.json").read_text())
     lo, hi = m["intervals"]["malignant_auroc"]
     assert f"| malignant-vs-benign AUROC | {m['malignant_auroc']:.3f} ({lo:.3f}-{hi:.3f}) |" in text
-    assert "In brackets: 95% percentile bootstrap, 1000 resamples of images" in text
+    assert "In brackets: 95% intervals; per-class recall: Wilson score interval with the class's images" in text
     assert f"{m['balanced_accuracy']:.3f}" in text and "not a medical device" in text
     assert "CC BY-NC 4.0" in text and "(val/roc.png)" in text
     assert "batch norm frozen at its ImageNet statistics" in text  # a recipe from before --batch-norm

@@ -12,9 +12,11 @@ from screening.metrics import (
     expected_calibration_error,
     malignancy,
     malignancy_reliability,
+    recall_intervals,
     sensitivity_specificity,
     softmax,
     summary,
+    wilson_interval,
 )
 
 MEL, NV, BCC = CLASS_CODES.index("mel"), CLASS_CODES.index("nv"), CLASS_CODES.index("bcc")
@@ -143,3 +145,21 @@ def test_bootstrap_interval_of_an_absent_class_is_nan():
     y = np.array([MEL, NV, BCC, NV] * 5)
     ci = bootstrap_intervals(softmax(np.eye(7)[y] * 3), y, 0.5, resamples=20)
     assert np.isnan(ci["recall_df"]).all() and ci["recall_nv"] == [1.0, 1.0]
+
+
+def test_wilson_interval_matches_published_values_and_stays_open_at_the_ends():
+    # Newcombe (1998), Stat Med 17:857, table I: 0/10, 10/10 and 81/263 (method 3).
+    np.testing.assert_allclose(wilson_interval(0, 10), [0.0, 0.2775], atol=1e-4)
+    np.testing.assert_allclose(wilson_interval(10, 10), [0.7225, 1.0], atol=1e-4)
+    np.testing.assert_allclose(wilson_interval(81, 263), [0.2553, 0.3662], atol=1e-4)
+    assert np.isnan(wilson_interval(0, 0)).all()
+
+
+def test_recall_intervals_count_lesions_not_images():
+    """Ten images of two lesions, all correct: the evidence of two cases, not ten."""
+    y = np.array([MEL] * 10 + [NV] * 4)
+    lesions = np.array([1] * 5 + [2] * 5 + [3, 4, 5, 6])
+    ci = recall_intervals(y, y, lesions)
+    assert ci["recall_mel"] == wilson_interval(2, 2) and ci["recall_mel"][0] < 0.35
+    assert recall_intervals(y, y)["recall_mel"] == wilson_interval(10, 10)  # no lesions given: images
+    assert np.isnan(ci["recall_df"]).all()
