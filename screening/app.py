@@ -172,7 +172,7 @@ def build(app: ScreeningApp) -> gr.Blocks:
                          api_visibility="private", preprocess=False)
         with gr.Tab("Several images"):
             files = gr.File(label="Images or zip files", file_count="multiple",
-                            file_types=["image", ".zip", ".tif", ".tiff"])
+                            file_types=["image", ".zip", ".tif", ".tiff", ".heic", ".heif"])
             run = gr.Button("Screen all and build the Excel report", variant="primary")
             summary = gr.Markdown()
             report = gr.File(label="Excel worklist")

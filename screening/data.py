@@ -17,7 +17,7 @@ from screening.info import CLASS_CODES, DATASET
 from screening.preprocessing import INPUT_SIZE, preprocess
 
 SPLITS = ("train", "val", "test")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".heic", ".heif")
 
 
 class DataError(UserError):

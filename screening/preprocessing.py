@@ -20,6 +20,15 @@ from screening.errors import UserError
 INPUT_SIZE = 224
 ImageSource = str | Path | bytes | Image.Image | np.ndarray
 
+try:  # HEIC/HEIF, what phone cameras save by default: the decoder-only pi-heif (the "heic" extra)
+    from pi_heif import register_heif_opener
+
+    register_heif_opener()
+    HEIF = True
+except ImportError:
+    HEIF = False
+HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
+
 # Pillow's decompression-bomb limit stays at its default. Pillow only warns between the
 # limit and twice it; open_image refuses that band itself, so the warning is redundant.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
@@ -60,6 +69,9 @@ def open_image(source: ImageSource) -> Image.Image:
         except IsADirectoryError:
             raise ImageError(f"{name}: is a folder, not an image") from None
         except UnidentifiedImageError:
+            if not HEIF and _is_heif(source):
+                raise ImageError(f"{name}: a HEIC/HEIF image; reading it needs the optional pi-heif package "
+                                 "(pip install pi-heif), or save it as JPEG") from None
             raise ImageError(f"{name}: not a readable image") from None
         except Image.DecompressionBombError:
             raise ImageError(
@@ -77,6 +89,19 @@ def open_image(source: ImageSource) -> Image.Image:
     rgb = _to_rgb(img)
     rgb.info["source_size"] = tuple(size)
     return rgb
+
+
+def _is_heif(source: str | Path | bytes) -> bool:
+    """An ISO media file of a HEIF brand (the bytes after ``ftyp``), whatever its name."""
+    if isinstance(source, bytes):
+        head = source[:12]
+    else:
+        try:
+            with open(source, "rb") as f:
+                head = f.read(12)
+        except OSError:
+            return False
+    return head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

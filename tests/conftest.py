@@ -10,6 +10,7 @@ import pytest
 import screening  # noqa: F401  (selects the JAX backend before keras loads)
 
 ROOT = Path(__file__).resolve().parents[1]
+HEIC = ROOT / "tests" / "fixtures" / "lesion_like_seed0.heic"  # lesion_like(150, 200), HEVC quality 60
 SHARED = ROOT.parent / "shared"
 HAM = SHARED / "data" / "ham10000"
 WEIGHTS = SHARED / "weights" / "mobilenet_1_0_224_imagenet_no_top.weights.h5"

@@ -80,3 +80,16 @@ def test_refuses_bad_port(capsys):
 
     assert main(["--port", "0", "--no-browser"]) == 2
     assert "--port must be between" in capsys.readouterr().err
+
+
+def test_phone_heic_photo_in_both_tabs(client, tmp_path):
+    pytest.importorskip("pi_heif", reason="HEIC needs the optional pi-heif package (the test extra installs it)")
+    import openpyxl
+
+    from tests.conftest import HEIC
+
+    label, assessment, *_ = client.predict(gradio_client.handle_file(str(HEIC)), api_name="/predict")
+    assert len(label["confidences"]) == 7 and "Malignancy probability" in assessment
+    report, _ = client.predict([gradio_client.handle_file(str(HEIC))], api_name="/batch")
+    (row,) = openpyxl.load_workbook(report)["Results"].iter_rows(min_row=2, max_col=2, values_only=True)
+    assert row == (HEIC.name, "ok")

@@ -1,6 +1,7 @@
 """batch.py end to end on a folder of generated images and broken files."""
 
 import io
+import shutil
 import subprocess
 import sys
 
@@ -12,7 +13,7 @@ from PIL import Image
 
 from screening.batch import main
 from screening.report import COLUMNS, OPERATING_POINT_ITEM, operating_point_text
-from tests.conftest import ROOT, lesion_like
+from tests.conftest import HEIC, ROOT, lesion_like
 
 
 @pytest.fixture(scope="module")
@@ -180,3 +181,12 @@ def test_thin_entry_point_runs(tiny_bundle, folder, tmp_path):
 
 def test_summary_says_what_the_threshold_did_on_validation():
     assert operating_point_text((0.9, 0.75)).startswith("referred 90.0% of malignant and 25.0% of benign lesions")
+
+
+def test_phone_heic_files_are_found_and_scored(tiny_bundle, tmp_path):
+    pytest.importorskip("pi_heif", reason="HEIC needs the optional pi-heif package (the test extra installs it)")
+    (tmp_path / "in").mkdir()
+    shutil.copy(HEIC, tmp_path / "in" / "IMG_0001.HEIC")
+    assert main([str(tmp_path / "in"), "--out", str(tmp_path / "r.csv"), "--model", str(tiny_bundle), "--quiet"]) == 0
+    row = pd.read_csv(tmp_path / "r.csv").iloc[0]
+    assert (row["file"], row["status"], row["width"], row["height"]) == ("IMG_0001.HEIC", "ok", 200, 150)

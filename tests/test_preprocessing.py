@@ -1,11 +1,13 @@
 import io
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from screening.preprocessing import INPUT_SIZE, ImageError, center_square, open_image, preprocess
-from tests.conftest import lesion_like
+from tests.conftest import HEIC, ROOT, lesion_like
 
 
 def _png_bytes(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
@@ -103,3 +105,21 @@ def test_decompression_bomb_refused_and_limit_kept(tmp_path):
     Image.new("1", (10000, 10000)).save(path)
     with pytest.raises(ImageError, match="decompression bomb"):
         preprocess(path)
+
+
+def test_heic_phone_photo_is_read_like_any_image():
+    pytest.importorskip("pi_heif", reason="HEIC needs the optional pi-heif package (the test extra installs it)")
+    img = open_image(HEIC)
+    assert img.info["source_size"] == (200, 150) and img.mode == "RGB"
+    lossless = preprocess(lesion_like(150, 200, seed=0)).astype(int)
+    assert np.abs(preprocess(HEIC).astype(int) - lossless).mean() < 5  # the same picture, lossy HEVC
+    assert np.array_equal(preprocess(HEIC.read_bytes()), preprocess(HEIC))  # uploads arrive as bytes
+
+
+def test_heic_without_the_decoder_says_what_to_install():
+    code = ("import sys; sys.modules['pi_heif'] = None\n"  # as if pi-heif were not installed
+            "from screening.preprocessing import ImageError, open_image\n"
+            f"try:\n    open_image({str(HEIC)!r})\nexcept ImageError as err:\n    print(err)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=ROOT).stdout
+    assert "a HEIC/HEIF image; reading it needs the optional pi-heif package" in out
