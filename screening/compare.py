@@ -13,13 +13,15 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from screening.cli import positive_int, run_cli
 from screening.data import labels_to_indices, read_labels
 from screening.errors import UserError
 from screening.evaluate import PREDICTIONS, RESAMPLES
-from screening.metrics import headline, percentile_intervals, resamples_of
+from screening.info import CLASS_CODES
+from screening.metrics import headline, is_malignant, percentile_intervals, resamples_of
 from screening.report import PROB_COLUMNS
 
 
@@ -49,9 +51,25 @@ def read_evaluation(folder: Path) -> tuple[pd.DataFrame, float]:
     return table, threshold
 
 
+def discordant(y: np.ndarray, pred_a: np.ndarray, refer_a: np.ndarray, pred_b: np.ndarray,
+               refer_b: np.ndarray) -> dict[str, tuple[int, int]]:
+    """Per proportion figure, the images only B gets right and those only A gets right.
+
+    The difference rests on these cases alone (McNemar's view); where a class has a dozen
+    images and both models get all of them, they say so (0 and 0) more plainly than an
+    interval from resamples that all agree.
+    """
+    malignant = is_malignant(y)
+    cases = {"sensitivity": (malignant, refer_a, refer_b), "specificity": (~malignant, ~refer_a, ~refer_b),
+             **{f"recall_{c}": (y == i, pred_a == i, pred_b == i) for i, c in enumerate(CLASS_CODES)}}
+    return {key: (int(np.sum(among & right_b & ~right_a)), int(np.sum(among & right_a & ~right_b)))
+            for key, (among, right_a, right_b) in cases.items()}
+
+
 def compare(a: Path, b: Path, resamples: int = RESAMPLES, seed: int = 0) -> dict:
-    """Per :func:`screening.metrics.headline` figure (``figures``): A, B, B - A and the paired
-    interval of B - A; ``resampled``: lesions or images."""
+    """Per :func:`screening.metrics.headline` figure (``figures``): A, B, B - A, the paired
+    interval of B - A and, for proportions, the images only B / only A gets right
+    (``only_b``, ``only_a``); ``resampled``: lesions or images."""
     (ta, thr_a), (tb, thr_b) = read_evaluation(a), read_evaluation(b)
     if list(ta["image_id"]) != list(tb["image_id"]) or list(ta["dx"]) != list(tb["dx"]):
         raise UserError(f"{a} and {b} were not evaluated on the same labelled images (same order)")
@@ -65,19 +83,24 @@ def compare(a: Path, b: Path, resamples: int = RESAMPLES, seed: int = 0) -> dict
         ha, hb = (headline(y[i], pred[i], score[i], thr) for pred, score, thr in cases)
         diffs.append({k: hb[k] - ha[k] for k in ha})
     interval = percentile_intervals(diffs)
-    figures = {k: {"a": point_a[k], "b": point_b[k], "difference": point_b[k] - point_a[k], "interval": interval[k]}
+    (pred_a, score_a, _), (pred_b, score_b, _) = cases
+    counts = discordant(y, pred_a, score_a >= thr_a, pred_b, score_b >= thr_b)
+    figures = {k: {"a": point_a[k], "b": point_b[k], "difference": point_b[k] - point_a[k], "interval": interval[k],
+                   **(dict(zip(("only_b", "only_a"), counts[k])) if k in counts else {})}
                for k in point_a}
     return {"figures": figures, "resamples": resamples, "resampled": "images" if groups is None else "lesions"}
 
 
 def markdown(result: dict, a: Path, b: Path) -> str:
     lines = [(f"A = `{a}`, B = `{b}`; in brackets the 95% paired bootstrap interval of B - A "
-              f"({result['resamples']} resamples of {result['resampled']})."), "",
-             "| figure | A | B | B - A |", "|---|---|---|---|"]
+              f"({result['resamples']} resamples of {result['resampled']}); for proportions, the images that only "
+              "B and only A get right: the difference rests on those alone."), "",
+             "| figure | A | B | B - A | right only in B / only in A |", "|---|---|---|---|---|"]
     for key, r in result["figures"].items():
         lo, hi = r["interval"]
+        only = f"{r['only_b']} / {r['only_a']}" if "only_b" in r else ""
         lines.append(f"| {key.replace('_', ' ')} | {r['a']:.3f} | {r['b']:.3f} | {r['difference']:+.3f} "
-                     f"({lo:+.3f} to {hi:+.3f}) |")
+                     f"({lo:+.3f} to {hi:+.3f}) | {only} |")
     return "\n".join(lines) + "\n"
 
 

@@ -80,3 +80,21 @@ def test_a_damaged_evaluation_is_a_one_line_error(two_evaluations, tmp_path, cap
     assert compare.main([str(two_evaluations / "a"), str(broken)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and {"column": "missing column(s) p_mel", "json": "unreadable evaluation"}[damage] in err
+
+
+def test_discordant_counts_are_what_the_difference_rests_on(two_evaluations, capsys):
+    result = compare.compare(two_evaluations / "a", two_evaluations / "b", resamples=20)["figures"]
+    table = pd.read_csv(two_evaluations / "a" / evaluate.PREDICTIONS)
+    support = table["dx"].value_counts()
+    for c in CLASS_CODES:
+        r = result[f"recall_{c}"]
+        if c in support:  # B is right on every image, so it alone is right where A was wrong
+            assert r["only_a"] == 0 and (r["only_b"] - r["only_a"]) == pytest.approx(r["difference"] * support[c])
+    malignant = table["dx"].isin(["mel", "bcc", "akiec"])
+    for key, n in (("sensitivity", malignant.sum()), ("specificity", (~malignant).sum())):
+        assert result[key]["only_b"] - result[key]["only_a"] == pytest.approx(result[key]["difference"] * n)
+    same = compare.compare(two_evaluations / "b", two_evaluations / "b", resamples=20)["figures"]
+    assert all(same[k].get("only_b", 0) == same[k].get("only_a", 0) == 0 for k in same)
+    assert "only_b" not in result["balanced_accuracy"]  # not a proportion of cases
+    assert compare.main([str(two_evaluations / "a"), str(two_evaluations / "b"), "--resamples", "20"]) == 0
+    assert "| right only in B / only in A |" in capsys.readouterr().out
