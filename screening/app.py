@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from screening.batch import find_images, screen_files
-from screening.cli import run_cli
+from screening.cli import add_threshold_option, check_threshold, run_cli
 from screening.errors import UserError
 from screening.explain import GradCAM
 from screening.inference import Screener
@@ -41,8 +41,8 @@ def label_of(code: str) -> str:
 class ScreeningApp:
     """Holds the model and the Grad-CAM explainer; ``predict`` is the per-image handler."""
 
-    def __init__(self, model: str | Path | None = None) -> None:
-        self.screener = Screener(model, batch_size=1)
+    def __init__(self, model: str | Path | None = None, threshold: float | None = None) -> None:
+        self.screener = Screener(model, threshold=threshold, batch_size=1)
         self.cam = GradCAM(self.screener.model)
 
     def predict(self, image: dict | Image.Image | np.ndarray | str | None):
@@ -192,6 +192,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this computer only)")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
     p.add_argument("--model", type=Path, help="model bundle folder (default: the packaged model)")
+    add_threshold_option(p)
     p.add_argument("--share", action="store_true", help="also create a public gradio.live link (off by default)")
     return p
 
@@ -202,7 +203,8 @@ def launch(args: argparse.Namespace, block: bool = True) -> gr.Blocks:
     if args.host not in LOOPBACK:
         print(f"warning: listening on {args.host}: other computers on the network can reach this page",
               file=sys.stderr)
-    demo = build(ScreeningApp(args.model))
+    check_threshold(args.threshold)
+    demo = build(ScreeningApp(args.model, args.threshold))
     print(f"SkinScreen: open http://{'127.0.0.1' if args.host in LOOPBACK else args.host}:{args.port} "
           "in a browser; press Ctrl+C here to quit.", file=sys.stderr)
     demo.queue(default_concurrency_limit=2).launch(

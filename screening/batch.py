@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from screening import __version__
-from screening.cli import positive_int, run_cli
+from screening.cli import add_threshold_option, check_threshold, positive_int, run_cli
 from screening.data import IMAGE_SUFFIXES
 from screening.errors import UserError
 from screening.info import NOTICE
@@ -35,8 +35,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--recursive", action="store_true", help="include images in subfolders")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report")
     p.add_argument("--model", type=Path, help="model bundle folder (default: the packaged model)")
-    p.add_argument("--threshold", type=float, help="referral threshold on malignancy probability "
-                                                   "(default: the model's, chosen for 90%% sensitivity)")
+    add_threshold_option(p)
     p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                    help="flip test-time augmentation (default: the model's setting)")
     p.add_argument("--batch-size", type=positive_int, default=32)
@@ -91,8 +90,7 @@ def run(args: argparse.Namespace) -> int:
     check_output(args.out, args.overwrite)
     if args.thumbnails and args.out.suffix.lower() == ".csv":
         raise UserError("--thumbnails needs an Excel report (.xlsx)")
-    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
-        raise UserError(f"--threshold must be between 0 and 1, got {args.threshold}")
+    check_threshold(args.threshold)
     paths = [p for p in find_images(folder, args.recursive) if p.resolve() != args.out.resolve()]
     if not paths:
         where = "or its subfolders " if args.recursive else ""

@@ -50,3 +50,16 @@ def nonneg_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
     return value
+
+
+def add_threshold_option(p: argparse.ArgumentParser) -> None:
+    """``--threshold``, the same for the batch tool and the app (check it with :func:`check_threshold`)."""
+    p.add_argument("--threshold", type=float,
+                   help="referral threshold on malignancy probability (default: the model's, chosen for 90%% "
+                        "sensitivity; MODEL_CARD.md lists others)")
+
+
+def check_threshold(value: float | None) -> None:
+    """Before any work: a threshold is a probability (argparse's own error would print two lines)."""
+    if value is not None and not 0.0 <= value <= 1.0:
+        raise UserError(f"--threshold must be between 0 and 1, got {value}")

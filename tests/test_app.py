@@ -1,6 +1,5 @@
 """The Gradio app, called as a user's script would: gradio_client against a live server."""
 
-import argparse
 import socket
 import zipfile
 
@@ -20,10 +19,10 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tiny_bundle):
-    from screening.app import launch
+    from screening.app import launch, parser
 
     port = free_port()
-    demo = launch(argparse.Namespace(port=port, host="127.0.0.1", no_browser=True, model=tiny_bundle, share=False),
+    demo = launch(parser().parse_args(["--port", str(port), "--no-browser", "--model", str(tiny_bundle)]),
                   block=False)
     yield f"http://127.0.0.1:{port}/"
     demo.close()
@@ -80,6 +79,21 @@ def test_refuses_bad_port(capsys):
 
     assert main(["--port", "0", "--no-browser"]) == 2
     assert "--port must be between" in capsys.readouterr().err
+
+
+def test_refuses_a_threshold_that_is_not_a_probability(capsys):
+    from screening.app import main
+
+    assert main(["--threshold", "1.5", "--no-browser", "--port", str(free_port())]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--threshold must be between 0 and 1, got 1.5" in err
+
+
+def test_a_threshold_of_ones_own_applies(tiny_bundle):
+    from screening.app import ScreeningApp
+
+    _, assessment, *_ = ScreeningApp(tiny_bundle, threshold=0.0).predict(lesion_like())  # everything is referred
+    assert "Recommendation: REFER" in assessment and "threshold of 0.0%" in assessment
 
 
 def test_phone_heic_photo_in_both_tabs(client, tmp_path):

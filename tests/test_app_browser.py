@@ -4,7 +4,6 @@ Skipped, with the reason, where Chromium (apt-get install chromium) or Playwrigh
 missing. With SKINSCREEN_SCREENSHOT=path the page is saved there (docs/app_screenshot.png).
 """
 
-import argparse
 import os
 import shutil
 from pathlib import Path
@@ -24,12 +23,12 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "-
 
 
 def test_upload_in_a_real_browser_shows_the_assessment(tiny_bundle, tmp_path):
-    from screening.app import launch
+    from screening.app import launch, parser
     from screening.inference import DEFAULT_MODEL
 
     model = DEFAULT_MODEL if (DEFAULT_MODEL / "bundle.json").is_file() else tiny_bundle
     port = free_port()
-    demo = launch(argparse.Namespace(port=port, host="127.0.0.1", no_browser=True, model=model, share=False),
+    demo = launch(parser().parse_args(["--port", str(port), "--no-browser", "--model", str(model)]),
                   block=False)
     sample = HAM / "images_224" / "ISIC_0024306.jpg"
     image = tmp_path / "lesion.jpg"
