@@ -26,7 +26,7 @@ from screening.explain import GradCAM
 from screening.inference import Screener
 from screening.info import CLASS_CODES, CLASS_NAMES, NOTICE
 from screening.preprocessing import ImageError, open_image, preprocess
-from screening.report import operating_point_text
+from screening.report import operating_point_text, triage
 
 MAX_UPLOAD = "25mb"
 MAX_ZIP_MEMBERS, MAX_ZIP_BYTES = 2000, 1_000_000_000
@@ -89,7 +89,8 @@ class ScreeningApp:
         return "**Image checks — read this result with care:**\n" + "\n".join(f"- {w}" for w in r.warnings)
 
     def batch(self, files: list[str] | None):
-        """Several images and/or zip files -> the batch Excel report (same code as batch.py)."""
+        """Several images and/or zip files -> the batch Excel report (same code as batch.py), its
+        summary line and the worklist in reading order."""
         if not files:
             raise gr.Error("Please add images or a zip file first.")
         work = Path(tempfile.mkdtemp(prefix="skinscreen-"))
@@ -108,7 +109,7 @@ class ScreeningApp:
         refer, ok = int((df["flag"] == "REFER").sum()), int((df["status"] == "ok").sum())
         text = (f"{len(df)} images: **{refer} REFER**, {ok - refer} routine, {len(df) - ok} could not be read.\n\n"
                 f"> {NOTICE}")
-        return str(out), text
+        return str(out), text, triage(df)
 
     def model_card(self) -> str:
         """The bundle's model card without its image lines (the plots are shown as images)."""
@@ -176,7 +177,9 @@ def build(app: ScreeningApp) -> gr.Blocks:
             run = gr.Button("Screen all and build the Excel report", variant="primary")
             summary = gr.Markdown()
             report = gr.File(label="Excel worklist")
-            run.click(app.batch, inputs=files, outputs=[report, summary], api_name="batch")
+            table = gr.Dataframe(label="Worklist: REFER first, by malignancy probability", interactive=False,
+                                 wrap=True)
+            run.click(app.batch, inputs=files, outputs=[report, summary, table], api_name="batch")
         with gr.Tab("Model"):
             gr.Markdown(app.model_card())
             plots = [p for p in (app.screener.path / name for name in MODEL_PLOTS) if p.is_file()]

@@ -112,6 +112,21 @@ def summary(df: pd.DataFrame, info: RunInfo) -> pd.DataFrame:
     return pd.DataFrame(items, columns=["item", "value"])
 
 
+def triage(df: pd.DataFrame) -> pd.DataFrame:
+    """The worklist in reading order for a page: REFER by falling malignancy probability, then
+    routine ones, then files that could not be read; a few columns, as text."""
+    rank = df["flag"].map({"REFER": 0, "routine": 1}).fillna(2)
+    order = df.assign(rank=rank).sort_values(["rank", "malignancy_probability"], ascending=[True, False], kind="stable")
+    ok = order["status"] == "ok"
+    return pd.DataFrame({
+        "file": order["file"],
+        "flag": order["flag"].where(ok, "not read"),
+        "malignancy probability": order["malignancy_probability"].map("{:.1%}".format).where(ok, ""),
+        "most likely": order["predicted_label"].where(ok, ""),
+        "notes": order["warnings"].where(ok, order["error"]).fillna(""),
+    }).reset_index(drop=True)
+
+
 def excel_extras(thumbnails: bool) -> list[str]:
     """Columns the workbook adds after ``COLUMNS``: a blank one for the reader, then previews."""
     return ["review", *(["thumbnail"] if thumbnails else [])]

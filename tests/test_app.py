@@ -67,11 +67,14 @@ def test_batch_tab_returns_an_excel_report(client, tmp_path, image_file):
         z.write(image_file, "a/one.jpg")
         z.writestr("broken.jpg", b"oops")
         z.writestr("../escape.jpg", b"oops")
-    report, summary = client.predict([gradio_client.handle_file(str(image_file)),
-                                      gradio_client.handle_file(str(archive))], api_name="/batch")
+    report, summary, table = client.predict([gradio_client.handle_file(str(image_file)),
+                                             gradio_client.handle_file(str(archive))], api_name="/batch")
     wb = openpyxl.load_workbook(report)
     rows = list(wb["Results"].iter_rows(min_row=2, values_only=True))
     assert len(rows) == 3 and "3 images" in summary
+    shown = [dict(zip(table["headers"], row)) for row in table["data"]]  # the worklist on the page
+    assert [r["file"] for r in shown][-1] == "more/broken.jpg" and shown[-1]["flag"] == "not read"
+    assert {r["flag"] for r in shown[:2]} <= {"REFER", "routine"} and shown[0]["malignancy probability"]
 
 
 def test_refuses_bad_port(capsys):
@@ -104,6 +107,6 @@ def test_phone_heic_photo_in_both_tabs(client, tmp_path):
 
     label, assessment, *_ = client.predict(gradio_client.handle_file(str(HEIC)), api_name="/predict")
     assert len(label["confidences"]) == 7 and "Malignancy probability" in assessment
-    report, _ = client.predict([gradio_client.handle_file(str(HEIC))], api_name="/batch")
+    report, *_ = client.predict([gradio_client.handle_file(str(HEIC))], api_name="/batch")
     (row,) = openpyxl.load_workbook(report)["Results"].iter_rows(min_row=2, max_col=2, values_only=True)
     assert row == (HEIC.name, "ok")

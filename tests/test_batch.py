@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from screening.batch import main
+from screening.info import CLASS_CODES
 from screening.report import COLUMNS, OPERATING_POINT_ITEM, operating_point_text
 from tests.conftest import HEIC, ROOT, lesion_like
 
@@ -190,3 +191,18 @@ def test_phone_heic_files_are_found_and_scored(tiny_bundle, tmp_path):
     assert main([str(tmp_path / "in"), "--out", str(tmp_path / "r.csv"), "--model", str(tiny_bundle), "--quiet"]) == 0
     row = pd.read_csv(tmp_path / "r.csv").iloc[0]
     assert (row["file"], row["status"], row["width"], row["height"]) == ("IMG_0001.HEIC", "ok", 200, 150)
+
+
+def test_triage_reads_refer_first_by_risk_then_routine_then_unreadable():
+    from screening.inference import Result
+    from screening.report import rows, triage
+
+    probs = dict.fromkeys(CLASS_CODES, 1 / 7)
+    results = [Result("a.jpg", probs, 0.05, False), Result("b.jpg", error="not a readable image"),
+               Result("c.jpg", probs, 0.40, True, warnings=["very blurry"]), Result("d.jpg", probs, 0.90, True),
+               Result("e.jpg", probs, 0.01, False)]
+    table = triage(rows(results, [r.source for r in results]))
+    assert list(table["file"]) == ["d.jpg", "c.jpg", "a.jpg", "e.jpg", "b.jpg"]
+    assert list(table["flag"]) == ["REFER", "REFER", "routine", "routine", "not read"]
+    assert list(table["malignancy probability"])[:2] == ["90.0%", "40.0%"]
+    assert table.loc[1, "notes"] == "very blurry" and table.loc[4, "notes"] == "not a readable image"
