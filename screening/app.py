@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import shutil
 import sys
 import tempfile
 import time
@@ -29,6 +30,9 @@ from screening.preprocessing import ImageError, open_image, preprocess
 from screening.report import operating_point_text, triage
 
 MAX_UPLOAD = "25mb"
+# Patient images should not outlive their use: Gradio's copies of uploads and results are swept
+# every 10 minutes once an hour old, and all removed when the app stops (Blocks.delete_cache).
+CACHE_SWEEP = (600, 3600)
 MAX_ZIP_MEMBERS, MAX_ZIP_BYTES = 2000, 1_000_000_000
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 MODEL_PLOTS = ("confusion_matrix.png", "roc.png", "reliability.png")  # shipped beside the model card
@@ -44,6 +48,7 @@ class ScreeningApp:
     def __init__(self, model: str | Path | None = None, threshold: float | None = None) -> None:
         self.screener = Screener(model, threshold=threshold, batch_size=1)
         self.cam = GradCAM(self.screener.model)
+        self.workspace = tempfile.TemporaryDirectory(prefix="skinscreen-")  # reports; removed at exit
 
     def predict(self, image: dict | Image.Image | np.ndarray | str | None):
         """image -> (class confidences, assessment markdown, Grad-CAM image, warnings markdown).
@@ -93,19 +98,22 @@ class ScreeningApp:
         summary line and the worklist in reading order."""
         if not files:
             raise gr.Error("Please add images or a zip file first.")
-        work = Path(tempfile.mkdtemp(prefix="skinscreen-"))
+        work = Path(tempfile.mkdtemp(dir=self.workspace.name))
         staging = work / "images"
         staging.mkdir()
-        for f in map(Path, files):
-            if f.suffix.lower() == ".zip":
-                _extract_zip(f, staging / f.stem)
-            else:
-                (staging / f.name).write_bytes(f.read_bytes())
-        paths = find_images(staging, recursive=True)
-        if not paths:
-            raise gr.Error("No image files found in the upload.")
-        out = work / f"skinscreen-report-{time.strftime('%Y%m%d-%H%M%S')}.xlsx"
-        df = screen_files(self.screener, paths, staging, out, progress=False)
+        try:  # the copies of the images go as soon as they are scored; the report stays to be downloaded
+            for f in map(Path, files):
+                if f.suffix.lower() == ".zip":
+                    _extract_zip(f, staging / f.stem)
+                else:
+                    (staging / f.name).write_bytes(f.read_bytes())
+            paths = find_images(staging, recursive=True)
+            if not paths:
+                raise gr.Error("No image files found in the upload.")
+            out = work / f"skinscreen-report-{time.strftime('%Y%m%d-%H%M%S')}.xlsx"
+            df = screen_files(self.screener, paths, staging, out, progress=False)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
         refer, ok = int((df["flag"] == "REFER").sum()), int((df["status"] == "ok").sum())
         text = (f"{len(df)} images: **{refer} REFER**, {ok - refer} routine, {len(df) - ok} could not be read.\n\n"
                 f"> {NOTICE}")
@@ -152,7 +160,7 @@ def _extract_zip(path: Path, dest: Path) -> None:
 
 
 def build(app: ScreeningApp) -> gr.Blocks:
-    with gr.Blocks(title="SkinScreen") as demo:
+    with gr.Blocks(title="SkinScreen", delete_cache=CACHE_SWEEP) as demo:
         gr.Markdown(f"# SkinScreen\nDermoscopy lesion screening: seven diagnoses, a calibrated malignancy "
                     f"probability and a referral recommendation.\n\n**{NOTICE}**")
         with gr.Tab("One image"):

@@ -77,6 +77,21 @@ def test_batch_tab_returns_an_excel_report(client, tmp_path, image_file):
     assert {r["flag"] for r in shown[:2]} <= {"REFER", "routine"} and shown[0]["malignancy probability"]
 
 
+def test_batch_keeps_no_copies_of_the_images(tiny_bundle, tmp_path, image_file):
+    from pathlib import Path
+
+    from screening.app import CACHE_SWEEP, ScreeningApp, build
+
+    archive = tmp_path / "more.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.write(image_file, "a/one.jpg")
+    app = ScreeningApp(tiny_bundle)
+    report, summary, _ = app.batch([str(image_file), str(archive)])
+    assert "2 images" in summary
+    assert [p for p in Path(app.workspace.name).rglob("*") if p.is_file()] == [Path(report)]  # the report only
+    assert build(app).delete_cache == CACHE_SWEEP  # Gradio's copies of uploads are swept too
+
+
 def test_refuses_bad_port(capsys):
     from screening.app import main
 
