@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import base64
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -224,8 +225,15 @@ def launch(args: argparse.Namespace, block: bool = True) -> gr.Blocks:
     return demo
 
 
+def _stop_like_ctrl_c(signum, frame) -> None:
+    """SIGTERM (``kill``, a service manager, the smoke test) ends the app as Ctrl+C does, so the
+    uploads and reports are cleared on the way out."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     def run(args: argparse.Namespace) -> int:
+        signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
         try:
             launch(args)
         except OSError as err:  # port in use and friends

@@ -92,6 +92,43 @@ def test_batch_keeps_no_copies_of_the_images(tiny_bundle, tmp_path, image_file):
     assert build(app).delete_cache == CACHE_SWEEP  # Gradio's copies of uploads are swept too
 
 
+def test_sigterm_stops_the_app_like_ctrl_c_and_leaves_no_patient_files(tiny_bundle, tmp_path, image_file):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT
+
+    scratch = tmp_path / "scratch"  # the app's temporary folder and Gradio's cache, to look into afterwards
+    scratch.mkdir()
+    port = free_port()
+    env = {**os.environ, "TMPDIR": str(scratch), "GRADIO_TEMP_DIR": str(scratch / "gradio")}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--no-browser", "--port", str(port),
+                             "--model", str(tiny_bundle)], env=env, cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(240):
+            try:
+                client = gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False)
+                break
+            except Exception:  # noqa: BLE001  not serving yet
+                assert proc.poll() is None, proc.stderr.read()
+                time.sleep(0.5)
+        client.predict(gradio_client.handle_file(str(image_file)), api_name="/predict")
+        client.predict([gradio_client.handle_file(str(image_file))], api_name="/batch")
+        def kept() -> list[str]:
+            return [p.name for p in scratch.rglob("*") if p.suffix in (".jpg", ".png", ".xlsx")]
+
+        assert kept()  # while it runs, the upload and the report are there
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0 and "Traceback" not in proc.stderr.read()
+        assert kept() == [] and not list(scratch.glob("skinscreen-*"))
+    finally:
+        proc.kill()
+
+
 def test_refuses_bad_port(capsys):
     from screening.app import main
 
