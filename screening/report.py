@@ -203,11 +203,13 @@ def _write_excel(df: pd.DataFrame, path: Path, info: RunInfo, thumbnails: dict[i
             ws[f"{letter}1"] = name
             ws[f"{letter}1"].font = Font(bold=True)
             ws.column_dimensions[letter].width = 30 if name == "review" else 12
-        for i, png in (thumbnails or {}).items():
-            ws.row_dimensions[i + 2].height = 60
-            for cell in ws[i + 2]:  # beside the preview, not under it at the default bottom
-                cell.alignment = Alignment(horizontal=cell.alignment.horizontal, vertical="center")
-            ws.add_image(XLImage(io.BytesIO(png)), f"{get_column_letter(len(COLUMNS) + extras.index('thumbnail') + 1)}{i + 2}")
+        if thumbnails:
+            previews = get_column_letter(len(COLUMNS) + extras.index("thumbnail") + 1)
+            for i, png in thumbnails.items():
+                ws.row_dimensions[i + 2].height = 60
+                for cell in ws[i + 2]:  # beside the preview, not under it at the default bottom
+                    cell.alignment = Alignment(horizontal=cell.alignment.horizontal, vertical="center")
+                ws.add_image(XLImage(io.BytesIO(png)), f"{previews}{i + 2}")
         corner = f"{get_column_letter(len(COLUMNS) + len(extras))}{max(last, 2)}"  # the table's bottom right
         ws.auto_filter.ref = f"A1:{corner}"
         flag = get_column_letter(COLUMNS.index("flag") + 1)
