@@ -2,9 +2,11 @@
 
 EVAL_A and EVAL_B are ``screening.evaluate`` output folders for the same labels. A thousand
 validation images leave each model's balanced accuracy uncertain by several points, but two
-models scored on the same images share most of that noise: the paired bootstrap (the same
-resamples of lesions, or of images, for both) gives an interval for the difference, the
-figure a recipe or a shipping decision should rest on.
+models scored on the same images share most of that noise: a paired interval for the
+difference is the figure a recipe or a shipping decision should rest on. Balanced accuracy
+and AUROC get the paired bootstrap (the same resamples of lesions, or of images, for both);
+sensitivity, specificity and class recalls, proportions of a few dozen cases at times, get
+Newcombe's paired score interval, which a small class cannot collapse.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from screening.data import labels_to_indices, read_labels
 from screening.errors import UserError
 from screening.evaluate import PREDICTIONS, RESAMPLES
 from screening.info import CLASS_CODES
-from screening.metrics import headline, is_malignant, percentile_intervals, resamples_of
+from screening.metrics import headline, is_malignant, paired_difference_interval, percentile_intervals, resamples_of
 from screening.report import PROB_COLUMNS
 
 
@@ -51,30 +53,44 @@ def read_evaluation(folder: Path) -> tuple[pd.DataFrame, float]:
     return table, threshold
 
 
-def discordant(y: np.ndarray, pred_a: np.ndarray, refer_a: np.ndarray, pred_b: np.ndarray,
-               refer_b: np.ndarray) -> dict[str, tuple[int, int]]:
-    """Per proportion figure, the images only B gets right and those only A gets right.
+def paired_tables(y: np.ndarray, pred_a: np.ndarray, refer_a: np.ndarray, pred_b: np.ndarray,
+                  refer_b: np.ndarray) -> dict[str, tuple[np.ndarray, tuple[int, int, int, int]]]:
+    """Per proportion figure, the images it is a proportion of and their paired table: right
+    in both, only B, only A, neither.
 
-    The difference rests on these cases alone (McNemar's view); where a class has a dozen
-    images and both models get all of them, they say so (0 and 0) more plainly than an
-    interval from resamples that all agree.
+    The difference rests on the discordant cases alone (McNemar's view); where a class has a
+    dozen images and both models get all of them, the table says so (0 and 0) more plainly
+    than an interval from resamples that all agree.
     """
     malignant = is_malignant(y)
     cases = {"sensitivity": (malignant, refer_a, refer_b), "specificity": (~malignant, ~refer_a, ~refer_b),
              **{f"recall_{c}": (y == i, pred_a == i, pred_b == i) for i, c in enumerate(CLASS_CODES)}}
-    return {key: (int(np.sum(among & right_b & ~right_a)), int(np.sum(among & right_a & ~right_b)))
+    return {key: (among, tuple(int(np.sum(among & cell)) for cell in
+                               (right_a & right_b, right_b & ~right_a, right_a & ~right_b, ~right_a & ~right_b)))
             for key, (among, right_a, right_b) in cases.items()}
 
 
+def proportion_interval(among: np.ndarray, table: tuple[int, int, int, int], groups: np.ndarray | None) -> list[float]:
+    """Newcombe's paired interval of B - A, the table scaled to the number of lesions among
+    the cases (several images of one lesion count as one, as in the resampling and in
+    :func:`screening.metrics.recall_intervals`)."""
+    images = int(among.sum())
+    lesions = len(np.unique(groups[among])) if groups is not None else images
+    scale = lesions / images if images else 0.0
+    return paired_difference_interval(*(cell * scale for cell in table))
+
+
 def compare(a: Path, b: Path, resamples: int = RESAMPLES, seed: int = 0) -> dict:
-    """Per :func:`screening.metrics.headline` figure (``figures``): A, B, B - A, the paired
-    interval of B - A and, for proportions, the images only B / only A gets right
-    (``only_b``, ``only_a``); ``resampled``: lesions or images."""
+    """Per :func:`screening.metrics.headline` figure (``figures``): A, B, B - A and its 95%
+    interval: the paired bootstrap for balanced accuracy and AUROC, Newcombe's paired score
+    interval for the proportions (sensitivity, specificity, recalls: a bootstrap collapses on a
+    dozen cases), which also get the images only B / only A gets right (``only_b``,
+    ``only_a``); ``resampled``: lesions or images."""
     (ta, thr_a), (tb, thr_b) = read_evaluation(a), read_evaluation(b)
     if list(ta["image_id"]) != list(tb["image_id"]) or list(ta["dx"]) != list(tb["dx"]):
         raise UserError(f"{a} and {b} were not evaluated on the same labelled images (same order)")
     y = labels_to_indices(ta["dx"])
-    groups = ta["lesion_id"] if "lesion_id" in ta.columns else None
+    groups = ta["lesion_id"].to_numpy() if "lesion_id" in ta.columns else None
     cases = [(ta[PROB_COLUMNS].to_numpy().argmax(axis=1), ta["malignancy_probability"].to_numpy(), thr_a),
              (tb[PROB_COLUMNS].to_numpy().argmax(axis=1), tb["malignancy_probability"].to_numpy(), thr_b)]
     point_a, point_b = (headline(y, pred, score, thr) for pred, score, thr in cases)
@@ -84,17 +100,19 @@ def compare(a: Path, b: Path, resamples: int = RESAMPLES, seed: int = 0) -> dict
         diffs.append({k: hb[k] - ha[k] for k in ha})
     interval = percentile_intervals(diffs)
     (pred_a, score_a, _), (pred_b, score_b, _) = cases
-    counts = discordant(y, pred_a, score_a >= thr_a, pred_b, score_b >= thr_b)
-    figures = {k: {"a": point_a[k], "b": point_b[k], "difference": point_b[k] - point_a[k], "interval": interval[k],
-                   **(dict(zip(("only_b", "only_a"), counts[k])) if k in counts else {})}
+    tables = paired_tables(y, pred_a, score_a >= thr_a, pred_b, score_b >= thr_b)
+    figures = {k: {"a": point_a[k], "b": point_b[k], "difference": point_b[k] - point_a[k], "interval": interval[k]}
                for k in point_a}
+    for k, (among, table) in tables.items():
+        figures[k].update(interval=proportion_interval(among, table, groups), only_b=table[1], only_a=table[2])
     return {"figures": figures, "resamples": resamples, "resampled": "images" if groups is None else "lesions"}
 
 
 def markdown(result: dict, a: Path, b: Path) -> str:
-    lines = [(f"A = `{a}`, B = `{b}`; in brackets the 95% paired bootstrap interval of B - A "
-              f"({result['resamples']} resamples of {result['resampled']}); for proportions, the images that only "
-              "B and only A get right: the difference rests on those alone."), "",
+    lines = [(f"A = `{a}`, B = `{b}`; in brackets the 95% interval of B - A: for balanced accuracy and AUROC "
+              f"the paired bootstrap ({result['resamples']} resamples of {result['resampled']}), for the "
+              f"proportions Newcombe's paired score interval (counting {result['resampled']}); for proportions, "
+              "the images that only B and only A get right: the difference rests on those alone."), "",
              "| figure | A | B | B - A | right only in B / only in A |", "|---|---|---|---|---|"]
     for key, r in result["figures"].items():
         lo, hi = r["interval"]

@@ -209,6 +209,30 @@ def wilson_interval(successes: float, n: float, level: float = 0.95) -> list[flo
     return [float(max(0.0, centre - half)), float(min(1.0, centre + half))]
 
 
+def paired_difference_interval(both: float, only_b: float, only_a: float, neither: float,
+                               level: float = 0.95) -> list[float]:
+    """Newcombe's (1998, Stat Med 17:2635, method 10) interval for p_B - p_A, two proportions
+    measured on the same cases, from the four cells of their paired table.
+
+    It combines the two Wilson intervals, allowing for the correlation of the pairs; unlike a
+    bootstrap it stays open when the two agree on every case of a small class (0 and 0
+    discordant cases give a symmetric interval around zero, not zero to zero).
+    """
+    n = both + only_b + only_a + neither
+    if n <= 0:
+        return [float("nan")] * 2
+    p_b, p_a = (both + only_b) / n, (both + only_a) / n
+    (lo_b, hi_b), (lo_a, hi_a) = wilson_interval(both + only_b, n, level), wilson_interval(both + only_a, n, level)
+    margins = (both + only_b) * (only_a + neither) * (both + only_a) * (only_b + neither)
+    cross = both * neither - only_b * only_a
+    corrected = cross - n / 2 if cross > n / 2 else min(cross, 0.0)  # Newcombe's continuity-corrected phi
+    phi = corrected / np.sqrt(margins) if margins > 0 else 0.0
+    d = p_b - p_a
+    down = np.sqrt(max((p_b - lo_b) ** 2 - 2 * phi * (p_b - lo_b) * (hi_a - p_a) + (hi_a - p_a) ** 2, 0.0))
+    up = np.sqrt(max((p_a - lo_a) ** 2 - 2 * phi * (p_a - lo_a) * (hi_b - p_b) + (hi_b - p_b) ** 2, 0.0))
+    return [float(max(-1.0, d - down)), float(min(1.0, d + up))]
+
+
 def recall_intervals(y: np.ndarray, pred: np.ndarray, groups: Sequence | None = None,
                      level: float = 0.95) -> dict[str, list[float]]:
     """Per class (``recall_<code>``), a Wilson interval for its recall with the number of the

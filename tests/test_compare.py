@@ -7,6 +7,7 @@ from PIL import Image
 
 from screening import compare, evaluate
 from screening.info import CLASS_CODES
+from screening.metrics import paired_difference_interval
 from tests.conftest import lesion_like
 
 
@@ -98,3 +99,26 @@ def test_discordant_counts_are_what_the_difference_rests_on(two_evaluations, cap
     assert "only_b" not in result["balanced_accuracy"]  # not a proportion of cases
     assert compare.main([str(two_evaluations / "a"), str(two_evaluations / "b"), "--resamples", "20"]) == 0
     assert "| right only in B / only in A |" in capsys.readouterr().out
+
+
+def test_proportions_get_newcombes_interval_counting_lesions(two_evaluations):
+    """Each proportion's interval is Newcombe's on its paired table, and it stays open where
+    A and B agree on every case."""
+    result = compare.compare(two_evaluations / "a", two_evaluations / "a", resamples=20)["figures"]
+    table = pd.read_csv(two_evaluations / "a" / evaluate.PREDICTIONS)
+    nv = table[table["dx"] == "nv"]  # three images, of three lesions
+    right = int((nv[[f"p_{c}" for c in CLASS_CODES]].to_numpy().argmax(axis=1) == CLASS_CODES.index("nv")).sum())
+    scale = nv["lesion_id"].nunique() / len(nv)
+    expected = paired_difference_interval(right * scale, 0, 0, (len(nv) - right) * scale)
+    assert result["recall_nv"]["interval"] == pytest.approx(expected)
+    lo, hi = result["recall_nv"]["interval"]
+    assert lo < 0 < hi and result["recall_nv"]["only_b"] == result["recall_nv"]["only_a"] == 0
+    assert np.isnan(result["recall_df"]["interval"]).all()  # no dermatofibroma among the images
+
+
+def test_several_images_of_one_lesion_count_as_one_case():
+    among = np.array([True] * 6 + [False] * 2)
+    lesions = np.array(["L1", "L1", "L1", "L2", "L2", "L3", "L4", "L5"])
+    interval = compare.proportion_interval(among, (6, 0, 0, 0), lesions)
+    assert interval == pytest.approx(paired_difference_interval(3, 0, 0, 0))  # 3 lesions, not 6 images
+    assert interval[1] > compare.proportion_interval(among, (6, 0, 0, 0), None)[1]

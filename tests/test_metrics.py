@@ -12,6 +12,7 @@ from screening.metrics import (
     expected_calibration_error,
     malignancy,
     malignancy_reliability,
+    paired_difference_interval,
     recall_intervals,
     sensitivity_specificity,
     softmax,
@@ -153,6 +154,21 @@ def test_wilson_interval_matches_published_values_and_stays_open_at_the_ends():
     np.testing.assert_allclose(wilson_interval(10, 10), [0.7225, 1.0], atol=1e-4)
     np.testing.assert_allclose(wilson_interval(81, 263), [0.2553, 0.3662], atol=1e-4)
     assert np.isnan(wilson_interval(0, 0)).all()
+
+
+def test_paired_difference_interval_matches_published_values():
+    # Newcombe (1998), Stat Med 17:2635, table II, method 10: 36 / 12 / 2 / 0 pairs.
+    np.testing.assert_allclose(paired_difference_interval(36, 12, 2, 0), [0.0569, 0.3404], atol=1e-4)
+    # Fagerland, Lydersen & Laake, The 2x2 paired table (Cavo et al. 2012), as checked in
+    # the R package contingencytables: 59 / 6 / 16 / 80 -> -0.0621 (-0.1186 to -0.0046).
+    np.testing.assert_allclose(paired_difference_interval(59, 6, 16, 80), [-0.1186, -0.0046], atol=1e-4)
+
+
+def test_paired_difference_interval_stays_open_when_the_two_always_agree():
+    lo, hi = paired_difference_interval(13, 0, 0, 0)  # both right on all 13
+    assert lo == pytest.approx(-hi) and 0.2 < hi < 0.25
+    assert paired_difference_interval(13, 0, 0, 0, level=0.5)[1] < hi
+    assert np.isnan(paired_difference_interval(0, 0, 0, 0)).all()
 
 
 def test_recall_intervals_count_lesions_not_images():
