@@ -26,6 +26,8 @@ from screening.info import CLASS_CODES
 from screening.metrics import headline, is_malignant, paired_difference_interval, percentile_intervals, resamples_of
 from screening.report import PROB_COLUMNS
 
+BOOTSTRAPPED = ("balanced_accuracy", "malignant_auroc")  # not proportions of cases: no score interval
+
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="screening-compare", description=__doc__,
@@ -97,14 +99,14 @@ def compare(a: Path, b: Path, resamples: int = RESAMPLES, seed: int = 0) -> dict
     diffs = []
     for i in resamples_of(len(y), groups, resamples, seed):
         ha, hb = (headline(y[i], pred[i], score[i], thr) for pred, score, thr in cases)
-        diffs.append({k: hb[k] - ha[k] for k in ha})
-    interval = percentile_intervals(diffs)
+        diffs.append({k: hb[k] - ha[k] for k in BOOTSTRAPPED})
     (pred_a, score_a, _), (pred_b, score_b, _) = cases
     tables = paired_tables(y, pred_a, score_a >= thr_a, pred_b, score_b >= thr_b)
-    figures = {k: {"a": point_a[k], "b": point_b[k], "difference": point_b[k] - point_a[k], "interval": interval[k]}
+    interval = {**percentile_intervals(diffs),
+                **{k: proportion_interval(among, table, groups) for k, (among, table) in tables.items()}}
+    figures = {k: {"a": point_a[k], "b": point_b[k], "difference": point_b[k] - point_a[k], "interval": interval[k],
+                   **({"only_b": tables[k][1][1], "only_a": tables[k][1][2]} if k in tables else {})}
                for k in point_a}
-    for k, (among, table) in tables.items():
-        figures[k].update(interval=proportion_interval(among, table, groups), only_b=table[1], only_a=table[2])
     return {"figures": figures, "resamples": resamples, "resampled": "images" if groups is None else "lesions"}
 
 
