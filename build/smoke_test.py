@@ -1,4 +1,5 @@
-"""Smoke test of the desktop bundle: batch mode writes a workbook, the UI answers headless.
+"""Smoke test of the desktop bundle: batch mode writes a workbook, the UI answers headless
+and saves the PDF record of an assessment.
 
     python build/smoke_test.py [--build]     (exit 0 when both work)
 
@@ -64,23 +65,47 @@ def check_batch(exe: Path = EXE) -> tuple[float, int]:
     return took, n
 
 
+def check_record(url: str) -> None:
+    """Assess an image and save its PDF record through the app's API, as the page's buttons do
+    (this exercises the model, Grad-CAM and matplotlib's PDF output inside the bundle)."""
+    from gradio_client import Client, handle_file
+    from PIL import Image
+
+    with tempfile.TemporaryDirectory() as tmp:
+        image = Path(tmp) / "lesion.jpg"
+        Image.new("RGB", (400, 300), (180, 120, 110)).save(image)
+        record = Client(url, verbose=False).predict(handle_file(str(image)), api_name="/record")
+        assert Path(record).read_bytes().startswith(b"%PDF"), record
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.status == 200 and b"SkinScreen" in r.read()
+    except OSError:
+        return False
+
+
 def check_ui(exe: Path = EXE, timeout: float = 300) -> float:
-    """Start the UI headless; return seconds until it answers HTTP."""
+    """Start the UI headless; return seconds until it answers HTTP, then check a PDF record."""
     port = _free_port()
     start = time.perf_counter()
     proc = subprocess.Popen([str(exe), "--no-browser", "--port", str(port)], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
-        while time.perf_counter() - start < timeout:
+        while not _answers(f"http://127.0.0.1:{port}/"):
             if proc.poll() is not None:
                 raise AssertionError(f"UI exited with {proc.returncode}: {proc.stdout.read()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
-                    if r.status == 200 and b"SkinScreen" in r.read():
-                        return time.perf_counter() - start
-            except OSError:
-                time.sleep(0.5)
-        raise AssertionError(f"UI did not answer within {timeout} s")
+            if time.perf_counter() - start > timeout:
+                raise AssertionError(f"UI did not answer within {timeout} s")
+            time.sleep(0.5)
+        took = time.perf_counter() - start
+        try:
+            check_record(f"http://127.0.0.1:{port}/")
+        except Exception as err:  # the app's own log says why
+            proc.terminate()
+            raise AssertionError(f"PDF record failed ({err}): {proc.communicate(timeout=30)[0][-3000:]}") from err
+        return took
     finally:
         proc.terminate()
         try:
@@ -99,7 +124,7 @@ def main() -> int:
             return code
     took, n = check_batch()
     print(f"batch mode: ok ({took:.1f} s for {n} files, including start-up)")
-    print(f"UI: answered {check_ui():.1f} s after start (cold start)")
+    print(f"UI: answered {check_ui():.1f} s after start (cold start); PDF record: ok")
     return 0
 
 

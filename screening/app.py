@@ -1,8 +1,9 @@
 """Gradio app: ``python app.py`` (also ``screening-app``) serves a local page on 127.0.0.1:7860.
 
 Tabs: one image (calibrated class probabilities, malignancy probability and referral
-advice, Grad-CAM, image-check warnings), several images or a zip (the batch Excel report),
-and the model card. The scoring function is the API endpoint ``predict``.
+advice, Grad-CAM, image-check warnings, a PDF record for the patient file), several images
+or a zip (the batch Excel report), and the model card. The scoring function is the API
+endpoint ``predict``; ``record`` returns the PDF.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from screening.batch import find_images, screen_files
 from screening.cli import add_threshold_option, check_threshold, run_cli
 from screening.errors import UserError
 from screening.explain import GradCAM
-from screening.inference import Screener
+from screening.inference import Result, Screener
 from screening.info import CLASS_CODES, CLASS_NAMES, NOTICE
 from screening.preprocessing import ImageError, open_image, preprocess
+from screening.record import recommendation, write_record
 from screening.report import operating_point_text, triage
 
 MAX_UPLOAD = "25mb"
@@ -58,6 +60,20 @@ class ScreeningApp:
         file reaches ``open_image`` untouched and a broken file gets our message, not
         Gradio's generic error.
         """
+        result, _, overlay = self._assess(image)
+        confidences = {label_of(c): p for c, p in result.probabilities.items()}
+        return confidences, self.assessment(result), overlay, self.warnings(result)
+
+    def record(self, image: dict | Image.Image | np.ndarray | str | None) -> str:
+        """image -> a one-page PDF of its assessment for the patient file (``screening.record``)."""
+        result, x, overlay = self._assess(image)
+        name = (image.get("orig_name") if isinstance(image, dict) else None) or "pasted or webcam image"
+        out = Path(tempfile.mkdtemp(dir=self.workspace.name)) / f"skinscreen-record-{time.strftime('%Y%m%d-%H%M%S')}.pdf"
+        write_record(out, self.screener, result, x, overlay, source_name=name)
+        return str(out)
+
+    def _assess(self, image) -> tuple[Result, np.ndarray, Image.Image]:
+        """The scored result, the 224x224 square the model saw and its Grad-CAM overlay."""
         source = _payload_source(image)
         if source is None:
             raise gr.Error("Please add a dermoscopy image first (upload, drag and drop, paste or webcam).")
@@ -67,23 +83,14 @@ class ScreeningApp:
         except ImageError as err:
             raise gr.Error(f"This file cannot be used: {str(err).split(': ', 1)[-1]}") from None
         (result,) = self.screener.score_arrays(x[None], [img.info["source_size"]], ["upload"])
-        top = result.predicted_class
-        overlay = self.cam.overlay(x, CLASS_CODES.index(top))
-        confidences = {label_of(c): p for c, p in result.probabilities.items()}
-        return confidences, self.assessment(result), overlay, self.warnings(result)
+        return result, x, self.cam.overlay(x, CLASS_CODES.index(result.predicted_class))
 
-    def assessment(self, r) -> str:
-        pct = r.malignancy_probability * 100
-        threshold = self.screener.threshold * 100
-        if r.refer:
-            advice = (f"**Recommendation: REFER.** The malignancy probability ({pct:.1f}%) is at or above the "
-                      f"referral threshold of {threshold:.1f}%. Arrange a review by a dermatologist.")
-        else:
-            advice = (f"**Recommendation: routine.** The malignancy probability ({pct:.1f}%) is below the referral "
-                      f"threshold of {threshold:.1f}%. This does not rule out cancer; clinical judgement decides.")
+    def assessment(self, r: Result) -> str:
+        flag, advice = recommendation(r, self.screener.threshold)
+        advice = f"**Recommendation: {flag}.** {advice}"
         if self.screener.validated is not None:
             advice += f"\n\nThis threshold {operating_point_text(self.screener.validated)}."
-        return (f"### Malignancy probability: {pct:.1f}%\n"
+        return (f"### Malignancy probability: {r.malignancy_probability * 100:.1f}%\n"
                 "(melanoma, basal cell carcinoma or actinic keratosis/intraepithelial carcinoma; calibrated "
                 f"on its own, so it can differ from the sum of those three diagnosis probabilities)\n\n{advice}\n\n"
                 f"Most likely: **{label_of(r.predicted_class)}**, {r.confidence * 100:.1f}%.\n\n> {NOTICE}")
@@ -175,11 +182,16 @@ def build(app: ScreeningApp) -> gr.Blocks:
                     classes = gr.Label(label="Diagnosis probabilities (calibrated)", num_top_classes=len(CLASS_CODES))
             with gr.Row():
                 heatmap = gr.Image(label="Grad-CAM: regions that drove the top diagnosis", type="pil", height=300)
-                checks = gr.Markdown()
+                with gr.Column():
+                    checks = gr.Markdown()
+                    save = gr.Button("Save a PDF record of this assessment")
+                    record = gr.File(label="Assessment record (PDF, for the patient file)", height=90)
             button.click(app.predict, inputs=image, outputs=[classes, assessment, heatmap, checks], api_name="predict",
                          preprocess=False)
             image.upload(app.predict, inputs=image, outputs=[classes, assessment, heatmap, checks],
                          api_visibility="private", preprocess=False)
+            save.click(app.record, inputs=image, outputs=record, api_name="record", preprocess=False)
+            image.change(lambda: None, outputs=record, api_visibility="private")  # no record of another image
         with gr.Tab("Several images"):
             files = gr.File(label="Images or zip files", file_count="multiple",
                             file_types=["image", ".zip", ".tif", ".tiff", ".heic", ".heif"])

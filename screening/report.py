@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,16 +142,22 @@ def about(thumbnails: bool) -> pd.DataFrame:
 
 
 def write(df: pd.DataFrame, out: Path, info: RunInfo, thumbnails: dict[int, bytes] | None = None) -> None:
-    """Write CSV or Excel (by suffix) to a temporary file, then rename over ``out``."""
+    """Write CSV or Excel (by suffix), never leaving a half-written or clobbered report."""
+    if out.suffix.lower() == ".csv":
+        write_atomically(out, lambda tmp: df.to_csv(tmp, index=False))
+    else:
+        write_atomically(out, lambda tmp: _write_excel(df, tmp, info, thumbnails))
+
+
+def write_atomically(out: Path, write_to: Callable[[Path], None]) -> None:
+    """Call ``write_to`` on a temporary file beside ``out``, then rename it over ``out``: an
+    interrupted or failed write leaves ``out`` as it was."""
     fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        if out.suffix.lower() == ".csv":
-            df.to_csv(tmp, index=False)
-        else:
-            _write_excel(df, tmp, info, thumbnails)
-        tmp.chmod(_file_mode(out))  # mkstemp's 0600 would make the report private
+        write_to(tmp)
+        tmp.chmod(_file_mode(out))  # mkstemp's 0600 would make the file private
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -43,3 +45,10 @@ def tiny_bundle(tmp_path_factory) -> Path:
     model = build_model(weights=None, alpha=0.25)
     path = tmp_path_factory.mktemp("bundle") / "tiny"
     return save_bundle(model, path, {"name": "tiny-test-model", "threshold": 0.3})
+
+
+def pdf_text(path) -> str:
+    """A PDF's text as a reader's copy-and-paste would give it (poppler's pdftotext)."""
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (poppler-utils) not installed")
+    return subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True, check=True).stdout

@@ -2,11 +2,12 @@
 
 import socket
 import zipfile
+from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from tests.conftest import lesion_like
+from tests.conftest import lesion_like, pdf_text
 
 gradio_client = pytest.importorskip("gradio_client")
 
@@ -57,6 +58,20 @@ def test_bad_file_is_a_message_and_the_app_keeps_serving(client, tmp_path, image
     assert "not a readable image" in str(err.value) and "Traceback" not in str(err.value)
     label, *_ = client.predict(gradio_client.handle_file(str(image_file)), api_name="/predict")
     assert len(label["confidences"]) == 7
+
+
+def test_record_endpoint_returns_a_pdf_of_the_same_assessment(client, image_file, tmp_path):
+    _, assessment, _, _ = client.predict(gradio_client.handle_file(str(image_file)), api_name="/predict")
+    record = client.predict(gradio_client.handle_file(str(image_file)), api_name="/record")
+    assert record.endswith(".pdf") and Path(record).read_bytes().startswith(b"%PDF")
+    text = " ".join(pdf_text(record).split())
+    probability = assessment.split("Malignancy probability: ")[1].split("%")[0]  # as the page showed it
+    assert f"Malignancy probability: {probability}%" in text and "File: lesion.jpg" in text
+    bad = tmp_path / "fake.png"
+    bad.write_bytes(b"definitely not a png")
+    with pytest.raises(Exception) as err:
+        client.predict(gradio_client.handle_file(str(bad)), api_name="/record")
+    assert "not a readable image" in str(err.value)
 
 
 def test_batch_tab_returns_an_excel_report(client, tmp_path, image_file):
@@ -118,10 +133,12 @@ def test_sigterm_stops_the_app_like_ctrl_c_and_leaves_no_patient_files(tiny_bund
                 time.sleep(0.5)
         client.predict(gradio_client.handle_file(str(image_file)), api_name="/predict")
         client.predict([gradio_client.handle_file(str(image_file))], api_name="/batch")
-        def kept() -> list[str]:
-            return [p.name for p in scratch.rglob("*") if p.suffix in (".jpg", ".png", ".xlsx")]
+        client.predict(gradio_client.handle_file(str(image_file)), api_name="/record")
 
-        assert kept()  # while it runs, the upload and the report are there
+        def kept() -> list[str]:
+            return [p.name for p in scratch.rglob("*") if p.suffix in (".jpg", ".png", ".xlsx", ".pdf")]
+
+        assert {Path(name).suffix for name in kept()} >= {".jpg", ".xlsx", ".pdf"}  # while it runs
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0 and "Traceback" not in proc.stderr.read()
         assert kept() == [] and not list(scratch.glob("skinscreen-*"))

@@ -1,4 +1,5 @@
-"""One real-browser test: Debian's Chromium, driven by Playwright, uploads an image.
+"""One real-browser test: Debian's Chromium, driven by Playwright, uploads an image and
+saves the PDF record through the page's download link.
 
 Skipped, with the reason, where Chromium (apt-get install chromium) or Playwright is
 missing. With SKINSCREEN_SCREENSHOT=path the page is saved there (docs/app_screenshot.png).
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.conftest import HAM, lesion_like
+from tests.conftest import HAM, lesion_like, pdf_text
 from tests.test_app import free_port
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -47,6 +48,15 @@ def test_upload_in_a_real_browser_shows_the_assessment(tiny_bundle, tmp_path):
             assert page.get_by_text("not a medical device").count() >= 1
             shot = os.environ.get("SKINSCREEN_SCREENSHOT")
             page.screenshot(path=shot or str(tmp_path / "app.png"), full_page=True)
+            page.get_by_role("button", name="Save a PDF record of this assessment").click()
+            link = page.locator('a[download$=".pdf"]').first
+            link.wait_for(timeout=60_000)
+            with page.expect_download() as download:
+                link.click()
+            download.value.save_as(tmp_path / "record.pdf")
+            page.locator("input[type=file]").first.set_input_files(str(image))  # another image: no stale record
+            link.wait_for(state="detached", timeout=30_000)
             browser.close()
+        assert "Malignancy probability" in pdf_text(tmp_path / "record.pdf")
     finally:
         demo.close()

@@ -1,0 +1,105 @@
+"""A one-page PDF record of one assessment, for the patient file.
+
+A clinician who acts on a result has to file what the tool said, about which image, with
+which model and when; a screenshot loses the model's identity and the notice. The page has
+blank fields for the patient and the reader, to be filled in by hand, so no patient data
+passes through the tool.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import numpy as np
+from matplotlib.backends.backend_pdf import FigureCanvasPdf  # by name, so PyInstaller bundles it
+from matplotlib.figure import Figure
+from PIL import Image
+
+from screening import __version__
+from screening.inference import Result, Screener
+from screening.info import CLASS_CODES, CLASS_NAMES, NOTICE
+from screening.report import operating_point_text, write_atomically
+
+A4 = (8.27, 11.69)  # inches
+HAND_FIELDS = ("Patient", "Date of birth", "Lesion site", "Reviewed by", "Decision")
+
+
+def recommendation(r: Result, threshold: float) -> tuple[str, str]:
+    """The flag and the sentence that goes with it (the app's assessment says the same)."""
+    pct, thr = r.malignancy_probability * 100, threshold * 100
+    if r.refer:
+        return "REFER", (f"The malignancy probability ({pct:.1f}%) is at or above the referral threshold of "
+                         f"{thr:.1f}%. Arrange a review by a dermatologist.")
+    return "routine", (f"The malignancy probability ({pct:.1f}%) is below the referral threshold of {thr:.1f}%. "
+                       "This does not rule out cancer; clinical judgement decides.")
+
+
+def write_record(path: Path, screener: Screener, r: Result, image: np.ndarray, heatmap: Image.Image,
+                 source_name: str, when: datetime | None = None) -> None:
+    """Draw the page and write it to ``path`` (never half a PDF). ``image`` is the 224x224
+    square the model saw, ``heatmap`` its Grad-CAM overlay."""
+    when = (when or datetime.now()).astimezone()
+    flag, advice = recommendation(r, screener.threshold)
+    fig = Figure(figsize=A4)
+    FigureCanvasPdf(fig)
+    text = {"transform": fig.transFigure, "va": "top", "wrap": True}
+    fig.text(0.07, 0.965, "SkinScreen assessment record", fontsize=17, weight="bold", **text)
+    fig.text(0.07, 0.935, NOTICE + " Every result must be read by a qualified clinician.", fontsize=9,
+             color="#8a1c1c", **text)
+    for i, name in enumerate(HAND_FIELDS[:3]):
+        fig.text(0.07 + i * 0.30, 0.905, f"{name}: ____________________", fontsize=9, **text)
+
+    for x, picture, title in ((0.07, image, "Image as assessed (centre square, 224 x 224)"),
+                              (0.52, heatmap, f"Grad-CAM: regions that drove {CLASS_NAMES[r.predicted_class].lower()}")):
+        ax = fig.add_axes((x, 0.60, 0.41, 0.27))
+        ax.imshow(np.asarray(picture))
+        ax.set_title(title, fontsize=9)
+        ax.set_axis_off()
+
+    fig.text(0.07, 0.575, f"Malignancy probability: {r.malignancy_probability:.1%}   {flag}", fontsize=15,
+             weight="bold", color="#8a1c1c" if r.refer else "black", **text)
+    fig.text(0.07, 0.548, "(melanoma, basal cell carcinoma or actinic keratosis/intraepithelial carcinoma; "
+             "calibrated on its own)", fontsize=8, **text)
+    fig.text(0.07, 0.528, advice, fontsize=9.5, **text)
+    if screener.validated is not None:
+        fig.text(0.07, 0.495, f"This threshold {operating_point_text(screener.validated)}.", fontsize=8.5, **text)
+    fig.text(0.07, 0.455, f"Most likely diagnosis: {CLASS_NAMES[r.predicted_class]} ({r.predicted_class}), "
+             f"{r.confidence:.1%}", fontsize=10, weight="bold", **text)
+
+    ax = fig.add_axes((0.40, 0.29, 0.45, 0.13))
+    probs = [r.probabilities[c] for c in CLASS_CODES]
+    ax.barh(range(len(CLASS_CODES)), probs, color=["#8a1c1c" if c == r.predicted_class else "#7a8a99"
+                                                   for c in CLASS_CODES])
+    ax.set_yticks(range(len(CLASS_CODES)), [f"{CLASS_NAMES[c]} ({c})" for c in CLASS_CODES], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.12)
+    ax.set_xticks([])
+    ax.spines[["top", "right", "bottom"]].set_visible(False)
+    for i, p in enumerate(probs):
+        ax.text(p + 0.01, i, f"{p:.1%}", va="center", fontsize=8)
+    ax.set_title("Diagnosis probabilities (calibrated)", fontsize=9)
+
+    if r.warnings:
+        fig.text(0.07, 0.255, "Image checks, read this result with care: " + "; ".join(r.warnings), fontsize=9.5,
+                 weight="bold", color="#8a1c1c", **text)
+    else:
+        fig.text(0.07, 0.255, "Image checks: no problems found", fontsize=9, **text)
+    meta = screener.meta
+    lines = [f"File: {source_name} ({r.width} x {r.height} pixels)",
+             f"Assessed: {when.strftime('%Y-%m-%d %H:%M %Z')}",
+             (f"Model: {meta.get('name', '')} {meta.get('version', '')}, sha256 {str(meta.get('sha256', ''))[:16]}"
+             "..."),
+             f"Test-time augmentation {'on' if screener.tta else 'off'}; SkinScreen {__version__}"]
+    fig.text(0.07, 0.21, "\n".join(lines), fontsize=8.5, linespacing=1.6, **text)
+    for i, name in enumerate(HAND_FIELDS[3:]):
+        fig.text(0.07 + i * 0.45, 0.11, f"{name}: ______________________________", fontsize=9, **text)
+    fig.text(0.07, 0.06, f"{NOTICE} SkinScreen was trained on HAM10000 dermoscopy images only (seven "
+             "diagnoses); it says nothing about other conditions or other kinds of photograph.", fontsize=7.5,
+             color="#555555", **text)
+
+    metadata = {"Title": "SkinScreen assessment record", "Creator": f"SkinScreen {__version__}"}
+    write_atomically(Path(path), lambda tmp: fig.savefig(tmp, format="pdf", metadata=metadata))

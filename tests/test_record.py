@@ -1,0 +1,60 @@
+"""The one-page PDF record of an assessment (``screening.record``), read back as text."""
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from screening.explain import GradCAM
+from screening.inference import Result, Screener
+from screening.info import NOTICE
+from screening.preprocessing import preprocess
+from screening.record import recommendation, write_record
+from tests.conftest import lesion_like, pdf_text
+
+
+@pytest.fixture(scope="module")
+def assessed(tiny_bundle):
+    screener = Screener(tiny_bundle, batch_size=1)
+    x = preprocess(Image.fromarray(lesion_like()))
+    (result,) = screener.score_arrays(x[None], [(400, 300)], ["upload"])
+    return screener, result, x, GradCAM(screener.model).overlay(x, 0)
+
+
+def test_the_record_says_what_the_tool_said_with_which_model_and_when(assessed, tmp_path):
+    screener, result, x, heatmap = assessed
+    out = tmp_path / "record.pdf"
+    write_record(out, screener, result, x, heatmap, source_name="lesion.jpg",
+                 when=datetime(2026, 11, 26, 14, 5, tzinfo=UTC))
+    assert out.read_bytes().startswith(b"%PDF") and out.stat().st_mode & 0o044  # readable, not mkstemp's 0600
+    text = " ".join(pdf_text(out).split())
+    flag, advice = recommendation(result, screener.threshold)
+    assert f"Malignancy probability: {result.malignancy_probability:.1%} {flag}" in text
+    assert advice.split(".")[0] in text and NOTICE in text
+    assert "File: lesion.jpg (400 x 300 pixels)" in text and "2026-11-26" in text
+    assert screener.meta["sha256"][:16] in text and "Patient:" in text and "Reviewed by:" in text
+    assert [p.name for p in tmp_path.iterdir()] == ["record.pdf"]
+
+
+def test_a_failed_write_leaves_the_earlier_file_alone(assessed, tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    def disk_full(self, fname, **kwargs):
+        Path(fname).write_bytes(b"%PDF-1.4 half")
+        raise OSError("No space left on device")
+
+    screener, result, x, heatmap = assessed
+    out = tmp_path / "record.pdf"
+    out.write_bytes(b"earlier")
+    monkeypatch.setattr(Figure, "savefig", disk_full)
+    with pytest.raises(OSError):
+        write_record(out, screener, result, x, heatmap, source_name="lesion.jpg")
+    assert out.read_bytes() == b"earlier" and [p.name for p in tmp_path.iterdir()] == ["record.pdf"]
+
+
+def test_recommendation_follows_the_flag():
+    refer = Result(source="x", probabilities={"mel": 1.0}, malignancy_probability=0.5, refer=True)
+    assert recommendation(refer, 0.2)[0] == "REFER" and "dermatologist" in recommendation(refer, 0.2)[1]
+    flag, advice = recommendation(Result(source="x", probabilities={"nv": 1.0}, malignancy_probability=0.1), 0.2)
+    assert flag == "routine" and "does not rule out cancer" in advice and "20.0%" in advice
