@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import os
 import shutil
 import signal
 import sys
@@ -31,11 +32,14 @@ from screening.info import CLASS_CODES, CLASS_NAMES, NOTICE
 from screening.preprocessing import ImageError, open_image, preprocess
 from screening.record import recommendation, write_record
 from screening.report import operating_point_text, triage
+from screening.scratch import private_root, sweep_every
 
 MAX_UPLOAD = "25mb"
-# Patient images should not outlive their use: Gradio's copies of uploads and results are swept
-# every 10 minutes once an hour old, and all removed when the app stops (Blocks.delete_cache).
+# Patient images should not outlive their use: the scratch folder (uploads, results, reports,
+# records) is swept every 10 minutes of files an hour old, whichever run left them, and Gradio
+# removes its own copies when the app stops (Blocks.delete_cache).
 CACHE_SWEEP = (600, 3600)
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP", "SIGBREAK") if hasattr(signal, name))
 MAX_ZIP_MEMBERS, MAX_ZIP_BYTES = 2000, 1_000_000_000
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 MODEL_PLOTS = ("confusion_matrix.png", "roc.png", "reliability.png")  # shipped beside the model card
@@ -51,7 +55,8 @@ class ScreeningApp:
     def __init__(self, model: str | Path | None = None, threshold: float | None = None) -> None:
         self.screener = Screener(model, threshold=threshold, batch_size=1)
         self.cam = GradCAM(self.screener.model)
-        self.workspace = tempfile.TemporaryDirectory(prefix="skinscreen-")  # reports; removed at exit
+        self.workspace = tempfile.TemporaryDirectory(prefix="work-", dir=private_root(),  # removed at exit
+                                                     ignore_cleanup_errors=True)
 
     def predict(self, image: dict | Image.Image | np.ndarray | str | None):
         """image -> (class confidences, assessment markdown, Grad-CAM image, warnings markdown).
@@ -68,7 +73,7 @@ class ScreeningApp:
         """image -> a one-page PDF of its assessment for the patient file (``screening.record``)."""
         result, x, overlay = self._assess(image)
         name = (image.get("orig_name") if isinstance(image, dict) else None) or "pasted or webcam image"
-        out = Path(tempfile.mkdtemp(dir=self.workspace.name)) / f"skinscreen-record-{time.strftime('%Y%m%d-%H%M%S')}.pdf"
+        out = self._new_folder() / f"skinscreen-record-{time.strftime('%Y%m%d-%H%M%S')}.pdf"
         write_record(out, self.screener, result, x, overlay, source_name=name)
         return str(out)
 
@@ -106,7 +111,7 @@ class ScreeningApp:
         summary line and the worklist in reading order."""
         if not files:
             raise gr.Error("Please add images or a zip file first.")
-        work = Path(tempfile.mkdtemp(dir=self.workspace.name))
+        work = self._new_folder()
         staging = work / "images"
         staging.mkdir()
         try:  # the copies of the images go as soon as they are scored; the report stays to be downloaded
@@ -126,6 +131,12 @@ class ScreeningApp:
         text = (f"{len(df)} images: **{refer} REFER**, {ok - refer} routine, {len(df) - ok} could not be read.\n\n"
                 f"> {NOTICE}")
         return str(out), text, triage(df)
+
+    def _new_folder(self) -> Path:
+        """A fresh folder for one report or record (the workspace is made again if a sweep took
+        it while the app sat idle for an hour)."""
+        Path(self.workspace.name).mkdir(mode=0o700, parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(dir=self.workspace.name))
 
     def model_card(self) -> str:
         """The bundle's model card without its image lines (the plots are shown as images)."""
@@ -228,6 +239,9 @@ def launch(args: argparse.Namespace, block: bool = True) -> gr.Blocks:
         print(f"warning: listening on {args.host}: other computers on the network can reach this page",
               file=sys.stderr)
     check_threshold(args.threshold)
+    root = private_root()
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(root / "uploads"))  # a folder of one's own is respected
+    sweep_every(root, *CACHE_SWEEP)
     demo = build(ScreeningApp(args.model, args.threshold))
     print(f"SkinScreen: open http://{'127.0.0.1' if args.host in LOOPBACK else args.host}:{args.port} "
           "in a browser; press Ctrl+C here to quit.", file=sys.stderr)
@@ -238,14 +252,16 @@ def launch(args: argparse.Namespace, block: bool = True) -> gr.Blocks:
 
 
 def _stop_like_ctrl_c(signum, frame) -> None:
-    """SIGTERM (``kill``, a service manager, the smoke test) ends the app as Ctrl+C does, so the
-    uploads and reports are cleared on the way out."""
+    """SIGTERM (``kill``, a service manager, the smoke test), SIGHUP (its terminal window
+    closed) and SIGBREAK (Windows' Ctrl+Break) end the app as Ctrl+C does, so the uploads,
+    reports and records are cleared on the way out."""
     raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
     def run(args: argparse.Namespace) -> int:
-        signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
+        for stop in STOP_SIGNALS:
+            signal.signal(stop, _stop_like_ctrl_c)
         try:
             launch(args)
         except OSError as err:  # port in use and friends

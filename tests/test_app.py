@@ -107,7 +107,11 @@ def test_batch_keeps_no_copies_of_the_images(tiny_bundle, tmp_path, image_file):
     assert build(app).delete_cache == CACHE_SWEEP  # Gradio's copies of uploads are swept too
 
 
-def test_sigterm_stops_the_app_like_ctrl_c_and_leaves_no_patient_files(tiny_bundle, tmp_path, image_file):
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGHUP"])
+def test_a_stop_signal_ends_the_app_like_ctrl_c_and_leaves_no_patient_files(tiny_bundle, tmp_path, image_file, stop):
+    """SIGTERM (kill, a service manager) and SIGHUP (the terminal window closed) clear what the
+    run made; what an earlier run killed outright left, an hour old, goes at start."""
+    import getpass
     import os
     import signal
     import subprocess
@@ -116,10 +120,18 @@ def test_sigterm_stops_the_app_like_ctrl_c_and_leaves_no_patient_files(tiny_bund
 
     from tests.conftest import ROOT
 
-    scratch = tmp_path / "scratch"  # the app's temporary folder and Gradio's cache, to look into afterwards
-    scratch.mkdir()
+    scratch = tmp_path / "scratch"  # the system's temporary folder for the app, to look into afterwards
+    root = scratch / f"skinscreen-{getpass.getuser()}"
+    leftover, recent = root / "uploads" / "a1b2" / "old.jpg", root / "uploads" / "c3d4" / "recent.jpg"
+    for path in (leftover, recent):
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"an earlier run's upload")
+    root.chmod(0o700)
+    two_hours_ago = time.time() - 7200
+    for path in (leftover, leftover.parent):
+        os.utime(path, (two_hours_ago, two_hours_ago))
     port = free_port()
-    env = {**os.environ, "TMPDIR": str(scratch), "GRADIO_TEMP_DIR": str(scratch / "gradio")}
+    env = {k: v for k, v in os.environ.items() if k != "GRADIO_TEMP_DIR"} | {"TMPDIR": str(scratch)}
     proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--no-browser", "--port", str(port),
                              "--model", str(tiny_bundle)], env=env, cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -131,6 +143,7 @@ def test_sigterm_stops_the_app_like_ctrl_c_and_leaves_no_patient_files(tiny_bund
             except Exception:  # noqa: BLE001  not serving yet
                 assert proc.poll() is None, proc.stderr.read()
                 time.sleep(0.5)
+        assert not leftover.parent.exists() and recent.exists()  # swept at start: the old, not the recent
         client.predict(gradio_client.handle_file(str(image_file)), api_name="/predict")
         client.predict([gradio_client.handle_file(str(image_file))], api_name="/batch")
         client.predict(gradio_client.handle_file(str(image_file)), api_name="/record")
@@ -139,9 +152,11 @@ def test_sigterm_stops_the_app_like_ctrl_c_and_leaves_no_patient_files(tiny_bund
             return [p.name for p in scratch.rglob("*") if p.suffix in (".jpg", ".png", ".xlsx", ".pdf")]
 
         assert {Path(name).suffix for name in kept()} >= {".jpg", ".xlsx", ".pdf"}  # while it runs
-        proc.send_signal(signal.SIGTERM)
+        assert all(p.is_relative_to(root) for p in scratch.rglob("*") if p.is_file())  # in the private folder
+        assert root.stat().st_mode & 0o077 == 0
+        proc.send_signal(getattr(signal, stop))
         assert proc.wait(60) == 0 and "Traceback" not in proc.stderr.read()
-        assert kept() == [] and not list(scratch.glob("skinscreen-*"))
+        assert kept() == ["recent.jpg"]  # not this run's, and not an hour old yet
     finally:
         proc.kill()
 
