@@ -30,8 +30,8 @@ from screening.explain import GradCAM
 from screening.inference import Result, Screener
 from screening.info import CLASS_CODES, CLASS_NAMES, NOTICE
 from screening.preprocessing import ImageError, open_image, preprocess
-from screening.record import recommendation, write_record
-from screening.report import operating_point_text, triage
+from screening.record import write_record
+from screening.report import operating_point_text, recommendation, triage
 from screening.scratch import private_root, sweep_every
 
 MAX_UPLOAD = "25mb"

@@ -22,20 +22,10 @@ from PIL import Image
 from screening import __version__
 from screening.inference import Result, Screener
 from screening.info import CLASS_CODES, CLASS_NAMES, NOTICE
-from screening.report import operating_point_text, write_atomically
+from screening.report import operating_point_text, recommendation, write_atomically
 
 A4 = (8.27, 11.69)  # inches
 HAND_FIELDS = ("Patient", "Date of birth", "Lesion site", "Reviewed by", "Decision")
-
-
-def recommendation(r: Result, threshold: float) -> tuple[str, str]:
-    """The flag and the sentence that goes with it (the app's assessment says the same)."""
-    pct, thr = r.malignancy_probability * 100, threshold * 100
-    if r.refer:
-        return "REFER", (f"The malignancy probability ({pct:.1f}%) is at or above the referral threshold of "
-                         f"{thr:.1f}%. Arrange a review by a dermatologist.")
-    return "routine", (f"The malignancy probability ({pct:.1f}%) is below the referral threshold of {thr:.1f}%. "
-                       "This does not rule out cancer; clinical judgement decides.")
 
 
 def write_record(path: Path, screener: Screener, r: Result, image: np.ndarray, heatmap: Image.Image,

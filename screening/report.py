@@ -84,6 +84,16 @@ def operating_point_text(validated: tuple[float, float] | None) -> str:
             "validation images; expect other figures on other images")
 
 
+def recommendation(r: Result, threshold: float) -> tuple[str, str]:
+    """The flag and the sentence that goes with it, as the app and the PDF record say them."""
+    pct, thr = r.malignancy_probability * 100, threshold * 100
+    if r.refer:
+        return "REFER", (f"The malignancy probability ({pct:.1f}%) is at or above the referral threshold of "
+                         f"{thr:.1f}%. Arrange a review by a dermatologist.")
+    return "routine", (f"The malignancy probability ({pct:.1f}%) is below the referral threshold of {thr:.1f}%. "
+                       "This does not rule out cancer; clinical judgement decides.")
+
+
 def summary(df: pd.DataFrame, info: RunInfo) -> pd.DataFrame:
     ok = df[df["status"] == "ok"]
     n_ok = len(ok)

@@ -10,7 +10,8 @@ from screening.explain import GradCAM
 from screening.inference import Result, Screener
 from screening.info import NOTICE
 from screening.preprocessing import preprocess
-from screening.record import recommendation, write_record
+from screening.record import write_record
+from screening.report import recommendation
 from tests.conftest import lesion_like, pdf_text
 
 
