@@ -124,7 +124,7 @@ class ScreeningApp:
             if not paths:
                 raise gr.Error("No image files found in the upload.")
             out = work / f"skinscreen-report-{time.strftime('%Y%m%d-%H%M%S')}.xlsx"
-            df = screen_files(self.screener, paths, staging, out, progress=False)
+            df = screen_files(self.screener, paths, staging, out, link_images=False, progress=False)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         refer, ok = int((df["flag"] == "REFER").sum()), int((df["status"] == "ok").sum())

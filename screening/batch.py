@@ -112,11 +112,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def screen_files(screener, paths: list[Path], folder: Path, out: Path, *, workers: int = 2, thumbnails: bool = False,
-                 progress: bool | None = None, start: float | None = None):
+                 link_images: bool = True, progress: bool | None = None, start: float | None = None):
     """Score ``paths`` and write the report to ``out``; the one path batch.py and the app share.
 
     ``progress`` None shows a bar only on a terminal; ``start`` is when timing began
-    (default now), so model loading can count towards the reported speed.
+    (default now), so model loading can count towards the reported speed. ``link_images``
+    makes each file name in the workbook open its image (not for images about to be deleted).
     """
     from screening import report
 
@@ -136,7 +137,7 @@ def screen_files(screener, paths: list[Path], folder: Path, out: Path, *, worker
         date=datetime.now(UTC).isoformat(timespec="seconds"), elapsed_s=time.perf_counter() - start,
         validated=screener.validated)
     thumbs = {i: png for i, p in enumerate(paths) if (png := thumbnail_png(p))} if thumbnails else None
-    report.write(df, out, info, thumbs)
+    report.write(df, out, info, thumbs, paths if link_images else None)
     return df
 
 

@@ -8,6 +8,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import pandas as pd
 
@@ -20,7 +21,7 @@ COLUMNS = ["file", "status", "predicted_class", "predicted_label", "confidence",
 PERCENT_COLUMNS = ["confidence", "malignancy_probability", *PROB_COLUMNS]
 
 COLUMN_HELP = {
-    "file": "Image path relative to the scanned folder.",
+    "file": "Image path relative to the scanned folder; in batch.py's workbook a link that opens the image.",
     "status": "ok: scored; error: the file could not be read (see error).",
     "predicted_class": "Most probable diagnosis code (legend below).",
     "predicted_label": "Full name of predicted_class.",
@@ -151,12 +152,24 @@ def about(thumbnails: bool) -> pd.DataFrame:
     return pd.DataFrame(items, columns=["column", "meaning"])
 
 
-def write(df: pd.DataFrame, out: Path, info: RunInfo, thumbnails: dict[int, bytes] | None = None) -> None:
-    """Write CSV or Excel (by suffix), never leaving a half-written or clobbered report."""
+def write(df: pd.DataFrame, out: Path, info: RunInfo, thumbnails: dict[int, bytes] | None = None,
+          images: Sequence[Path] | None = None) -> None:
+    """Write CSV or Excel (by suffix), never leaving a half-written or clobbered report. With
+    ``images`` (one per row), each file name in the workbook links to its image."""
     if out.suffix.lower() == ".csv":
         write_atomically(out, lambda tmp: df.to_csv(tmp, index=False))
     else:
-        write_atomically(out, lambda tmp: _write_excel(df, tmp, info, thumbnails))
+        links = [link_to(image, out.parent) for image in images] if images is not None else None
+        write_atomically(out, lambda tmp: _write_excel(df, tmp, info, thumbnails, links))
+
+
+def link_to(image: Path, folder: Path) -> str:
+    """A hyperlink target for ``image`` from a workbook in ``folder``: relative, so the link
+    survives moving the report and the images together; absolute across Windows drives."""
+    try:
+        return quote(Path(os.path.relpath(Path(image).resolve(), Path(folder).resolve())).as_posix())
+    except ValueError:  # another drive
+        return Path(image).resolve().as_uri()
 
 
 def write_atomically(out: Path, write_to: Callable[[Path], None]) -> None:
@@ -182,7 +195,8 @@ def _file_mode(out: Path) -> int:
     return 0o666 & ~umask
 
 
-def _write_excel(df: pd.DataFrame, path: Path, info: RunInfo, thumbnails: dict[int, bytes] | None) -> None:
+def _write_excel(df: pd.DataFrame, path: Path, info: RunInfo, thumbnails: dict[int, bytes] | None,
+                 links: list[str] | None = None) -> None:
     from openpyxl.drawing.image import Image as XLImage
     from openpyxl.formatting.rule import FormulaRule
     from openpyxl.styles import Alignment, Font, PatternFill
@@ -213,6 +227,9 @@ def _write_excel(df: pd.DataFrame, path: Path, info: RunInfo, thumbnails: dict[i
             if col == "flag":  # apart from the right-aligned percentage before it
                 for (cell,) in ws[f"{letter}1:{letter}{last}"]:
                     cell.alignment = Alignment(horizontal="center")
+        for row, target in enumerate(links or [], start=2):  # a click opens the image in the system's viewer
+            ws.cell(row=row, column=1).hyperlink = target
+            ws.cell(row=row, column=1).style = "Hyperlink"
         extras = excel_extras(bool(thumbnails))
         for j, name in enumerate(extras, start=len(COLUMNS) + 1):
             letter = get_column_letter(j)

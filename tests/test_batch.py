@@ -4,6 +4,7 @@ import io
 import shutil
 import subprocess
 import sys
+from urllib.parse import unquote
 
 import numpy as np
 import openpyxl
@@ -121,6 +122,16 @@ def test_workbook_formatting(xlsx):
     assert summary[OPERATING_POINT_ITEM].startswith("not known")  # the tiny model has no validation figures
     about = pd.read_excel(xlsx, sheet_name="About")
     assert "not a medical device" in about.iloc[0]["meaning"]
+
+
+def test_file_names_link_to_their_images(xlsx, folder):
+    """A click on a file name opens the image; the link is relative, so moving the report and the
+    images together keeps it (percent-encoded: spaces and accents)."""
+    ws = openpyxl.load_workbook(xlsx)["Results"]
+    for (cell,) in ws.iter_rows(min_row=2, max_col=1):
+        target = cell.hyperlink.target
+        assert not target.startswith(("/", "file:"))
+        assert (xlsx.parent / unquote(target)).resolve() == (folder / cell.value).resolve()
 
 
 def test_recursive_and_csv(folder, tiny_bundle, tmp_path):
