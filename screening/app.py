@@ -106,7 +106,7 @@ class ScreeningApp:
             return "Image checks: no problems found."
         return "**Image checks — read this result with care:**\n" + "\n".join(f"- {w}" for w in r.warnings)
 
-    def batch(self, files: list[str] | None):
+    def batch(self, files: list[str] | None, progress: gr.Progress = gr.Progress()):  # noqa: B008  Gradio's idiom
         """Several images and/or zip files -> the batch Excel report (same code as batch.py), its
         summary line and the worklist in reading order."""
         if not files:
@@ -124,7 +124,8 @@ class ScreeningApp:
             if not paths:
                 raise gr.Error("No image files found in the upload.")
             out = work / f"skinscreen-report-{time.strftime('%Y%m%d-%H%M%S')}.xlsx"
-            df = screen_files(self.screener, paths, staging, out, link_images=False, progress=False)
+            df = screen_files(self.screener, paths, staging, out, link_images=False, progress=False,
+                              on_progress=lambda done, total: progress((done, total), desc="Scoring", unit="images"))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         refer, ok = int((df["flag"] == "REFER").sum()), int((df["status"] == "ok").sum())

@@ -13,6 +13,7 @@ import io
 import os
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -112,12 +113,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def screen_files(screener, paths: list[Path], folder: Path, out: Path, *, workers: int = 2, thumbnails: bool = False,
-                 link_images: bool = True, progress: bool | None = None, start: float | None = None):
+                 link_images: bool = True, progress: bool | None = None, start: float | None = None,
+                 on_progress: Callable[[int, int], None] | None = None):
     """Score ``paths`` and write the report to ``out``; the one path batch.py and the app share.
 
     ``progress`` None shows a bar only on a terminal; ``start`` is when timing began
     (default now), so model loading can count towards the reported speed. ``link_images``
     makes each file name in the workbook open its image (not for images about to be deleted).
+    ``on_progress(done, total)`` is called after each image (the app's progress bar).
     """
     from screening import report
 
@@ -128,6 +131,8 @@ def screen_files(screener, paths: list[Path], folder: Path, out: Path, *, worker
     for result in screener.score(paths, workers=workers, names=names):
         results.append(result)
         bar.update()
+        if on_progress:
+            on_progress(len(results), len(paths))
     bar.close()
     df = report.rows(results, names)
     info = report.RunInfo(

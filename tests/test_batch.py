@@ -191,6 +191,15 @@ def test_thin_entry_point_runs(tiny_bundle, folder, tmp_path):
     assert len(pd.read_csv(out)) == len(OK) + len(BROKEN)
 
 
+def test_progress_is_reported_after_every_image(tiny_bundle, folder, tmp_path):
+    from screening.batch import find_images, screen_files
+    from screening.inference import Screener
+
+    paths, seen = find_images(folder, recursive=False), []
+    screen_files(Screener(tiny_bundle), paths, folder, tmp_path / "r.csv", on_progress=lambda *a: seen.append(a))
+    assert seen == [(i, len(paths)) for i in range(1, len(paths) + 1)]
+
+
 def test_summary_says_what_the_threshold_did_on_validation():
     assert operating_point_text((0.9, 0.75)).startswith("referred 90.0% of malignant and 25.0% of benign lesions")
 
