@@ -42,6 +42,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=positive_int, default=32)
     p.add_argument("--workers", type=positive_int, default=max(2, os.cpu_count() or 2), help="image decoding threads")
     p.add_argument("--thumbnails", action="store_true", help="embed a small preview of each image (Excel only)")
+    p.add_argument("--records", type=Path, metavar="FOLDER",
+                   help="also write a one-page PDF record (with Grad-CAM) of each REFER image into FOLDER, "
+                        "linked from the workbook")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -69,6 +72,38 @@ def check_output(out: Path, overwrite: bool) -> None:
         raise UserError(f"cannot write {out}: folder {parent} is not writable")
 
 
+def check_records_folder(folder: Path, overwrite: bool) -> None:
+    """Refuse before any work a records folder that is a file, or one that already holds
+    files (earlier records would be mixed with, or replaced by, this run's) unless asked to."""
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"--records {folder} is a file; give a folder")
+    if folder.is_dir() and any(folder.iterdir()) and not overwrite:
+        raise UserError(f"records folder {folder} is not empty; use --overwrite or another folder")
+
+
+def write_records(screener, paths: list[Path], names: list[str], results: list, folder: Path,
+                  progress: bool | None = None) -> dict[int, Path]:
+    """A PDF record (:mod:`screening.record`) of each referred image, at its relative path in
+    ``folder`` plus ``.pdf``; returns row -> record."""
+    from screening.explain import GradCAM
+    from screening.info import CLASS_CODES
+    from screening.preprocessing import open_image, preprocess
+    from screening.record import write_record
+
+    cam, written = GradCAM(screener.model), {}
+    bar = Progress(sum(r.refer for r in results), enabled=False if progress is False else None, label="records")
+    for i, (path, name, r) in enumerate(zip(paths, names, results, strict=True)):
+        if r.refer:
+            x = preprocess(open_image(path))  # it was read a moment ago for scoring
+            out = folder / f"{name}.pdf"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            write_record(out, screener, r, x, cam.overlay(x, CLASS_CODES.index(r.predicted_class)), source_name=name)
+            written[i] = out
+            bar.update()
+    bar.close()
+    return written
+
+
 def thumbnail_png(path: Path, size: int = 72) -> bytes | None:
     from screening.preprocessing import ImageError, open_image
 
@@ -92,6 +127,8 @@ def run(args: argparse.Namespace) -> int:
     if args.thumbnails and args.out.suffix.lower() == ".csv":
         raise UserError("--thumbnails needs an Excel report (.xlsx)")
     check_threshold(args.threshold)
+    if args.records is not None:
+        check_records_folder(args.records, args.overwrite)
     paths = [p for p in find_images(folder, args.recursive) if p.resolve() != args.out.resolve()]
     if not paths:
         where = "or its subfolders " if args.recursive else ""
@@ -102,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     screener = Screener(args.model, threshold=args.threshold, tta=args.tta, batch_size=args.batch_size)
     df = screen_files(screener, paths, folder, args.out, workers=args.workers, thumbnails=args.thumbnails,
-                      progress=False if args.quiet else None, start=start)
+                      records=args.records, progress=False if args.quiet else None, start=start)
     if not args.quiet:
         refer, ok = int((df["flag"] == "REFER").sum()), int((df["status"] == "ok").sum())
         elapsed = time.perf_counter() - start
@@ -113,14 +150,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def screen_files(screener, paths: list[Path], folder: Path, out: Path, *, workers: int = 2, thumbnails: bool = False,
-                 link_images: bool = True, progress: bool | None = None, start: float | None = None,
-                 on_progress: Callable[[int, int], None] | None = None):
+                 link_images: bool = True, records: Path | None = None, progress: bool | None = None,
+                 start: float | None = None, on_progress: Callable[[int, int], None] | None = None):
     """Score ``paths`` and write the report to ``out``; the one path batch.py and the app share.
 
     ``progress`` None shows a bar only on a terminal; ``start`` is when timing began
     (default now), so model loading can count towards the reported speed. ``link_images``
     makes each file name in the workbook open its image (not for images about to be deleted).
     ``on_progress(done, total)`` is called after each image (the app's progress bar).
+    ``records``: a folder for the PDF records of the REFER images.
     """
     from screening import report
 
@@ -142,7 +180,8 @@ def screen_files(screener, paths: list[Path], folder: Path, out: Path, *, worker
         date=datetime.now(UTC).isoformat(timespec="seconds"), elapsed_s=time.perf_counter() - start,
         validated=screener.validated)
     thumbs = {i: png for i, p in enumerate(paths) if (png := thumbnail_png(p))} if thumbnails else None
-    report.write(df, out, info, thumbs, paths if link_images else None)
+    pdfs = write_records(screener, paths, names, results, records, progress) if records is not None else None
+    report.write(df, out, info, thumbs, paths if link_images else None, pdfs)
     return df
 
 

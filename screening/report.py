@@ -36,6 +36,7 @@ COLUMN_HELP = {
                 "unlike the dermoscopy training images.",
     "error": "Why the file could not be scored (status error).",
     "review": "Left blank for the reader's decision or notes (Excel only); SkinScreen never fills it.",
+    "record": "A link to the referred image's one-page PDF record (with --records).",
     "thumbnail": "A small preview of the image (with --thumbnails).",
 }
 
@@ -138,13 +139,14 @@ def triage(df: pd.DataFrame) -> pd.DataFrame:
     }).reset_index(drop=True)
 
 
-def excel_extras(thumbnails: bool) -> list[str]:
-    """Columns the workbook adds after ``COLUMNS``: a blank one for the reader, then previews."""
-    return ["review", *(["thumbnail"] if thumbnails else [])]
+def excel_extras(thumbnails: bool, records: bool = False) -> list[str]:
+    """Columns the workbook adds after ``COLUMNS``: a blank one for the reader, then links to
+    the PDF records, then previews."""
+    return ["review", *(["record"] if records else []), *(["thumbnail"] if thumbnails else [])]
 
 
-def about(thumbnails: bool) -> pd.DataFrame:
-    cols = COLUMNS + excel_extras(thumbnails)
+def about(thumbnails: bool, records: bool = False) -> pd.DataFrame:
+    cols = COLUMNS + excel_extras(thumbnails, records)
     items = [("NOTICE", NOTICE), ("", "")]
     items += [(c, COLUMN_HELP[c]) for c in cols]
     items += [("", ""), ("class legend", "")]
@@ -153,14 +155,16 @@ def about(thumbnails: bool) -> pd.DataFrame:
 
 
 def write(df: pd.DataFrame, out: Path, info: RunInfo, thumbnails: dict[int, bytes] | None = None,
-          images: Sequence[Path] | None = None) -> None:
-    """Write CSV or Excel (by suffix), never leaving a half-written or clobbered report. With
-    ``images`` (one per row), each file name in the workbook links to its image."""
+          images: Sequence[Path] | None = None, records: dict[int, Path] | None = None) -> None:
+    """Write CSV or Excel (by suffix), never leaving a half-written or clobbered report. In the
+    workbook, with ``images`` (one per row) each file name links to its image, and with
+    ``records`` (row -> PDF) a ``record`` column links to the PDF records."""
     if out.suffix.lower() == ".csv":
         write_atomically(out, lambda tmp: df.to_csv(tmp, index=False))
     else:
         links = [link_to(image, out.parent) for image in images] if images is not None else None
-        write_atomically(out, lambda tmp: _write_excel(df, tmp, info, thumbnails, links))
+        pdfs = {i: link_to(pdf, out.parent) for i, pdf in records.items()} if records is not None else None
+        write_atomically(out, lambda tmp: _write_excel(df, tmp, info, thumbnails, links, pdfs))
 
 
 def link_to(image: Path, folder: Path) -> str:
@@ -196,7 +200,7 @@ def _file_mode(out: Path) -> int:
 
 
 def _write_excel(df: pd.DataFrame, path: Path, info: RunInfo, thumbnails: dict[int, bytes] | None,
-                 links: list[str] | None = None) -> None:
+                 links: list[str] | None = None, records: dict[int, str] | None = None) -> None:
     from openpyxl.drawing.image import Image as XLImage
     from openpyxl.formatting.rule import FormulaRule
     from openpyxl.styles import Alignment, Font, PatternFill
@@ -205,7 +209,7 @@ def _write_excel(df: pd.DataFrame, path: Path, info: RunInfo, thumbnails: dict[i
     with pd.ExcelWriter(path, engine="openpyxl") as writer:
         df.to_excel(writer, sheet_name="Results", index=False)
         summary(df, info).to_excel(writer, sheet_name="Summary", index=False)
-        about(bool(thumbnails)).to_excel(writer, sheet_name="About", index=False)
+        about(bool(thumbnails), records is not None).to_excel(writer, sheet_name="About", index=False)
         book = writer.book
         ws = book["Results"]
         ws.freeze_panes = "B2"
@@ -228,14 +232,19 @@ def _write_excel(df: pd.DataFrame, path: Path, info: RunInfo, thumbnails: dict[i
                 for (cell,) in ws[f"{letter}1:{letter}{last}"]:
                     cell.alignment = Alignment(horizontal="center")
         for row, target in enumerate(links or [], start=2):  # a click opens the image in the system's viewer
-            ws.cell(row=row, column=1).hyperlink = target
-            ws.cell(row=row, column=1).style = "Hyperlink"
-        extras = excel_extras(bool(thumbnails))
+            cell = ws.cell(row=row, column=1)
+            cell.hyperlink, cell.style = target, "Hyperlink"
+        extras = excel_extras(bool(thumbnails), records is not None)
         for j, name in enumerate(extras, start=len(COLUMNS) + 1):
             letter = get_column_letter(j)
             ws[f"{letter}1"] = name
             ws[f"{letter}1"].font = Font(bold=True)
             ws.column_dimensions[letter].width = 30 if name == "review" else 12
+        if records:
+            column = len(COLUMNS) + extras.index("record") + 1
+            for i, target in records.items():
+                cell = ws.cell(row=i + 2, column=column, value="PDF")
+                cell.hyperlink, cell.style = target, "Hyperlink"
         if thumbnails:
             previews = get_column_letter(len(COLUMNS) + extras.index("thumbnail") + 1)
             for i, png in thumbnails.items():

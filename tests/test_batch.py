@@ -160,6 +160,8 @@ def test_existing_report_is_never_overwritten_without_flag(folder, tiny_bundle, 
     ("nodir", "does not exist"),
     ("threshold", "between 0 and 1"),
     ("model", "not a SkinScreen model bundle"),
+    ("records_full", "is not empty; use --overwrite"),
+    ("records_file", "is a file; give a folder"),
 ])
 def test_user_errors_are_one_line(case, message, tiny_bundle, tmp_path, folder, capsys):
     src, out, extra = folder, tmp_path / "r.xlsx", ["--model", str(tiny_bundle)]
@@ -176,10 +178,36 @@ def test_user_errors_are_one_line(case, message, tiny_bundle, tmp_path, folder, 
         extra += ["--threshold", "2"]
     elif case == "model":
         extra = ["--model", str(tmp_path)]
+    elif case.startswith("records"):
+        records = tmp_path / "records"
+        if case == "records_full":
+            records.mkdir()
+            (records / "earlier.pdf").write_bytes(b"an earlier run's record")
+        else:
+            records.write_text("a file")
+        extra += ["--records", str(records)]
     assert main([str(src), "--out", str(out), *extra]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err, err
     assert not out.exists()
+
+
+def test_records_of_the_referred_images_are_linked_from_the_workbook(folder, tiny_bundle, tmp_path):
+    out, records = tmp_path / "report.xlsx", tmp_path / "records"  # a threshold of 0: every readable image refers
+    assert main([str(folder), "--out", str(out), "--model", str(tiny_bundle), "--quiet", "--recursive",
+                 "--threshold", "0", "--records", str(records)]) == 0
+    made = sorted(p.relative_to(records).as_posix() for p in records.rglob("*.pdf"))
+    assert made == sorted(f"{name}.pdf" for name in [*OK, "sub/z_nested.jpg"])
+    assert all(p.read_bytes().startswith(b"%PDF") for p in records.rglob("*.pdf"))
+    ws = openpyxl.load_workbook(out)["Results"]
+    column = [c.value for c in ws[1]].index("record") + 1
+    for row in range(2, ws.max_row + 1):
+        name, link = ws.cell(row=row, column=1).value, ws.cell(row=row, column=column).hyperlink
+        if name in BROKEN:
+            assert link is None
+        else:
+            assert (out.parent / unquote(link.target)).resolve() == (records / f"{name}.pdf").resolve()
+    assert "record" in set(pd.read_excel(out, sheet_name="About")["column"])
 
 
 def test_thin_entry_point_runs(tiny_bundle, folder, tmp_path):
