@@ -262,7 +262,8 @@ def _stop_like_ctrl_c(signum, frame) -> None:
 def main(argv: list[str] | None = None) -> int:
     def run(args: argparse.Namespace) -> int:
         for stop in STOP_SIGNALS:
-            signal.signal(stop, _stop_like_ctrl_c)
+            if signal.getsignal(stop) is signal.SIG_DFL:  # an ignored one stays ignored (nohup python app.py)
+                signal.signal(stop, _stop_like_ctrl_c)
         try:
             launch(args)
         except OSError as err:  # port in use and friends

@@ -1,13 +1,19 @@
 """The Gradio app, called as a user's script would: gradio_client against a live server."""
 
+import getpass
+import os
+import signal
 import socket
+import subprocess
+import sys
+import time
 import zipfile
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from tests.conftest import lesion_like, pdf_text
+from tests.conftest import ROOT, lesion_like, pdf_text
 
 gradio_client = pytest.importorskip("gradio_client")
 
@@ -108,19 +114,29 @@ def test_batch_keeps_no_copies_of_the_images(tiny_bundle, tmp_path, image_file):
     assert build(app).delete_cache == CACHE_SWEEP  # Gradio's copies of uploads are swept too
 
 
+def start_app(model, cwd: Path, env: dict, **popen) -> tuple[subprocess.Popen, "gradio_client.Client"]:
+    """app.py in its own process, and a client once it serves."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--no-browser", "--port", str(port),
+                             "--model", str(model)], env=env, cwd=cwd,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **popen)
+    for _ in range(240):
+        try:
+            return proc, gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False)
+        except Exception:  # noqa: BLE001  not serving yet
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.5)
+    raise AssertionError("app.py did not serve within 2 minutes")
+
+
+POSIX = pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")
+
+
+@POSIX
 @pytest.mark.parametrize("stop", ["SIGTERM", "SIGHUP"])
 def test_a_stop_signal_ends_the_app_like_ctrl_c_and_leaves_no_patient_files(tiny_bundle, tmp_path, image_file, stop):
     """SIGTERM (kill, a service manager) and SIGHUP (the terminal window closed) clear what the
     run made; what an earlier run killed outright left, an hour old, goes at start."""
-    import getpass
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    from tests.conftest import ROOT
-
     scratch = tmp_path / "scratch"  # the system's temporary folder for the app, to look into afterwards
     root = scratch / f"skinscreen-{getpass.getuser()}"
     leftover, recent = root / "uploads" / "a1b2" / "old.jpg", root / "uploads" / "c3d4" / "recent.jpg"
@@ -131,19 +147,9 @@ def test_a_stop_signal_ends_the_app_like_ctrl_c_and_leaves_no_patient_files(tiny
     two_hours_ago = time.time() - 7200
     for path in (leftover, leftover.parent):
         os.utime(path, (two_hours_ago, two_hours_ago))
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "GRADIO_TEMP_DIR"} | {"TMPDIR": str(scratch)}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--no-browser", "--port", str(port),
-                             "--model", str(tiny_bundle)], env=env, cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc, client = start_app(tiny_bundle, tmp_path, env)
     try:
-        for _ in range(240):
-            try:
-                client = gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False)
-                break
-            except Exception:  # noqa: BLE001  not serving yet
-                assert proc.poll() is None, proc.stderr.read()
-                time.sleep(0.5)
         assert not leftover.parent.exists() and recent.exists()  # swept at start: the old, not the recent
         client.predict(gradio_client.handle_file(str(image_file)), api_name="/predict")
         client.predict([gradio_client.handle_file(str(image_file))], api_name="/batch")
@@ -158,6 +164,20 @@ def test_a_stop_signal_ends_the_app_like_ctrl_c_and_leaves_no_patient_files(tiny
         proc.send_signal(getattr(signal, stop))
         assert proc.wait(60) == 0 and "Traceback" not in proc.stderr.read()
         assert kept() == ["recent.jpg"]  # not this run's, and not an hour old yet
+    finally:
+        proc.kill()
+
+
+@POSIX
+def test_under_nohup_a_hangup_is_still_ignored(tiny_bundle, tmp_path):
+    """``nohup python app.py &`` must outlive its terminal: an ignored SIGHUP stays ignored."""
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    proc, client = start_app(tiny_bundle, tmp_path, env,
+                             preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    try:
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(2)
+        assert proc.poll() is None and client.view_api(print_info=False, return_format="dict")
     finally:
         proc.kill()
 
