@@ -230,14 +230,41 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=Path, help="model bundle folder (default: the packaged model)")
     add_threshold_option(p)
     p.add_argument("--share", action="store_true", help="also create a public gradio.live link (off by default)")
+    p.add_argument("--auth-file", type=Path, metavar="FILE",
+                   help="ask for a sign-in: FILE holds one user:password per line, readable by you alone")
     return p
+
+
+def read_auth_file(path: Path) -> list[tuple[str, str]]:
+    """``user:password`` lines (blank lines and ``#`` comments skipped). A file others can read
+    is refused, as ssh refuses such keys; no message ever repeats a password."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        mode = path.stat().st_mode
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"cannot read --auth-file {path} ({type(err).__name__})") from None
+    if os.name == "posix" and mode & 0o077:
+        raise UserError(f"--auth-file {path} can be read by other accounts; make it yours alone (chmod 600 {path})")
+    logins = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        user, sep, password = line.strip().partition(":")
+        if not (sep and user and password):
+            raise UserError(f"--auth-file {path}, line {number}: expected user:password")
+        logins.append((user, password))
+    if not logins:
+        raise UserError(f"--auth-file {path} holds no user:password line")
+    return logins
 
 
 def launch(args: argparse.Namespace, block: bool = True) -> gr.Blocks:
     if not 0 < args.port < 65536:
         raise UserError(f"--port must be between 1 and 65535, got {args.port}")
-    if args.host not in LOOPBACK:
-        print(f"warning: listening on {args.host}: other computers on the network can reach this page",
+    logins = read_auth_file(args.auth_file) if args.auth_file else None
+    if (args.host not in LOOPBACK or args.share) and not logins:
+        where = "anyone with the public link" if args.share else "other computers on the network"
+        print(f"warning: {where} can reach this page and its patient images; --auth-file asks for a sign-in",
               file=sys.stderr)
     check_threshold(args.threshold)
     root = private_root()
@@ -248,7 +275,8 @@ def launch(args: argparse.Namespace, block: bool = True) -> gr.Blocks:
           "in a browser; press Ctrl+C here to quit.", file=sys.stderr)
     demo.queue(default_concurrency_limit=2).launch(
         server_name=args.host, server_port=args.port, inbrowser=not args.no_browser, share=args.share,
-        max_file_size=MAX_UPLOAD, prevent_thread_lock=not block, quiet=True, show_error=False)
+        max_file_size=MAX_UPLOAD, prevent_thread_lock=not block, quiet=True, show_error=False, auth=logins,
+        auth_message=f"SkinScreen: sign in. {NOTICE}")
     return demo
 
 
