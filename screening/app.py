@@ -232,6 +232,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--share", action="store_true", help="also create a public gradio.live link (off by default)")
     p.add_argument("--auth-file", type=Path, metavar="FILE",
                    help="ask for a sign-in: FILE holds one user:password per line, readable by you alone")
+    p.add_argument("--ssl-certfile", type=Path, metavar="FILE", help="serve HTTPS with this certificate (PEM)...")
+    p.add_argument("--ssl-keyfile", type=Path, metavar="FILE", help="...and this private key (PEM)")
     return p
 
 
@@ -267,16 +269,23 @@ def launch(args: argparse.Namespace, block: bool = True) -> gr.Blocks:
         print(f"warning: {where} can reach this page and its patient images; --auth-file asks for a sign-in",
               file=sys.stderr)
     check_threshold(args.threshold)
+    tls = (args.ssl_certfile, args.ssl_keyfile)
+    if any(tls) and not all(tls):
+        raise UserError("HTTPS needs both --ssl-certfile and --ssl-keyfile")
+    for path in filter(None, tls):
+        if not path.is_file():
+            raise UserError(f"{path} not found")
     root = private_root()
     os.environ.setdefault("GRADIO_TEMP_DIR", str(root / "uploads"))  # a folder of one's own is respected
     sweep_every(root, *CACHE_SWEEP)
     demo = build(ScreeningApp(args.model, args.threshold))
-    print(f"SkinScreen: open http://{'127.0.0.1' if args.host in LOOPBACK else args.host}:{args.port} "
-          "in a browser; press Ctrl+C here to quit.", file=sys.stderr)
+    print(f"SkinScreen: open http{'s' if all(tls) else ''}://{'127.0.0.1' if args.host in LOOPBACK else args.host}:"
+          f"{args.port} in a browser; press Ctrl+C here to quit.", file=sys.stderr)
     demo.queue(default_concurrency_limit=2).launch(
         server_name=args.host, server_port=args.port, inbrowser=not args.no_browser, share=args.share,
         max_file_size=MAX_UPLOAD, prevent_thread_lock=not block, quiet=True, show_error=False, auth=logins,
-        auth_message=f"SkinScreen: sign in. {NOTICE}")
+        auth_message=f"SkinScreen: sign in. {NOTICE}", ssl_certfile=args.ssl_certfile and str(args.ssl_certfile),
+        ssl_keyfile=args.ssl_keyfile and str(args.ssl_keyfile), ssl_verify=not all(tls))  # its check of itself: a self-signed certificate is fine
     return demo
 
 

@@ -2,6 +2,7 @@
 
 import getpass
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -229,6 +230,32 @@ def test_with_an_auth_file_only_a_signed_in_client_gets_in(tiny_bundle, tmp_path
         assert len(label["confidences"]) == 7
     finally:
         demo.close()
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
+def test_https_with_a_certificate_and_key(tiny_bundle, tmp_path, image_file):
+    from screening.app import launch, parser
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=localhost"], check=True, capture_output=True)
+    port = free_port()
+    demo = launch(parser().parse_args(["--port", str(port), "--no-browser", "--model", str(tiny_bundle),
+                                       "--ssl-certfile", str(cert), "--ssl-keyfile", str(key)]), block=False)
+    try:
+        client = gradio_client.Client(f"https://127.0.0.1:{port}/", ssl_verify=False, verbose=False)
+        label, *_ = client.predict(gradio_client.handle_file(str(image_file)), api_name="/predict")
+        assert len(label["confidences"]) == 7
+    finally:
+        demo.close()
+
+
+def test_https_needs_both_files(tmp_path, capsys):
+    from screening.app import main
+
+    assert main(["--ssl-certfile", str(tmp_path / "cert.pem"), "--no-browser"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs both --ssl-certfile and --ssl-keyfile" in err
 
 
 def test_refuses_bad_port(capsys):
