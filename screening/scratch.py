@@ -1,7 +1,8 @@
 """The app's private scratch folder: uploads, results, reports and records of patient images.
 
 One folder per user, readable by that user alone (Gradio's default, ``<tmp>/gradio``, is
-shared and readable by every account on the computer), and the same folder every run, so
+shared, and leaves many of its files readable by every account on the computer), and the
+same folder every run, so
 that what a run killed outright left behind (``kill -9``, a closed console window on
 Windows, a crash) is found and deleted by the next run's sweep.
 """
