@@ -15,6 +15,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
+def timed(call, repeats: int) -> list[float]:
+    """Seconds each of ``repeats`` calls took."""
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t)
+    return times
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("image", nargs="?", type=Path,
@@ -28,22 +38,11 @@ def main() -> int:
     app = ScreeningApp(args.model)
     app.predict(str(args.image))
     first = time.perf_counter() - start
-    times = []
-    for _ in range(args.repeats):
-        t = time.perf_counter()
-        app.predict(str(args.image))
-        times.append(time.perf_counter() - t)
+    times = timed(lambda: app.predict(str(args.image)), args.repeats)
     print(f"first call (model load + compile + predict + Grad-CAM): {first:.2f} s; warm: median "
           f"{statistics.median(times) * 1000:.0f} ms, max {max(times) * 1000:.0f} ms over {args.repeats} calls "
           f"({args.image.name})")
-    t = time.perf_counter()
-    app.record(str(args.image))  # the first draws with matplotlib's fonts loaded
-    first_record = time.perf_counter() - t
-    records = []
-    for _ in range(args.repeats):
-        t = time.perf_counter()
-        app.record(str(args.image))
-        records.append(time.perf_counter() - t)
+    first_record, *records = timed(lambda: app.record(str(args.image)), 1 + args.repeats)
     print(f"PDF record: first {first_record:.2f} s; warm: median {statistics.median(records) * 1000:.0f} ms, "
           f"max {max(records) * 1000:.0f} ms over {args.repeats} calls")
     return 0
