@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from screening.batch import find_images, screen_files
-from screening.cli import add_threshold_option, check_threshold, run_cli
+from screening.cli import add_threshold_option, add_version_option, check_threshold, run_cli
 from screening.errors import UserError
 from screening.explain import GradCAM
 from screening.inference import Result, Screener
@@ -229,6 +229,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
     p.add_argument("--model", type=Path, help="model bundle folder (default: the packaged model)")
     add_threshold_option(p)
+    add_version_option(p)
     p.add_argument("--share", action="store_true", help="also create a public gradio.live link (off by default)")
     p.add_argument("--auth-file", type=Path, metavar="FILE",
                    help="ask for a sign-in: FILE holds one user:password per line, readable by you alone")

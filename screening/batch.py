@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from screening import __version__
-from screening.cli import add_threshold_option, check_threshold, positive_int, run_cli
+from screening.cli import add_threshold_option, add_version_option, check_threshold, positive_int, run_cli
 from screening.data import IMAGE_SUFFIXES
 from screening.errors import UserError
 from screening.info import NOTICE
@@ -37,6 +37,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing report")
     p.add_argument("--model", type=Path, help="model bundle folder (default: the packaged model)")
     add_threshold_option(p)
+    add_version_option(p)
     p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                    help="flip test-time augmentation (default: the model's setting)")
     p.add_argument("--batch-size", type=positive_int, default=32)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
 
@@ -63,3 +64,30 @@ def check_threshold(value: float | None) -> None:
     """Before any work: a threshold is a probability (argparse's own error would print two lines)."""
     if value is not None and not 0.0 <= value <= 1.0:
         raise UserError(f"--threshold must be between 0 and 1, got {value}")
+
+
+def add_version_option(p: argparse.ArgumentParser) -> None:
+    """``--version``: the software, its Keras and JAX, and the packaged model (for a support
+    question, or to check which model produced a report)."""
+
+    class Version(argparse.Action):
+        def __call__(self, parser, namespace, values, option_string=None):
+            print(version_text())
+            parser.exit()
+
+    p.add_argument("--version", action=Version, nargs=0, help="show the software and model versions and exit")
+
+
+def version_text() -> str:
+    import jax
+    import keras
+
+    from screening import __version__
+    from screening.inference import DEFAULT_MODEL
+
+    try:
+        meta = json.loads((DEFAULT_MODEL / "bundle.json").read_text())
+        model = f"{meta.get('name')} {meta.get('version')}, sha256 {str(meta.get('sha256'))[:16]}..."
+    except (OSError, ValueError):
+        model = "none installed"
+    return f"SkinScreen {__version__} (Keras {keras.__version__}, JAX {jax.__version__}); packaged model: {model}"

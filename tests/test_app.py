@@ -291,3 +291,11 @@ def test_phone_heic_photo_in_both_tabs(client, tmp_path):
     report, *_ = client.predict([gradio_client.handle_file(str(HEIC))], api_name="/batch")
     (row,) = openpyxl.load_workbook(report)["Results"].iter_rows(min_row=2, max_col=2, values_only=True)
     assert row == (HEIC.name, "ok")
+
+
+def test_version_option(capsys):
+    from screening.app import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.startswith("SkinScreen ")

@@ -254,3 +254,12 @@ def test_triage_reads_refer_first_by_risk_then_routine_then_unreadable():
     assert list(table["flag"]) == ["REFER", "REFER", "routine", "routine", "not read"]
     assert list(table["malignancy probability"])[:2] == ["90.0%", "40.0%"]
     assert table.loc[1, "notes"] == "very blurry" and table.loc[4, "notes"] == "not a readable image"
+
+
+def test_version_names_the_software_and_the_packaged_model(capsys):
+    from screening import __version__
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    out = capsys.readouterr().out
+    assert stop.value.code == 0 and out.startswith(f"SkinScreen {__version__} (Keras ") and "packaged model: " in out
