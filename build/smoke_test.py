@@ -44,6 +44,14 @@ def _images(folder: Path) -> int:
     return 4
 
 
+def check_version(exe: Path = EXE) -> str:
+    """``SkinScreen --version`` names the software and the model it carries."""
+    proc = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0 and proc.stdout.startswith("SkinScreen ") and "packaged model: skinscreen" in \
+        proc.stdout, proc.stdout + proc.stderr[-2000:]
+    return proc.stdout.strip()
+
+
 def check_batch(exe: Path = EXE) -> tuple[float, int]:
     """Run batch mode on generated images (and a HEIC photo); return seconds taken and files."""
     import openpyxl
@@ -122,6 +130,7 @@ def main() -> int:
         code = subprocess.run([sys.executable, str(ROOT / "build" / "build.py")], check=False).returncode
         if code:
             return code
+    print(check_version())
     took, n = check_batch()
     print(f"batch mode: ok ({took:.1f} s for {n} files, including start-up)")
     print(f"UI: answered {check_ui():.1f} s after start (cold start); PDF record: ok")
