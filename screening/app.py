@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import base64
 import os
+import re
 import shutil
 import signal
 import sys
@@ -72,8 +73,10 @@ class ScreeningApp:
     def record(self, image: dict | Image.Image | np.ndarray | str | None) -> str:
         """image -> a one-page PDF of its assessment for the patient file (``screening.record``)."""
         result, x, overlay = self._assess(image)
-        name = (image.get("orig_name") if isinstance(image, dict) else None) or "pasted or webcam image"
-        out = self._new_folder() / f"skinscreen-record-{time.strftime('%Y%m%d-%H%M%S')}.pdf"
+        original = image.get("orig_name") if isinstance(image, dict) else None
+        stem = re.sub(r"[^\w-]+", "_", Path(original).stem)[:40] + "-" if original else ""  # findable in Downloads
+        out = self._new_folder() / f"skinscreen-record-{stem}{time.strftime('%Y%m%d-%H%M%S')}.pdf"
+        name = original or "pasted or webcam image"
         write_record(out, self.screener, result, x, overlay, source_name=name)
         return str(out)
 

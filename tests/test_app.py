@@ -71,7 +71,8 @@ def test_bad_file_is_a_message_and_the_app_keeps_serving(client, tmp_path, image
 def test_record_endpoint_returns_a_pdf_of_the_same_assessment(client, image_file, tmp_path):
     _, assessment, _, _ = client.predict(gradio_client.handle_file(str(image_file)), api_name="/predict")
     record = client.predict(gradio_client.handle_file(str(image_file)), api_name="/record")
-    assert record.endswith(".pdf") and Path(record).read_bytes().startswith(b"%PDF")
+    assert Path(record).name.startswith("skinscreen-record-lesion-") and record.endswith(".pdf")
+    assert Path(record).read_bytes().startswith(b"%PDF")
     text = " ".join(pdf_text(record).split())
     probability = assessment.split("Malignancy probability: ")[1].split("%")[0]  # as the page showed it
     assert f"Malignancy probability: {probability}%" in text and "File: lesion.jpg" in text
