@@ -45,7 +45,9 @@ def _images(folder: Path) -> int:
 
 
 def check_version(exe: Path = EXE) -> str:
-    """``SkinScreen --version`` names the software and the model it carries."""
+    """``SkinScreen --version`` names the software and the model it carries (and the user
+    guide travels beside it)."""
+    assert (exe.parent / "USER_GUIDE.md").is_file(), "USER_GUIDE.md is missing beside the executable"
     proc = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0 and proc.stdout.startswith("SkinScreen ") and "packaged model: skinscreen" in \
         proc.stdout, proc.stdout + proc.stderr[-2000:]

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import base64
+import errno
 import os
 import re
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -267,6 +269,7 @@ def read_auth_file(path: Path) -> list[tuple[str, str]]:
 def launch(args: argparse.Namespace, block: bool = True) -> gr.Blocks:
     if not 0 < args.port < 65536:
         raise UserError(f"--port must be between 1 and 65535, got {args.port}")
+    check_port_free(args.host, args.port)
     logins = read_auth_file(args.auth_file) if args.auth_file else None
     if (args.host not in LOOPBACK or args.share) and not logins:
         where = "anyone with the public link" if args.share else "other computers on the network"
@@ -291,6 +294,18 @@ def launch(args: argparse.Namespace, block: bool = True) -> gr.Blocks:
         auth_message=f"SkinScreen: sign in. {NOTICE}", ssl_certfile=args.ssl_certfile and str(args.ssl_certfile),
         ssl_keyfile=args.ssl_keyfile and str(args.ssl_keyfile), ssl_verify=not all(tls))  # its check of itself: a self-signed certificate is fine
     return demo
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Before loading the model: a port in use is most often SkinScreen already running."""
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as err:
+        if err.errno == errno.EADDRINUSE:
+            raise UserError(f"port {port} is in use: is SkinScreen already running? Open http://{host}:{port} "
+                            f"in a browser, or start with another --port") from None
+        raise UserError(f"cannot listen on {host}:{port} ({err.strerror or err})") from None
 
 
 def _stop_like_ctrl_c(signum, frame) -> None:

@@ -267,6 +267,16 @@ def test_refuses_bad_port(capsys):
     assert "--port must be between" in capsys.readouterr().err
 
 
+def test_a_port_in_use_is_one_line_that_says_what_to_do(capsys):
+    from screening.app import main
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        assert main(["--port", str(port), "--no-browser"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"port {port} is in use: is SkinScreen already running?" in err
+
+
 def test_refuses_a_threshold_that_is_not_a_probability(capsys):
     from screening.app import main
 
