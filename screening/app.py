@@ -111,9 +111,11 @@ class ScreeningApp:
             return "Image checks: no problems found."
         return "**Image checks — read this result with care:**\n" + "\n".join(f"- {w}" for w in r.warnings)
 
-    def batch(self, files: list[str] | None, progress: gr.Progress = gr.Progress()):  # noqa: B008  Gradio's idiom
+    def batch(self, files: list[str] | None, records: bool = False,
+              progress: gr.Progress = gr.Progress()):  # noqa: B008  Gradio's idiom
         """Several images and/or zip files -> the batch Excel report (same code as batch.py), its
-        summary line and the worklist in reading order."""
+        summary line, the worklist in reading order and, with ``records``, a zip of the worklist
+        with the PDF records of the REFER images (its links work once unzipped)."""
         if not files:
             raise gr.Error("Please add images or a zip file first.")
         work = self._new_folder()
@@ -128,15 +130,24 @@ class ScreeningApp:
             paths = find_images(staging, recursive=True)
             if not paths:
                 raise gr.Error("No image files found in the upload.")
-            out = work / f"skinscreen-report-{time.strftime('%Y%m%d-%H%M%S')}.xlsx"
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            out = work / f"skinscreen-report-{stamp}.xlsx"
             df = screen_files(self.screener, paths, staging, out, link_images=False, progress=False,
+                              records=work / "records" if records else None,
                               on_progress=lambda done, total: progress((done, total), desc="Scoring", unit="images"))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+        bundle = None
+        if records:  # the workbook beside its records, as batch.py --records leaves them
+            bundle = work / f"skinscreen-records-{stamp}.zip"
+            with zipfile.ZipFile(bundle, "w") as z:
+                z.write(out, out.name)
+                for pdf in sorted((work / "records").rglob("*.pdf")):
+                    z.write(pdf, pdf.relative_to(work).as_posix())
         refer, ok = int((df["flag"] == "REFER").sum()), int((df["status"] == "ok").sum())
         text = (f"{len(df)} images: **{refer} REFER**, {ok - refer} routine, {len(df) - ok} could not be read.\n\n"
                 f"> {NOTICE}")
-        return str(out), text, triage(df)
+        return str(out), text, triage(df), str(bundle) if bundle else None
 
     def _new_folder(self) -> Path:
         """A fresh folder for one report or record (the workspace is made again if a sweep took
@@ -212,12 +223,16 @@ def build(app: ScreeningApp) -> gr.Blocks:
         with gr.Tab("Several images"):
             files = gr.File(label="Images or zip files", file_count="multiple",
                             file_types=["image", ".zip", ".tif", ".tiff", ".heic", ".heif"])
+            want_records = gr.Checkbox(label="Also a PDF record (with Grad-CAM) of each REFER image")
             run = gr.Button("Screen all and build the Excel report", variant="primary")
             summary = gr.Markdown()
-            report = gr.File(label="Excel worklist")
+            with gr.Row():
+                report = gr.File(label="Excel worklist")
+                records = gr.File(label="Worklist with the PDF records (zip; its links work once unzipped)")
             table = gr.Dataframe(label="Worklist: REFER first, by malignancy probability", interactive=False,
                                  wrap=True)
-            run.click(app.batch, inputs=files, outputs=[report, summary, table], api_name="batch")
+            run.click(app.batch, inputs=[files, want_records], outputs=[report, summary, table, records],
+                      api_name="batch")
         with gr.Tab("Model"):
             gr.Markdown(app.model_card())
             plots = [p for p in (app.screener.path / name for name in MODEL_PLOTS) if p.is_file()]

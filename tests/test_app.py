@@ -91,8 +91,9 @@ def test_batch_tab_returns_an_excel_report(client, tmp_path, image_file):
         z.write(image_file, "a/one.jpg")
         z.writestr("broken.jpg", b"oops")
         z.writestr("../escape.jpg", b"oops")
-    report, summary, table = client.predict([gradio_client.handle_file(str(image_file)),
-                                             gradio_client.handle_file(str(archive))], api_name="/batch")
+    report, summary, table, bundle = client.predict([gradio_client.handle_file(str(image_file)),
+                                                     gradio_client.handle_file(str(archive))], api_name="/batch")
+    assert bundle is None  # PDF records only when asked for
     wb = openpyxl.load_workbook(report)
     rows = list(wb["Results"].iter_rows(min_row=2, values_only=True))
     assert wb["Results"]["A2"].hyperlink is None  # the images are deleted once scored: nothing to link to
@@ -100,6 +101,19 @@ def test_batch_tab_returns_an_excel_report(client, tmp_path, image_file):
     shown = [dict(zip(table["headers"], row)) for row in table["data"]]  # the worklist on the page
     assert [r["file"] for r in shown][-1] == "more/broken.jpg" and shown[-1]["flag"] == "not read"
     assert {r["flag"] for r in shown[:2]} <= {"REFER", "routine"} and shown[0]["malignancy probability"]
+
+
+def test_batch_tab_zips_the_worklist_with_the_records_of_the_referred_images(tiny_bundle, tmp_path, image_file):
+    from screening.app import ScreeningApp
+
+    app = ScreeningApp(tiny_bundle, threshold=0.0)  # every readable image refers
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"oops")
+    report, _, _, bundle = app.batch([str(image_file), str(broken)], records=True)
+    with zipfile.ZipFile(bundle) as z:
+        names = sorted(z.namelist())
+        assert names == sorted([Path(report).name, "records/lesion.jpg.pdf"])
+        assert z.read("records/lesion.jpg.pdf").startswith(b"%PDF")
 
 
 def test_batch_keeps_no_copies_of_the_images(tiny_bundle, tmp_path, image_file):
@@ -111,7 +125,7 @@ def test_batch_keeps_no_copies_of_the_images(tiny_bundle, tmp_path, image_file):
     with zipfile.ZipFile(archive, "w") as z:
         z.write(image_file, "a/one.jpg")
     app = ScreeningApp(tiny_bundle)
-    report, summary, _ = app.batch([str(image_file), str(archive)])
+    report, summary, *_ = app.batch([str(image_file), str(archive)])
     assert "2 images" in summary
     assert [p for p in Path(app.workspace.name).rglob("*") if p.is_file()] == [Path(report)]  # the report only
     assert build(app).delete_cache == CACHE_SWEEP  # Gradio's copies of uploads are swept too
