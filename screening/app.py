@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import argparse
 import base64
-import errno
 import os
 import re
 import shutil
-import signal
-import socket
 import sys
 import tempfile
 import time
@@ -36,15 +33,14 @@ from screening.preprocessing import ImageError, open_image, preprocess
 from screening.record import write_record
 from screening.report import operating_point_text, recommendation, triage
 from screening.scratch import private_root, sweep_every
+from screening.serving import add_serving_options, serving, stop_like_ctrl_c
 
 MAX_UPLOAD = "25mb"
 # Patient images should not outlive their use: the scratch folder (uploads, results, reports,
 # records) is swept every 10 minutes of files an hour old, whichever run left them, and Gradio
 # removes its own copies when the app stops (Blocks.delete_cache).
 CACHE_SWEEP = (600, 3600)
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP", "SIGBREAK") if hasattr(signal, name))
 MAX_ZIP_MEMBERS, MAX_ZIP_BYTES = 2000, 1_000_000_000
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 MODEL_PLOTS = ("confusion_matrix.png", "roc.png", "reliability.png")  # shipped beside the model card
 
 
@@ -244,100 +240,34 @@ def build(app: ScreeningApp) -> gr.Blocks:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="screening-app", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=NOTICE)
-    p.add_argument("--port", type=int, default=7860)
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this computer only)")
+    add_serving_options(p)
     p.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
     p.add_argument("--model", type=Path, help="model bundle folder (default: the packaged model)")
     add_threshold_option(p)
     add_version_option(p)
-    p.add_argument("--share", action="store_true", help="also create a public gradio.live link (off by default)")
-    p.add_argument("--auth-file", type=Path, metavar="FILE",
-                   help="ask for a sign-in: FILE holds one user:password per line, readable by you alone")
-    p.add_argument("--ssl-certfile", type=Path, metavar="FILE", help="serve HTTPS with this certificate (PEM)...")
-    p.add_argument("--ssl-keyfile", type=Path, metavar="FILE", help="...and this private key (PEM)")
     return p
 
 
-def read_auth_file(path: Path) -> list[tuple[str, str]]:
-    """``user:password`` lines (blank lines and ``#`` comments skipped). A file others can read
-    is refused, as ssh refuses such keys; no message ever repeats a password."""
-    try:
-        text = path.read_text(encoding="utf-8")
-        mode = path.stat().st_mode
-    except (OSError, UnicodeDecodeError) as err:
-        raise UserError(f"cannot read --auth-file {path} ({type(err).__name__})") from None
-    if os.name == "posix" and mode & 0o077:
-        raise UserError(f"--auth-file {path} can be read by other accounts; make it yours alone (chmod 600 {path})")
-    logins = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        user, sep, password = line.strip().partition(":")
-        if not (sep and user and password):
-            raise UserError(f"--auth-file {path}, line {number}: expected user:password")
-        logins.append((user, password))
-    if not logins:
-        raise UserError(f"--auth-file {path} holds no user:password line")
-    return logins
-
-
 def launch(args: argparse.Namespace, block: bool = True) -> gr.Blocks:
-    if not 0 < args.port < 65536:
-        raise UserError(f"--port must be between 1 and 65535, got {args.port}")
-    check_port_free(args.host, args.port)
-    logins = read_auth_file(args.auth_file) if args.auth_file else None
-    if (args.host not in LOOPBACK or args.share) and not logins:
-        where = "anyone with the public link" if args.share else "other computers on the network"
-        print(f"warning: {where} can reach this page and its patient images; --auth-file asks for a sign-in",
-              file=sys.stderr)
+    url, settings = serving(args)
     check_threshold(args.threshold)
-    tls = (args.ssl_certfile, args.ssl_keyfile)
-    if any(tls) and not all(tls):
-        raise UserError("HTTPS needs both --ssl-certfile and --ssl-keyfile")
-    for path in filter(None, tls):
-        if not path.is_file():
-            raise UserError(f"{path} not found")
     root = private_root()
     os.environ.setdefault("GRADIO_TEMP_DIR", str(root / "uploads"))  # a folder of one's own is respected
     sweep_every(root, *CACHE_SWEEP)
     demo = build(ScreeningApp(args.model, args.threshold))
-    print(f"SkinScreen: open http{'s' if all(tls) else ''}://{'127.0.0.1' if args.host in LOOPBACK else args.host}:"
-          f"{args.port} in a browser; press Ctrl+C here to quit.", file=sys.stderr)
+    print(f"SkinScreen: open {url} in a browser; press Ctrl+C here to quit.", file=sys.stderr)
     demo.queue(default_concurrency_limit=2).launch(
-        server_name=args.host, server_port=args.port, inbrowser=not args.no_browser, share=args.share,
-        max_file_size=MAX_UPLOAD, prevent_thread_lock=not block, quiet=True, show_error=False, auth=logins,
-        auth_message=f"SkinScreen: sign in. {NOTICE}", ssl_certfile=args.ssl_certfile and str(args.ssl_certfile),
-        ssl_keyfile=args.ssl_keyfile and str(args.ssl_keyfile), ssl_verify=not all(tls))  # its check of itself: a self-signed certificate is fine
+        **settings, inbrowser=not args.no_browser, max_file_size=MAX_UPLOAD, prevent_thread_lock=not block,
+        quiet=True, show_error=False)
     return demo
-
-
-def check_port_free(host: str, port: int) -> None:
-    """Before loading the model: a port in use is most often SkinScreen already running."""
-    try:
-        with socket.create_server((host, port)):
-            pass
-    except OSError as err:
-        if err.errno == errno.EADDRINUSE:
-            raise UserError(f"port {port} is in use: is SkinScreen already running? Open http://{host}:{port} "
-                            f"in a browser, or start with another --port") from None
-        raise UserError(f"cannot listen on {host}:{port} ({err.strerror or err})") from None
-
-
-def _stop_like_ctrl_c(signum, frame) -> None:
-    """SIGTERM (``kill``, a service manager, the smoke test), SIGHUP (its terminal window
-    closed) and SIGBREAK (Windows' Ctrl+Break) end the app as Ctrl+C does, so the uploads,
-    reports and records are cleared on the way out."""
-    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
     def run(args: argparse.Namespace) -> int:
-        for stop in STOP_SIGNALS:
-            if signal.getsignal(stop) is signal.SIG_DFL:  # an ignored one stays ignored (nohup python app.py)
-                signal.signal(stop, _stop_like_ctrl_c)
+        stop_like_ctrl_c()
         try:
             launch(args)
-        except OSError as err:  # port in use and friends
+        except OSError as err:  # what the port check cannot foresee
             raise UserError(f"cannot start the server on {args.host}:{args.port} ({err})") from None
         return 0
 

@@ -52,3 +52,11 @@ def pdf_text(path) -> str:
     if shutil.which("pdftotext") is None:
         pytest.skip("pdftotext (poppler-utils) not installed")
     return subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True, check=True).stdout
+
+
+def auth_file(folder: Path, text: str, mode: int = 0o600) -> Path:
+    """A sign-in file for the app (``--auth-file``), by default readable by its owner alone."""
+    path = folder / "logins.txt"
+    path.write_text(text)
+    path.chmod(mode)
+    return path

@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from screening.errors import UserError
-from tests.conftest import ROOT, lesion_like, pdf_text
+from tests.conftest import ROOT, auth_file, lesion_like, pdf_text
 
 gradio_client = pytest.importorskip("gradio_client")
 
@@ -198,34 +197,6 @@ def test_under_nohup_a_hangup_is_still_ignored(tiny_bundle, tmp_path):
         assert proc.poll() is None and client.view_api(print_info=False, return_format="dict")
     finally:
         proc.kill()
-
-
-def auth_file(folder: Path, text: str, mode: int = 0o600) -> Path:
-    path = folder / "logins.txt"
-    path.write_text(text)
-    path.chmod(mode)
-    return path
-
-
-def test_auth_file_lines_comments_and_one_line_errors(tmp_path):
-    from screening.app import read_auth_file
-
-    assert read_auth_file(auth_file(tmp_path, "# clinic\n\nnurse:s3cret:with-colon\ndoctor:pw\n")) == [
-        ("nurse", "s3cret:with-colon"), ("doctor", "pw")]
-    for text, message in (("nurse\n", "line 1: expected user:password"), ("# none\n", "holds no user:password")):
-        with pytest.raises(UserError, match=message):
-            read_auth_file(auth_file(tmp_path, text))
-    with pytest.raises(UserError, match="cannot read"):
-        read_auth_file(tmp_path / "missing.txt")
-
-
-@POSIX
-def test_an_auth_file_others_can_read_is_refused_without_showing_it(tmp_path):
-    from screening.app import read_auth_file
-
-    with pytest.raises(UserError, match="chmod 600") as err:
-        read_auth_file(auth_file(tmp_path, "nurse:s3cret\n", mode=0o644))
-    assert "s3cret" not in str(err.value)
 
 
 def test_with_an_auth_file_only_a_signed_in_client_gets_in(tiny_bundle, tmp_path, image_file):

@@ -1,0 +1,106 @@
+"""How the app is served: who can reach it (address, public link, sign-in, HTTPS), on which
+port, and how it stops.
+
+All checked before the model loads, so a mistake costs a second, not a model load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+from screening.errors import UserError
+from screening.info import NOTICE
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+# SIGTERM (kill, a service manager), SIGHUP (the terminal window closed), SIGBREAK (Windows'
+# Ctrl+Break): each ends the app as Ctrl+C does, so its uploads, reports and records are cleared.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP", "SIGBREAK") if hasattr(signal, name))
+
+
+def add_serving_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this computer only)")
+    p.add_argument("--share", action="store_true", help="also create a public gradio.live link (off by default)")
+    p.add_argument("--auth-file", type=Path, metavar="FILE",
+                   help="ask for a sign-in: FILE holds one user:password per line, readable by you alone")
+    p.add_argument("--ssl-certfile", type=Path, metavar="FILE", help="serve HTTPS with this certificate (PEM)...")
+    p.add_argument("--ssl-keyfile", type=Path, metavar="FILE", help="...and this private key (PEM)")
+
+
+def serving(args: argparse.Namespace) -> tuple[str, dict]:
+    """The address to open and Gradio's ``launch`` settings, after checking every option; warns
+    when others can reach the page without a sign-in."""
+    if not 0 < args.port < 65536:
+        raise UserError(f"--port must be between 1 and 65535, got {args.port}")
+    check_port_free(args.host, args.port)
+    logins = read_auth_file(args.auth_file) if args.auth_file else None
+    if (args.host not in LOOPBACK or args.share) and not logins:
+        where = "anyone with the public link" if args.share else "other computers on the network"
+        print(f"warning: {where} can reach this page and its patient images; --auth-file asks for a sign-in",
+              file=sys.stderr)
+    tls = (args.ssl_certfile, args.ssl_keyfile)
+    if any(tls) and not all(tls):
+        raise UserError("HTTPS needs both --ssl-certfile and --ssl-keyfile")
+    for path in filter(None, tls):
+        if not path.is_file():
+            raise UserError(f"{path} not found")
+    https = all(tls)
+    url = f"http{'s' if https else ''}://{'127.0.0.1' if args.host in LOOPBACK else args.host}:{args.port}"
+    return url, {"server_name": args.host, "server_port": args.port, "share": args.share, "auth": logins,
+                 "auth_message": f"SkinScreen: sign in. {NOTICE}",
+                 "ssl_certfile": str(args.ssl_certfile) if https else None,
+                 "ssl_keyfile": str(args.ssl_keyfile) if https else None,
+                 "ssl_verify": not https}  # Gradio's check of itself: a self-signed certificate is fine
+
+
+def read_auth_file(path: Path) -> list[tuple[str, str]]:
+    """``user:password`` lines (blank lines and ``#`` comments skipped). A file others can read
+    is refused, as ssh refuses such keys; no message ever repeats a password."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        mode = path.stat().st_mode
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"cannot read --auth-file {path} ({type(err).__name__})") from None
+    if os.name == "posix" and mode & 0o077:
+        raise UserError(f"--auth-file {path} can be read by other accounts; make it yours alone (chmod 600 {path})")
+    logins = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        user, sep, password = line.strip().partition(":")
+        if not (sep and user and password):
+            raise UserError(f"--auth-file {path}, line {number}: expected user:password")
+        logins.append((user, password))
+    if not logins:
+        raise UserError(f"--auth-file {path} holds no user:password line")
+    return logins
+
+
+def check_port_free(host: str, port: int) -> None:
+    """A port in use is most often SkinScreen already running."""
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as err:
+        if err.errno == errno.EADDRINUSE:
+            raise UserError(f"port {port} is in use: is SkinScreen already running? Open http://{host}:{port} "
+                            f"in a browser, or start with another --port") from None
+        raise UserError(f"cannot listen on {host}:{port} ({err.strerror or err})") from None
+
+
+def stop_like_ctrl_c() -> None:
+    """Make each of ``STOP_SIGNALS`` end the app as Ctrl+C does; one that is ignored stays
+    ignored (``nohup python app.py`` must outlive its terminal)."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    for stop in STOP_SIGNALS:
+        if signal.getsignal(stop) is signal.SIG_DFL:
+            signal.signal(stop, interrupt)
