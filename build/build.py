@@ -32,7 +32,7 @@ def main() -> int:
     if code:
         return code
     out = ROOT / "dist" / "SkinScreen"
-    shutil.copy(ROOT / "docs" / "USER_GUIDE.md", out / "USER_GUIDE.md")  # beside the program, for its users
+    shutil.copy(ROOT / "screening" / "USER_GUIDE.md", out / "USER_GUIDE.md")  # beside the program, for its users
     print(f"built {out} in {time.perf_counter() - start:.0f} s; size {folder_size(out) / 2**20:.0f} MiB")
     return 0
 

@@ -2,8 +2,8 @@
 
 Tabs: one image (calibrated class probabilities, malignancy probability and referral
 advice, Grad-CAM, image-check warnings, a PDF record for the patient file), several images
-or a zip (the batch Excel report), and the model card. The scoring function is the API
-endpoint ``predict``; ``record`` returns the PDF.
+or a zip (the batch Excel report), help for clinic staff, and the model card. The scoring
+function is the API endpoint ``predict``; ``record`` returns the PDF.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ MAX_UPLOAD = "25mb"
 # removes its own copies when the app stops (Blocks.delete_cache).
 CACHE_SWEEP = (600, 3600)
 MAX_ZIP_MEMBERS, MAX_ZIP_BYTES = 2000, 1_000_000_000
+GUIDE = Path(__file__).parent / "USER_GUIDE.md"  # for clinic staff; also beside the executable
 MODEL_PLOTS = ("confusion_matrix.png", "roc.png", "reliability.png")  # shipped beside the model card
 
 
@@ -229,6 +230,8 @@ def build(app: ScreeningApp) -> gr.Blocks:
                                  wrap=True)
             run.click(app.batch, inputs=[files, want_records], outputs=[report, summary, table, records],
                       api_name="batch")
+        with gr.Tab("Help"):
+            gr.Markdown(GUIDE.read_text(encoding="utf-8") if GUIDE.is_file() else f"No guide installed.\n\n> {NOTICE}")
         with gr.Tab("Model"):
             gr.Markdown(app.model_card())
             plots = [p for p in (app.screener.path / name for name in MODEL_PLOTS) if p.is_file()]

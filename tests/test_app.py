@@ -57,6 +57,13 @@ def test_predict_endpoint_returns_label_first(client, image_file):
     assert heatmap and "Image checks" in checks
 
 
+def test_the_page_carries_the_guide_for_clinic_staff(server):
+    import httpx
+
+    config = httpx.get(server + "config", timeout=30).text
+    assert "SkinScreen: a guide for clinic staff" in config and "not a medical device" in config
+
+
 def test_bad_file_is_a_message_and_the_app_keeps_serving(client, tmp_path, image_file):
     bad = tmp_path / "fake.png"
     bad.write_bytes(b"definitely not a png")
