@@ -193,7 +193,8 @@ def _extract_zip(path: Path, dest: Path) -> None:
 
 
 def build(app: ScreeningApp) -> gr.Blocks:
-    with gr.Blocks(title="SkinScreen", delete_cache=CACHE_SWEEP) as demo:
+    # analytics off: Gradio's default telemetry would report each start to its servers
+    with gr.Blocks(title="SkinScreen", delete_cache=CACHE_SWEEP, analytics_enabled=False) as demo:
         gr.Markdown(f"# SkinScreen\nDermoscopy lesion screening: seven diagnoses, a calibrated malignancy "
                     f"probability and a referral recommendation.\n\n**{NOTICE}**")
         with gr.Tab("One image"):

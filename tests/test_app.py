@@ -134,7 +134,9 @@ def test_batch_keeps_no_copies_of_the_images(tiny_bundle, tmp_path, image_file):
     report, summary, *_ = app.batch([str(image_file), str(archive)])
     assert "2 images" in summary
     assert [p for p in Path(app.workspace.name).rglob("*") if p.is_file()] == [Path(report)]  # the report only
-    assert build(app).delete_cache == CACHE_SWEEP  # Gradio's copies of uploads are swept too
+    demo = build(app)
+    assert demo.delete_cache == CACHE_SWEEP  # Gradio's copies of uploads are swept too
+    assert demo.analytics_enabled is False  # no telemetry to Gradio's servers
 
 
 def start_app(model, cwd: Path, env: dict, **popen) -> tuple[subprocess.Popen, "gradio_client.Client"]:
