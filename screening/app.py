@@ -131,7 +131,8 @@ class ScreeningApp:
             out = work / f"skinscreen-report-{stamp}.xlsx"
             df = screen_files(self.screener, paths, staging, out, link_images=False, progress=False,
                               records=work / "records" if records else None,
-                              on_progress=lambda done, total: progress((done, total), desc="Scoring", unit="images"))
+                              on_progress=lambda done, total, step: progress((done, total), desc=step.capitalize(),
+                                                                             unit="images"))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         bundle = None

@@ -83,7 +83,8 @@ def check_records_folder(folder: Path, overwrite: bool) -> None:
 
 
 def write_records(screener, paths: list[Path], names: list[str], results: list, folder: Path,
-                  progress: bool | None = None) -> dict[int, Path]:
+                  progress: bool | None = None,
+                  on_progress: Callable[[int, int, str], None] | None = None) -> dict[int, Path]:
     """A PDF record (:mod:`screening.record`) of each referred image, at its relative path in
     ``folder`` plus ``.pdf``; returns row -> record."""
     from screening.explain import GradCAM
@@ -92,7 +93,8 @@ def write_records(screener, paths: list[Path], names: list[str], results: list, 
     from screening.record import write_record
 
     cam, written = GradCAM(screener.model), {}
-    bar = Progress(sum(r.refer for r in results), enabled=False if progress is False else None, label="records")
+    total = sum(r.refer for r in results)
+    bar = Progress(total, enabled=False if progress is False else None, label="records")
     for i, (path, name, r) in enumerate(zip(paths, names, results, strict=True)):
         if r.refer:
             x = preprocess(open_image(path))  # it was read a moment ago for scoring
@@ -101,6 +103,8 @@ def write_records(screener, paths: list[Path], names: list[str], results: list, 
             write_record(out, screener, r, x, cam.overlay(x, CLASS_CODES.index(r.predicted_class)), source_name=name)
             written[i] = out
             bar.update()
+            if on_progress:
+                on_progress(len(written), total, "records")
     bar.close()
     return written
 
@@ -152,13 +156,14 @@ def run(args: argparse.Namespace) -> int:
 
 def screen_files(screener, paths: list[Path], folder: Path, out: Path, *, workers: int = 2, thumbnails: bool = False,
                  link_images: bool = True, records: Path | None = None, progress: bool | None = None,
-                 start: float | None = None, on_progress: Callable[[int, int], None] | None = None):
+                 start: float | None = None, on_progress: Callable[[int, int, str], None] | None = None):
     """Score ``paths`` and write the report to ``out``; the one path batch.py and the app share.
 
     ``progress`` None shows a bar only on a terminal; ``start`` is when timing began
     (default now), so model loading can count towards the reported speed. ``link_images``
     makes each file name in the workbook open its image (not for images about to be deleted).
-    ``on_progress(done, total)`` is called after each image (the app's progress bar).
+    ``on_progress(done, total, "scoring" or "records")`` is called after each image scored and
+    each record written (the app's progress bar).
     ``records``: a folder for the PDF records of the REFER images.
     """
     from screening import report
@@ -171,7 +176,7 @@ def screen_files(screener, paths: list[Path], folder: Path, out: Path, *, worker
         results.append(result)
         bar.update()
         if on_progress:
-            on_progress(len(results), len(paths))
+            on_progress(len(results), len(paths), "scoring")
     bar.close()
     df = report.rows(results, names)
     info = report.RunInfo(
@@ -181,7 +186,7 @@ def screen_files(screener, paths: list[Path], folder: Path, out: Path, *, worker
         date=datetime.now(UTC).isoformat(timespec="seconds"), elapsed_s=time.perf_counter() - start,
         validated=screener.validated)
     thumbs = {i: png for i, p in enumerate(paths) if (png := thumbnail_png(p))} if thumbnails else None
-    pdfs = write_records(screener, paths, names, results, records, progress) if records is not None else None
+    pdfs = write_records(screener, paths, names, results, records, progress, on_progress) if records else None
     report.write(df, out, info, thumbs, paths if link_images else None, pdfs)
     return df
 

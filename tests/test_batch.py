@@ -224,8 +224,10 @@ def test_progress_is_reported_after_every_image(tiny_bundle, folder, tmp_path):
     from screening.inference import Screener
 
     paths, seen = find_images(folder, recursive=False), []
-    screen_files(Screener(tiny_bundle), paths, folder, tmp_path / "r.csv", on_progress=lambda *a: seen.append(a))
-    assert seen == [(i, len(paths)) for i in range(1, len(paths) + 1)]
+    screen_files(Screener(tiny_bundle, threshold=0.0), paths, folder, tmp_path / "r.csv", records=tmp_path / "pdf",
+                 on_progress=lambda *a: seen.append(a))  # a threshold of 0: every readable image gets a record
+    assert seen == ([(i, len(paths), "scoring") for i in range(1, len(paths) + 1)]
+                    + [(i, len(OK), "records") for i in range(1, len(OK) + 1)])
 
 
 def test_summary_says_what_the_threshold_did_on_validation():
