@@ -142,6 +142,7 @@ class ScreeningApp:
                 z.write(out, out.name)
                 for pdf in sorted((work / "records").rglob("*.pdf")):
                     z.write(pdf, pdf.relative_to(work).as_posix())
+            shutil.rmtree(work / "records")  # the zip is the copy to download; no second one at rest
         refer, ok = int((df["flag"] == "REFER").sum()), int((df["status"] == "ok").sum())
         text = (f"{len(df)} images: **{refer} REFER**, {ok - refer} routine, {len(df) - ok} could not be read.\n\n"
                 f"> {NOTICE}")

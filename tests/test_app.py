@@ -120,11 +120,11 @@ def test_batch_tab_zips_the_worklist_with_the_records_of_the_referred_images(tin
         names = sorted(z.namelist())
         assert names == sorted([Path(report).name, "records/lesion.jpg.pdf"])
         assert z.read("records/lesion.jpg.pdf").startswith(b"%PDF")
+    kept = sorted(p.name for p in Path(app.workspace.name).rglob("*") if p.is_file())
+    assert kept == sorted([Path(report).name, Path(bundle).name])  # no loose copies of the records
 
 
 def test_batch_keeps_no_copies_of_the_images(tiny_bundle, tmp_path, image_file):
-    from pathlib import Path
-
     from screening.app import CACHE_SWEEP, ScreeningApp, build
 
     archive = tmp_path / "more.zip"
