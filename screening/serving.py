@@ -24,13 +24,14 @@ STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP", "SI
 
 
 def add_serving_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--port", type=int, default=7860)
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this computer only)")
-    p.add_argument("--share", action="store_true", help="also create a public gradio.live link (off by default)")
-    p.add_argument("--auth-file", type=Path, metavar="FILE",
+    g = p.add_argument_group("where and to whom the page is served")
+    g.add_argument("--port", type=int, default=7860, help="port to listen on (default: 7860)")
+    g.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this computer only)")
+    g.add_argument("--share", action="store_true", help="also create a public gradio.live link (off by default)")
+    g.add_argument("--auth-file", type=Path, metavar="FILE",
                    help="ask for a sign-in: FILE holds one user:password per line, readable by you alone")
-    p.add_argument("--ssl-certfile", type=Path, metavar="FILE", help="serve HTTPS with this certificate (PEM)...")
-    p.add_argument("--ssl-keyfile", type=Path, metavar="FILE", help="...and this private key (PEM)")
+    g.add_argument("--ssl-certfile", type=Path, metavar="FILE", help="serve HTTPS with this certificate (PEM)...")
+    g.add_argument("--ssl-keyfile", type=Path, metavar="FILE", help="...and this private key (PEM)")
 
 
 def serving(args: argparse.Namespace) -> tuple[str, dict]:
