@@ -41,6 +41,9 @@ def test_upload_in_a_real_browser_shows_the_assessment(tiny_bundle, tmp_path):
         with sync_api.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
             page = browser.new_page(viewport={"width": 1280, "height": 1100})
+            elsewhere = []  # the page must load nothing from other hosts (fonts, scripts, trackers)
+            page.on("request", lambda r: r.url.startswith(("http://127.0.0.1", "data:", "blob:"))
+                    or elsewhere.append(r.url))
             page.goto(f"http://127.0.0.1:{port}/", wait_until="networkidle")
             page.locator("input[type=file]").first.set_input_files(str(image))
             page.get_by_text("Malignancy probability").first.wait_for(timeout=60_000)
@@ -58,5 +61,6 @@ def test_upload_in_a_real_browser_shows_the_assessment(tiny_bundle, tmp_path):
             link.wait_for(state="detached", timeout=30_000)
             browser.close()
         assert "Malignancy probability" in pdf_text(tmp_path / "record.pdf")
+        assert elsewhere == []
     finally:
         demo.close()
