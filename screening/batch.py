@@ -149,7 +149,8 @@ def run(args: argparse.Namespace) -> int:
         refer, ok = int((df["flag"] == "REFER").sum()), int((df["status"] == "ok").sum())
         elapsed = time.perf_counter() - start
         print(f"{len(df)} images: {refer} REFER, {ok - refer} routine, {len(df) - ok} errors; "
-              f"{len(df) / elapsed:.1f} images/s; wrote {args.out}", file=sys.stderr)
+              f"{len(df) / elapsed:.1f} images/s; wrote {args.out}"
+              + (f" and {refer} PDF record(s) in {args.records}" if args.records else ""), file=sys.stderr)
         print(NOTICE, file=sys.stderr)
     return 0
 

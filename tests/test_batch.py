@@ -192,10 +192,11 @@ def test_user_errors_are_one_line(case, message, tiny_bundle, tmp_path, folder, 
     assert not out.exists()
 
 
-def test_records_of_the_referred_images_are_linked_from_the_workbook(folder, tiny_bundle, tmp_path):
+def test_records_of_the_referred_images_are_linked_from_the_workbook(folder, tiny_bundle, tmp_path, capsys):
     out, records = tmp_path / "report.xlsx", tmp_path / "records"  # a threshold of 0: every readable image refers
-    assert main([str(folder), "--out", str(out), "--model", str(tiny_bundle), "--quiet", "--recursive",
+    assert main([str(folder), "--out", str(out), "--model", str(tiny_bundle), "--recursive",
                  "--threshold", "0", "--records", str(records)]) == 0
+    assert f"and {len(OK) + 1} PDF record(s) in {records}" in capsys.readouterr().err
     made = sorted(p.relative_to(records).as_posix() for p in records.rglob("*.pdf"))
     assert made == sorted(f"{name}.pdf" for name in [*OK, "sub/z_nested.jpg"])
     assert all(p.read_bytes().startswith(b"%PDF") for p in records.rglob("*.pdf"))
