@@ -188,6 +188,8 @@ def screen_files(screener, paths: list[Path], folder: Path, out: Path, *, worker
         validated=screener.validated)
     thumbs = {i: png for i, p in enumerate(paths) if (png := thumbnail_png(p))} if thumbnails else None
     pdfs = write_records(screener, paths, names, results, records, progress, on_progress) if records else None
+    if pdfs is not None:
+        info.records = f"{len(pdfs)} in {Path(os.path.relpath(records, out.parent)).as_posix()}"
     report.write(df, out, info, thumbs, paths if link_images else None, pdfs)
     return df
 

@@ -20,6 +20,8 @@ COLUMNS = ["file", "status", "predicted_class", "predicted_label", "confidence",
            *PROB_COLUMNS, "width", "height", "warnings", "error"]
 PERCENT_COLUMNS = ["confidence", "malignancy_probability", *PROB_COLUMNS]
 
+RECORDS_ITEM = "PDF records (folder relative to this workbook)"
+
 COLUMN_HELP = {
     "file": "Image path relative to the scanned folder; in batch.py's workbook a link that opens the image.",
     "status": "ok: scored; error: the file could not be read (see error).",
@@ -55,6 +57,7 @@ class RunInfo:
     date: str
     elapsed_s: float
     validated: tuple[float, float] | None = None  # Screener.validated
+    records: str = ""  # with --records: how many PDF records, and where from the workbook
 
 
 def rows(results: Sequence[Result], names: Sequence[str]) -> pd.DataFrame:
@@ -112,6 +115,7 @@ def summary(df: pd.DataFrame, info: RunInfo) -> pd.DataFrame:
         (OPERATING_POINT_ITEM, operating_point_text(info.validated)),
         ("test-time augmentation", "on" if info.tta else "off"),
         ("folder", info.folder),
+        *([(RECORDS_ITEM, info.records)] if info.records else []),
         ("model", info.model_name),
         ("model version", info.model_version),
         ("model sha256", info.model_sha256),

@@ -14,7 +14,7 @@ from PIL import Image
 
 from screening.batch import main
 from screening.info import CLASS_CODES
-from screening.report import COLUMNS, OPERATING_POINT_ITEM, operating_point_text
+from screening.report import COLUMNS, OPERATING_POINT_ITEM, RECORDS_ITEM, operating_point_text
 from tests.conftest import HEIC, ROOT, lesion_like
 
 
@@ -119,6 +119,7 @@ def test_workbook_formatting(xlsx):
     summary = dict(pd.read_excel(xlsx, sheet_name="Summary").values)
     assert summary["images found"] == 14 and summary["errors"] == 4
     assert summary["model"] == "tiny-test-model" and len(summary["model sha256"]) == 64
+    assert RECORDS_ITEM not in summary  # no --records
     assert summary[OPERATING_POINT_ITEM].startswith("not known")  # the tiny model has no validation figures
     about = pd.read_excel(xlsx, sheet_name="About")
     assert "not a medical device" in about.iloc[0]["meaning"]
@@ -209,6 +210,7 @@ def test_records_of_the_referred_images_are_linked_from_the_workbook(folder, tin
         else:
             assert (out.parent / unquote(link.target)).resolve() == (records / f"{name}.pdf").resolve()
     assert "record" in set(pd.read_excel(out, sheet_name="About")["column"])
+    assert dict(pd.read_excel(out, sheet_name="Summary").values)[RECORDS_ITEM] == f"{len(OK) + 1} in records"
 
 
 def test_thin_entry_point_runs(tiny_bundle, folder, tmp_path):
