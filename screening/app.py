@@ -28,10 +28,10 @@ from screening.cli import add_threshold_option, add_version_option, check_thresh
 from screening.errors import UserError
 from screening.explain import GradCAM
 from screening.inference import Result, Screener
-from screening.info import CLASS_CODES, CLASS_NAMES, NOTICE
+from screening.info import CLASS_CODES, NOTICE, label_of
 from screening.preprocessing import ImageError, open_image, preprocess
 from screening.record import write_record
-from screening.report import operating_point_text, recommendation, triage
+from screening.report import MALIGNANCY_MEANING, operating_point_text, recommendation, triage
 from screening.scratch import private_root, sweep_every
 from screening.serving import add_serving_options, serving, stop_like_ctrl_c
 
@@ -43,10 +43,6 @@ CACHE_SWEEP = (600, 3600)
 MAX_ZIP_MEMBERS, MAX_ZIP_BYTES = 2000, 1_000_000_000
 GUIDE = Path(__file__).parent / "USER_GUIDE.md"  # for clinic staff; also beside the executable
 MODEL_PLOTS = ("confusion_matrix.png", "roc.png", "reliability.png")  # shipped beside the model card
-
-
-def label_of(code: str) -> str:
-    return f"{CLASS_NAMES[code]} ({code})"
 
 
 class ScreeningApp:
@@ -98,8 +94,8 @@ class ScreeningApp:
         if self.screener.validated is not None:
             advice += f"\n\nThis threshold {operating_point_text(self.screener.validated)}."
         return (f"### Malignancy probability: {r.malignancy_probability * 100:.1f}%\n"
-                "(melanoma, basal cell carcinoma or actinic keratosis/intraepithelial carcinoma; calibrated "
-                f"on its own, so it can differ from the sum of those three diagnosis probabilities)\n\n{advice}\n\n"
+                f"({MALIGNANCY_MEANING}, so it can differ from the sum of those three diagnosis probabilities)"
+                f"\n\n{advice}\n\n"
                 f"Most likely: **{label_of(r.predicted_class)}**, {r.confidence * 100:.1f}%.\n\n> {NOTICE}")
 
     @staticmethod

@@ -34,4 +34,9 @@ DATASET: dict = {
     ),
 }
 
+def label_of(code: str) -> str:
+    """How a class is shown to people: its name, then its code."""
+    return f"{CLASS_NAMES[code]} ({code})"
+
+
 NOTICE = "Research and education tool, not a medical device. Not for diagnosis."

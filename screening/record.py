@@ -21,8 +21,8 @@ from PIL import Image
 
 from screening import __version__
 from screening.inference import Result, Screener
-from screening.info import CLASS_CODES, CLASS_NAMES, NOTICE
-from screening.report import operating_point_text, recommendation, write_atomically
+from screening.info import CLASS_CODES, CLASS_NAMES, NOTICE, label_of
+from screening.report import MALIGNANCY_MEANING, operating_point_text, recommendation, write_atomically
 
 A4 = (8.27, 11.69)  # inches
 HAND_FIELDS = ("Patient", "Date of birth", "Lesion site", "Reviewed by", "Decision")
@@ -52,19 +52,18 @@ def write_record(path: Path, screener: Screener, r: Result, image: np.ndarray, h
 
     fig.text(0.07, 0.575, f"Malignancy probability: {r.malignancy_probability:.1%}   {flag}", fontsize=15,
              weight="bold", color="#8a1c1c" if r.refer else "black", **text)
-    fig.text(0.07, 0.548, "(melanoma, basal cell carcinoma or actinic keratosis/intraepithelial carcinoma; "
-             "calibrated on its own)", fontsize=8, **text)
+    fig.text(0.07, 0.548, f"({MALIGNANCY_MEANING})", fontsize=8, **text)
     fig.text(0.07, 0.528, advice, fontsize=9.5, **text)
     if screener.validated is not None:
         fig.text(0.07, 0.495, f"This threshold {operating_point_text(screener.validated)}.", fontsize=8.5, **text)
-    fig.text(0.07, 0.455, f"Most likely diagnosis: {CLASS_NAMES[r.predicted_class]} ({r.predicted_class}), "
-             f"{r.confidence:.1%}", fontsize=10, weight="bold", **text)
+    fig.text(0.07, 0.455, f"Most likely diagnosis: {label_of(r.predicted_class)}, {r.confidence:.1%}", fontsize=10,
+             weight="bold", **text)
 
     ax = fig.add_axes((0.40, 0.29, 0.45, 0.13))
     probs = [r.probabilities[c] for c in CLASS_CODES]
     ax.barh(range(len(CLASS_CODES)), probs, color=["#8a1c1c" if c == r.predicted_class else "#7a8a99"
                                                    for c in CLASS_CODES])
-    ax.set_yticks(range(len(CLASS_CODES)), [f"{CLASS_NAMES[c]} ({c})" for c in CLASS_CODES], fontsize=8)
+    ax.set_yticks(range(len(CLASS_CODES)), [label_of(c) for c in CLASS_CODES], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlim(0, 1.12)
     ax.set_xticks([])

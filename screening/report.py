@@ -89,6 +89,10 @@ def operating_point_text(validated: tuple[float, float] | None) -> str:
             "validation images; expect other figures on other images")
 
 
+MALIGNANCY_MEANING = ("melanoma, basal cell carcinoma or actinic keratosis/intraepithelial carcinoma; calibrated on "
+                      "its own")  # what the malignancy probability is, wherever it is shown
+
+
 def recommendation(r: Result, threshold: float) -> tuple[str, str]:
     """The flag and the sentence that goes with it, as the app and the PDF record say them."""
     pct, thr = r.malignancy_probability * 100, threshold * 100
