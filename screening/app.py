@@ -31,7 +31,7 @@ from screening.inference import Result, Screener
 from screening.info import CLASS_CODES, NOTICE, label_of
 from screening.preprocessing import ImageError, open_image, preprocess
 from screening.record import write_record
-from screening.report import MALIGNANCY_MEANING, operating_point_text, recommendation, triage
+from screening.report import MALIGNANCY_MEANING, operating_point_text, recommendation, tally, triage
 from screening.scratch import private_root, sweep_every
 from screening.serving import add_serving_options, serving, stop_like_ctrl_c
 
@@ -115,11 +115,11 @@ class ScreeningApp:
         staging = work / "images"
         staging.mkdir()
         try:  # the copies of the images go as soon as they are scored; the report stays to be downloaded
-            for f in map(Path, files):
+            for f in map(Path, files):  # two uploads of one name (from two folders) both count
                 if f.suffix.lower() == ".zip":
-                    _extract_zip(f, staging / f.stem)
+                    _extract_zip(f, _unused(staging / f.stem))
                 else:
-                    (staging / f.name).write_bytes(f.read_bytes())
+                    _unused(staging / f.name).write_bytes(f.read_bytes())
             paths = find_images(staging, recursive=True)
             if not paths:
                 raise gr.Error("No image files found in the upload.")
@@ -139,9 +139,7 @@ class ScreeningApp:
                 for pdf in sorted((work / "records").rglob("*.pdf")):
                     z.write(pdf, pdf.relative_to(work).as_posix())
             shutil.rmtree(work / "records")  # the zip is the copy to download; no second one at rest
-        refer, ok = int((df["flag"] == "REFER").sum()), int((df["status"] == "ok").sum())
-        text = (f"{len(df)} images: **{refer} REFER**, {ok - refer} routine, {len(df) - ok} could not be read.\n\n"
-                f"> {NOTICE}")
+        text = f"**{tally(df)}.**\n\n> {NOTICE}"
         return str(out), text, triage(df), str(bundle) if bundle else None
 
     def _new_folder(self) -> Path:
@@ -172,6 +170,15 @@ def _payload_source(payload) -> str | bytes | Image.Image | np.ndarray | None:
     return None
 
 
+def _unused(path: Path) -> Path:
+    """``path``, or ``name (2).ext``, ``name (3).ext``... if it is taken."""
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem} ({n}){path.suffix}")
+    return candidate
+
+
 def _extract_zip(path: Path, dest: Path) -> None:
     """Extract images only, refusing path tricks and oversized archives."""
     try:
@@ -179,6 +186,8 @@ def _extract_zip(path: Path, dest: Path) -> None:
             members = [m for m in z.infolist() if not m.is_dir()]
             if len(members) > MAX_ZIP_MEMBERS or sum(m.file_size for m in members) > MAX_ZIP_BYTES:
                 raise gr.Error(f"{path.name}: too large (at most {MAX_ZIP_MEMBERS} files, 1 GB)")
+            if any(m.flag_bits & 0x1 for m in members):
+                raise gr.Error(f"{path.name}: password-protected; unzip it first and add the images")
             dest.mkdir(parents=True, exist_ok=True)
             for m in members:
                 target = (dest / m.filename).resolve()
@@ -188,6 +197,9 @@ def _extract_zip(path: Path, dest: Path) -> None:
                 target.write_bytes(z.read(m))
     except zipfile.BadZipFile:
         raise gr.Error(f"{path.name}: not a readable zip file") from None
+    except NotImplementedError:  # e.g. Deflate64, which Windows uses for some large archives
+        raise gr.Error(f"{path.name}: compressed in a way SkinScreen cannot read; unzip it first "
+                       "and add the images") from None
 
 
 def build(app: ScreeningApp) -> gr.Blocks:

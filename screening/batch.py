@@ -140,17 +140,17 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"no image files ({', '.join(s[1:] for s in IMAGE_SUFFIXES)}) in {folder} {where}".strip())
 
     from screening.inference import Screener
+    from screening.report import tally
 
     start = time.perf_counter()
     screener = Screener(args.model, threshold=args.threshold, tta=args.tta, batch_size=args.batch_size)
     df = screen_files(screener, paths, folder, args.out, workers=args.workers, thumbnails=args.thumbnails,
                       records=args.records, progress=False if args.quiet else None, start=start)
     if not args.quiet:
-        refer, ok = int((df["flag"] == "REFER").sum()), int((df["status"] == "ok").sum())
-        elapsed = time.perf_counter() - start
-        print(f"{len(df)} images: {refer} REFER, {ok - refer} routine, {len(df) - ok} errors; "
-              f"{len(df) / elapsed:.1f} images/s; wrote {args.out}"
-              + (f" and {refer} PDF record(s) in {args.records}" if args.records else ""), file=sys.stderr)
+        refer, elapsed = int((df["flag"] == "REFER").sum()), time.perf_counter() - start
+        print(f"{tally(df)}; {len(df) / elapsed:.1f} images/s; wrote {args.out}"
+              + (f" and {refer} PDF record{'' if refer == 1 else 's'} in {args.records}" if args.records else ""),
+              file=sys.stderr)
         print(NOTICE, file=sys.stderr)
     return 0
 

@@ -103,6 +103,13 @@ def recommendation(r: Result, threshold: float) -> tuple[str, str]:
                        "This does not rule out cancer; clinical judgement decides.")
 
 
+def tally(df: pd.DataFrame) -> str:
+    """One line for the end of a run: how many images, referred, routine, unread."""
+    refer, ok = int((df["flag"] == "REFER").sum()), int((df["status"] == "ok").sum())
+    return (f"{len(df)} image{'' if len(df) == 1 else 's'}: {refer} REFER, {ok - refer} routine, "
+            f"{len(df) - ok} could not be read")
+
+
 def summary(df: pd.DataFrame, info: RunInfo) -> pd.DataFrame:
     ok = df[df["status"] == "ok"]
     n_ok = len(ok)

@@ -197,7 +197,7 @@ def test_records_of_the_referred_images_are_linked_from_the_workbook(folder, tin
     out, records = tmp_path / "report.xlsx", tmp_path / "records"  # a threshold of 0: every readable image refers
     assert main([str(folder), "--out", str(out), "--model", str(tiny_bundle), "--recursive",
                  "--threshold", "0", "--records", str(records)]) == 0
-    assert f"and {len(OK) + 1} PDF record(s) in {records}" in capsys.readouterr().err
+    assert f"and {len(OK) + 1} PDF records in {records}" in capsys.readouterr().err
     made = sorted(p.relative_to(records).as_posix() for p in records.rglob("*.pdf"))
     assert made == sorted(f"{name}.pdf" for name in [*OK, "sub/z_nested.jpg"])
     assert all(p.read_bytes().startswith(b"%PDF") for p in records.rglob("*.pdf"))
