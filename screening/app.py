@@ -43,6 +43,8 @@ CACHE_SWEEP = (600, 3600)
 MAX_ZIP_MEMBERS, MAX_ZIP_BYTES = 2000, 1_000_000_000
 GUIDE = Path(__file__).parent / "USER_GUIDE.md"  # for clinic staff; also beside the executable
 MODEL_PLOTS = ("confusion_matrix.png", "roc.png", "reliability.png")  # shipped beside the model card
+# Gradio's default image buttons include "share", which uploads the picture to huggingface.co
+NO_SHARE = ["download", "fullscreen"]
 
 
 class ScreeningApp:
@@ -211,13 +213,14 @@ def build(app: ScreeningApp) -> gr.Blocks:
             with gr.Row():
                 with gr.Column():
                     image = gr.Image(label="Dermoscopy image", type="filepath", sources=["upload", "clipboard", "webcam"],
-                                     image_mode=None, height=360)
+                                     image_mode=None, height=360, buttons=NO_SHARE)
                     button = gr.Button("Assess", variant="primary")
                 with gr.Column():
                     assessment = gr.Markdown(label="Assessment")
                     classes = gr.Label(label="Diagnosis probabilities (calibrated)", num_top_classes=len(CLASS_CODES))
             with gr.Row():
-                heatmap = gr.Image(label="Grad-CAM: regions that drove the top diagnosis", type="pil", height=300)
+                heatmap = gr.Image(label="Grad-CAM: regions that drove the top diagnosis", type="pil", height=300,
+                                   buttons=NO_SHARE)
                 with gr.Column():
                     checks = gr.Markdown()
                     save = gr.Button("Save a PDF record of this assessment")
@@ -247,7 +250,8 @@ def build(app: ScreeningApp) -> gr.Blocks:
             gr.Markdown(app.model_card())
             plots = [p for p in (app.screener.path / name for name in MODEL_PLOTS) if p.is_file()]
             if plots:
-                gr.Gallery([str(p) for p in plots], label="Validation plots", columns=len(plots), height=420)
+                gr.Gallery([str(p) for p in plots], label="Validation plots", columns=len(plots), height=420,
+                           buttons=NO_SHARE)
     return demo
 
 
@@ -270,9 +274,12 @@ def launch(args: argparse.Namespace, block: bool = True) -> gr.Blocks:
     sweep_every(root, *CACHE_SWEEP)
     demo = build(ScreeningApp(args.model, args.threshold))
     print(f"SkinScreen: open {url} in a browser; press Ctrl+C here to quit.", file=sys.stderr)
+    # run_history off: Gradio 6 would keep every assessment (file names, results, links to the
+    # images) in the browser's storage after the app stops, and offer to copy them to a Hugging
+    # Face bucket; off, it also deletes what an earlier version left there
     demo.queue(default_concurrency_limit=2).launch(
         **settings, inbrowser=not args.no_browser, max_file_size=MAX_UPLOAD, prevent_thread_lock=not block,
-        quiet=True, show_error=False)
+        quiet=True, show_error=False, run_history=False)
     return demo
 
 

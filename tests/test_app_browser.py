@@ -48,6 +48,7 @@ def test_upload_in_a_real_browser_shows_the_assessment(tiny_bundle, tmp_path):
             page.locator("input[type=file]").first.set_input_files(str(image))
             page.get_by_text("Malignancy probability").first.wait_for(timeout=60_000)
             page.get_by_text("Recommendation:").first.wait_for(timeout=10_000)
+            assert page.get_by_role("button", name="Share").count() == 0  # it would upload to huggingface.co
             assert page.get_by_text("not a medical device").count() >= 1
             shot = os.environ.get("SKINSCREEN_SCREENSHOT")
             page.screenshot(path=shot or str(tmp_path / "app.png"), full_page=True)
@@ -59,6 +60,9 @@ def test_upload_in_a_real_browser_shows_the_assessment(tiny_bundle, tmp_path):
             download.value.save_as(tmp_path / "record.pdf")
             page.locator("input[type=file]").first.set_input_files(str(image))  # another image: no stale record
             link.wait_for(state="detached", timeout=30_000)
+            kept = page.evaluate("() => Object.keys(localStorage).concat(Object.keys(sessionStorage))")
+            assert not [k for k in kept if "run-history" in k], kept  # no assessments left in the browser
+            assert page.request.get(f"http://127.0.0.1:{port}/gradio_api/runs").status == 404
             browser.close()
         assert "Malignancy probability" in pdf_text(tmp_path / "record.pdf")
         assert elsewhere == []
