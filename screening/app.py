@@ -34,6 +34,7 @@ from screening.record import write_record
 from screening.report import MALIGNANCY_MEANING, operating_point_text, recommendation, tally, triage
 from screening.scratch import private_root, sweep_every
 from screening.serving import add_serving_options, serving, stop_like_ctrl_c
+from screening.signin import add_user
 
 MAX_UPLOAD = "25mb"
 # Patient images should not outlive their use: the scratch folder (uploads, results, reports,
@@ -285,6 +286,11 @@ def launch(args: argparse.Namespace, block: bool = True) -> gr.Blocks:
 
 def main(argv: list[str] | None = None) -> int:
     def run(args: argparse.Namespace) -> int:
+        if args.add_user is not None:
+            if args.auth_file is None:
+                raise UserError("--add-user needs --auth-file FILE, the file to write")
+            print(add_user(args.auth_file, args.add_user), file=sys.stderr)
+            return 0
         stop_like_ctrl_c()
         try:
             launch(args)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import os
 import signal
 import socket
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from screening.errors import UserError
 from screening.info import NOTICE
+from screening.signin import SignIn, read_auth_file
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 # SIGTERM (kill, a service manager), SIGHUP (the terminal window closed), SIGBREAK (Windows'
@@ -30,6 +30,8 @@ def add_serving_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--share", action="store_true", help="also create a public gradio.live link (off by default)")
     g.add_argument("--auth-file", type=Path, metavar="FILE",
                    help="ask for a sign-in: FILE holds one user:password per line, readable by you alone")
+    g.add_argument("--add-user", metavar="NAME",
+                   help="set NAME's password in --auth-file (asked twice, stored as a hash), then exit")
     g.add_argument("--ssl-certfile", type=Path, metavar="FILE", help="serve HTTPS with this certificate (PEM)...")
     g.add_argument("--ssl-keyfile", type=Path, metavar="FILE", help="...and this private key (PEM)")
 
@@ -40,7 +42,7 @@ def serving(args: argparse.Namespace) -> tuple[str, dict]:
     if not 0 < args.port < 65536:
         raise UserError(f"--port must be between 1 and 65535, got {args.port}")
     check_port_free(args.host, args.port)
-    logins = read_auth_file(args.auth_file) if args.auth_file else None
+    logins = SignIn(read_auth_file(args.auth_file)) if args.auth_file else None
     if (args.host not in LOOPBACK or args.share) and not logins:
         where = "anyone with the public link" if args.share else "other computers on the network"
         print(f"warning: {where} can reach this page and its patient images; --auth-file asks for a sign-in",
@@ -53,34 +55,12 @@ def serving(args: argparse.Namespace) -> tuple[str, dict]:
             raise UserError(f"{path} not found")
     https = all(tls)
     url = f"http{'s' if https else ''}://{'127.0.0.1' if args.host in LOOPBACK else args.host}:{args.port}"
-    return url, {"server_name": args.host, "server_port": args.port, "share": args.share, "auth": logins,
+    return url, {"server_name": args.host, "server_port": args.port, "share": args.share,
+                 "auth": logins.check if logins else None,
                  "auth_message": f"SkinScreen: sign in. {NOTICE}",
                  "ssl_certfile": str(args.ssl_certfile) if https else None,
                  "ssl_keyfile": str(args.ssl_keyfile) if https else None,
                  "ssl_verify": not https}  # Gradio's check of itself: a self-signed certificate is fine
-
-
-def read_auth_file(path: Path) -> list[tuple[str, str]]:
-    """``user:password`` lines (blank lines and ``#`` comments skipped). A file others can read
-    is refused, as ssh refuses such keys; no message ever repeats a password."""
-    try:
-        text = path.read_text(encoding="utf-8")
-        mode = path.stat().st_mode
-    except (OSError, UnicodeDecodeError) as err:
-        raise UserError(f"cannot read --auth-file {path} ({type(err).__name__})") from None
-    if os.name == "posix" and mode & 0o077:
-        raise UserError(f"--auth-file {path} can be read by other accounts; make it yours alone (chmod 600 {path})")
-    logins = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        user, sep, password = line.strip().partition(":")
-        if not (sep and user and password):
-            raise UserError(f"--auth-file {path}, line {number}: expected user:password")
-        logins.append((user, password))
-    if not logins:
-        raise UserError(f"--auth-file {path} holds no user:password line")
-    return logins
 
 
 def check_port_free(host: str, port: int) -> None:

@@ -227,9 +227,10 @@ def test_under_nohup_a_hangup_is_still_ignored(tiny_bundle, tmp_path):
 
 def test_with_an_auth_file_only_a_signed_in_client_gets_in(tiny_bundle, tmp_path, image_file):
     from screening.app import launch, parser
+    from screening.signin import hash_password
 
     port = free_port()
-    logins = auth_file(tmp_path, "nurse:s3cret\n")
+    logins = auth_file(tmp_path, f"nurse:s3cret\ndoctor:{hash_password('long-passphrase')}\n")
     demo = launch(parser().parse_args(["--port", str(port), "--no-browser", "--model", str(tiny_bundle),
                                        "--auth-file", str(logins)]), block=False)
     try:
@@ -241,6 +242,7 @@ def test_with_an_auth_file_only_a_signed_in_client_gets_in(tiny_bundle, tmp_path
         client = gradio_client.Client(url, auth=("nurse", "s3cret"), verbose=False)
         label, *_ = client.predict(gradio_client.handle_file(str(image_file)), api_name="/predict")
         assert len(label["confidences"]) == 7
+        gradio_client.Client(url, auth=("doctor", "long-passphrase"), verbose=False)  # a hashed password
     finally:
         demo.close()
 
@@ -261,6 +263,21 @@ def test_https_with_a_certificate_and_key(tiny_bundle, tmp_path, image_file):
         assert len(label["confidences"]) == 7
     finally:
         demo.close()
+
+
+def test_add_user_sets_a_hashed_password_from_the_command_line(tmp_path, capsys):
+    from screening.app import main
+    from screening.signin import read_auth_file, verify
+
+    path = tmp_path / "logins.txt"
+    done = subprocess.run([sys.executable, str(ROOT / "app.py"), "--auth-file", str(path), "--add-user", "nurse"],
+                          input="long-passphrase\nlong-passphrase\n", capture_output=True, text=True, timeout=300,
+                          start_new_session=True)  # no terminal: getpass reads the piped answers
+    assert done.returncode == 0 and f"added nurse in {path}" in done.stderr
+    ((user, stored),) = read_auth_file(path)
+    assert user == "nurse" and verify("long-passphrase", stored)
+    assert main(["--add-user", "doctor"]) == 2
+    assert "--add-user needs --auth-file FILE" in capsys.readouterr().err
 
 
 def test_https_needs_both_files(tmp_path, capsys):

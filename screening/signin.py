@@ -1,0 +1,139 @@
+"""Who may sign in to a served app (``--auth-file``), and what a password guesser meets.
+
+The file holds ``user:password`` lines; ``python app.py --auth-file FILE --add-user NAME``
+writes the password as a salted scrypt hash instead, so the file no longer gives the
+passwords away. Wrong sign-ins are answered after a delay, and a user name with
+``MAX_FAILURES`` of them within ``LOCKOUT_S`` is refused, even with its password, until
+``LOCKOUT_S`` has passed without another try (a restart clears it): Gradio itself allows
+unlimited guesses at full speed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import getpass
+import hashlib
+import hmac
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from screening.errors import UserError
+
+MAX_FAILURES, LOCKOUT_S, FAILURE_DELAY_S = 5, 900, 1.0
+SCRYPT = {"n": 2**15, "r": 8, "p": 1}  # about 0.1 s and 32 MiB per check
+PREFIX = "scrypt$"
+
+
+def hash_password(password: str, salt: bytes | None = None) -> str:
+    """``scrypt$n$r$p$salt$hash`` (base64), the form ``--add-user`` writes."""
+    salt = os.urandom(16) if salt is None else salt
+    digest = _scrypt(password, salt, **SCRYPT)
+    b64 = base64.b64encode
+    return f"{PREFIX}{SCRYPT['n']}${SCRYPT['r']}${SCRYPT['p']}${b64(salt).decode()}${b64(digest).decode()}"
+
+
+def verify(password: str, stored: str) -> bool:
+    """``password`` against a stored hash, or against a plain password, in constant time."""
+    if not stored.startswith(PREFIX):
+        return hmac.compare_digest(password.encode(), stored.encode())
+    n, r, p, salt, digest = stored.removeprefix(PREFIX).split("$")
+    expected = base64.b64decode(digest)
+    return hmac.compare_digest(_scrypt(password, base64.b64decode(salt), int(n), int(r), int(p), len(expected)),
+                               expected)
+
+
+def _scrypt(password: str, salt: bytes, n: int, r: int, p: int, dklen: int = 32) -> bytes:
+    return hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, maxmem=256 * r * n + 2**20, dklen=dklen)
+
+
+def read_auth_file(path: Path, empty_ok: bool = False) -> list[tuple[str, str]]:
+    """``user:password`` (or ``user:scrypt$...``) lines, blank lines and ``#`` comments
+    skipped. A file others can read is refused, as ssh refuses such keys; no message ever
+    repeats a password."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        mode = path.stat().st_mode
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"cannot read --auth-file {path} ({type(err).__name__})") from None
+    if os.name == "posix" and mode & 0o077:
+        raise UserError(f"--auth-file {path} can be read by other accounts; make it yours alone (chmod 600 {path})")
+    logins = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        user, sep, password = line.strip().partition(":")
+        if not (sep and user and password):
+            raise UserError(f"--auth-file {path}, line {number}: expected user:password")
+        if password.startswith(PREFIX) and len(password.split("$")) != 6:
+            raise UserError(f"--auth-file {path}, line {number}: a damaged scrypt hash; set the password again "
+                            "with --add-user")
+        logins.append((user, password))
+    if not logins and not empty_ok:
+        raise UserError(f"--auth-file {path} holds no user:password line")
+    return logins
+
+
+class SignIn:
+    """Gradio's ``auth`` check: the logins of an auth file, with delay and lock-out.
+
+    Unknown user names share one count (and are checked against a dummy hash, so they take
+    as long as known ones): guessing names neither grows memory nor locks anyone out.
+    """
+
+    def __init__(self, logins: list[tuple[str, str]], clock: Callable[[], float] = time.monotonic,
+                 delay_s: float = FAILURE_DELAY_S) -> None:
+        self.logins = dict(logins)
+        self.clock, self.delay_s = clock, delay_s
+        self.failures: dict[str | None, list[float]] = {}
+        self._dummy = hash_password(os.urandom(8).hex())
+
+    async def check(self, username: str, password: str) -> bool:
+        key = username if username in self.logins else None
+        now = self.clock()
+        recent = [t for t in self.failures.get(key, []) if now - t < LOCKOUT_S]
+        right = await asyncio.to_thread(verify, password, self.logins.get(username, self._dummy))
+        if right and len(recent) < MAX_FAILURES:
+            self.failures.pop(key, None)
+            return True
+        recent.append(now)
+        if len(recent) == MAX_FAILURES:
+            who = f"user name {username!r}" if key is not None else "unknown user names"
+            print(f"warning: {MAX_FAILURES} failed sign-ins for {who}: refused for the next "
+                  f"{LOCKOUT_S // 60} minutes (restart the app to clear)", file=sys.stderr)
+        self.failures[key] = recent[-MAX_FAILURES:]
+        await asyncio.sleep(self.delay_s)
+        return False
+
+
+def add_user(path: Path, user: str, ask: Callable[[str], str] | None = None) -> str:
+    """Set ``user``'s password in the auth file (asked twice, stored hashed), creating the file
+    readable by its owner alone; returns what was done, for the terminal."""
+    from screening.report import write_atomically
+
+    ask = ask or getpass.getpass
+
+    if not user or ":" in user or user != user.strip() or user.startswith("#"):
+        raise UserError(f"--add-user {user!r}: a user name has no colon and no spaces around it")
+    existing = []
+    if path.exists():
+        read_auth_file(path, empty_ok=True)  # refuses a file others can read, or a damaged one
+        existing = path.read_text(encoding="utf-8").splitlines()
+    lines = [line for line in existing if line.strip().partition(":")[0] != user]
+    changed = len(lines) < len(existing)
+    try:
+        password = ask(f"Password for {user}: ")
+        if len(password) < 8:
+            raise UserError("a password needs at least 8 characters; nothing was changed")
+        if ask("Again: ") != password:
+            raise UserError("the two passwords differ; nothing was changed")
+    except EOFError:
+        raise UserError("no password given; nothing was changed") from None
+    lines.append(f"{user}:{hash_password(password)}")
+    if not path.exists():
+        path.touch(mode=0o600)  # write_atomically keeps the mode of the file it replaces
+    write_atomically(path, lambda tmp: tmp.write_text("\n".join(lines) + "\n", encoding="utf-8"))
+    return f"{'changed the password of' if changed else 'added'} {user} in {path}"
