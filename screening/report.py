@@ -175,11 +175,23 @@ def write(df: pd.DataFrame, out: Path, info: RunInfo, thumbnails: dict[int, byte
     workbook, with ``images`` (one per row) each file name links to its image, and with
     ``records`` (row -> PDF) a ``record`` column links to the PDF records."""
     if out.suffix.lower() == ".csv":
-        write_atomically(out, lambda tmp: df.to_csv(tmp, index=False))
+        write_atomically(out, lambda tmp: defuse_formulas(df).to_csv(tmp, index=False))
     else:
         links = [link_to(image, out.parent) for image in images] if images is not None else None
         pdfs = {i: link_to(pdf, out.parent) for i, pdf in records.items()} if records is not None else None
         write_atomically(out, lambda tmp: _write_excel(df, tmp, info, thumbnails, links, pdfs))
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def defuse_formulas(df: pd.DataFrame) -> pd.DataFrame:
+    """Text that a spreadsheet would run as a formula (a file named ``=1+1.jpg`` shows as
+    #NAME?; a crafted name can build a link that sends the row away) gets a leading apostrophe,
+    as OWASP advises for CSV. Numbers are left alone."""
+    text = df.select_dtypes(include="object").columns
+    return df.assign(**{c: df[c].map(lambda v: f"'{v}" if isinstance(v, str) and v.startswith(FORMULA_STARTS)
+                                     else v) for c in text})
 
 
 def link_to(image: Path, folder: Path) -> str:
@@ -226,6 +238,9 @@ def _write_excel(df: pd.DataFrame, path: Path, info: RunInfo, thumbnails: dict[i
         summary(df, info).to_excel(writer, sheet_name="Summary", index=False)
         about(bool(thumbnails), records is not None).to_excel(writer, sheet_name="About", index=False)
         book = writer.book
+        for sheet in book.worksheets:  # openpyxl makes any text starting with "=" a formula: keep it text
+            for cell in (c for row in sheet.iter_rows() for c in row if c.data_type == "f"):
+                cell.data_type = "s"
         ws = book["Results"]
         ws.freeze_panes = "B2"
         for sheet in book.worksheets:  # printing / PDF: all columns on one page width, header on every page

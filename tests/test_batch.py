@@ -142,6 +142,20 @@ def test_recursive_and_csv(folder, tiny_bundle, tmp_path):
     assert "sub/z_nested.jpg" in set(df["file"]) and len(df) == len(OK) + len(BROKEN) + 1
 
 
+def test_file_names_that_look_like_formulas_stay_text(tiny_bundle, tmp_path):
+    images = tmp_path / "in"
+    images.mkdir()
+    names = ["=1+1.jpg", "+2.jpg", "-3.jpg", "@SUM(1).jpg", "plain.jpg"]
+    for name in names:
+        Image.fromarray(lesion_like()).save(images / name)
+    xlsx, csv = tmp_path / "r.xlsx", tmp_path / "r.csv"
+    for out in (xlsx, csv):
+        assert main([str(images), "--out", str(out), "--model", str(tiny_bundle), "--quiet"]) == 0
+    cells = [row[0] for row in openpyxl.load_workbook(xlsx)["Results"].iter_rows(min_row=2, max_col=1)]
+    assert sorted(c.value for c in cells) == sorted(names) and {c.data_type for c in cells} == {"s"}
+    assert sorted(pd.read_csv(csv)["file"]) == sorted(["'=1+1.jpg", "'+2.jpg", "'-3.jpg", "'@SUM(1).jpg", "plain.jpg"])
+
+
 def test_existing_report_is_never_overwritten_without_flag(folder, tiny_bundle, tmp_path, capsys):
     out = tmp_path / "r.xlsx"
     out.write_bytes(b"precious")
