@@ -78,7 +78,8 @@ def write_record(path: Path, screener: Screener, r: Result, image: np.ndarray, h
     else:
         fig.text(0.07, 0.255, "Image checks: no problems found", fontsize=9, **text)
     meta = screener.meta
-    lines = [f"File: {source_name} ({r.width} x {r.height} pixels)",
+    shown_name = source_name.replace("$", r"\$")  # matplotlib reads text between two "$" as TeX
+    lines = [f"File: {shown_name} ({r.width} x {r.height} pixels)",
              f"Assessed: {when.strftime('%Y-%m-%d %H:%M %Z')}",
              (f"Model: {meta.get('name', '')} {meta.get('version', '')}, sha256 {str(meta.get('sha256', ''))[:16]}"
              "..."),

@@ -38,6 +38,13 @@ def test_the_record_says_what_the_tool_said_with_which_model_and_when(assessed, 
     assert [p.name for p in tmp_path.iterdir()] == ["record.pdf"]
 
 
+@pytest.mark.parametrize("name", ["a$\\foo$b.jpg", "price$5 and $6.jpg"])
+def test_a_file_name_with_dollar_signs_is_printed_as_it_is(assessed, tmp_path, name):
+    screener, result, x, heatmap = assessed
+    write_record(tmp_path / "record.pdf", screener, result, x, heatmap, source_name=name)  # not read as TeX
+    assert f"File: {name} (400 x 300 pixels)" in " ".join(pdf_text(tmp_path / "record.pdf").split())
+
+
 def test_a_failed_write_leaves_the_earlier_file_alone(assessed, tmp_path, monkeypatch):
     from matplotlib.figure import Figure
 
