@@ -86,7 +86,8 @@ def write_records(screener, paths: list[Path], names: list[str], results: list, 
                   progress: bool | None = None,
                   on_progress: Callable[[int, int, str], None] | None = None) -> dict[int, Path]:
     """A PDF record (:mod:`screening.record`) of each referred image, at its relative path in
-    ``folder`` plus ``.pdf``; returns row -> record."""
+    ``folder`` plus ``.pdf``; returns row -> record. A record that fails is a warning on its
+    row, not the end of the run (and of the report on the images already scored)."""
     from screening.explain import GradCAM
     from screening.info import CLASS_CODES
     from screening.preprocessing import open_image, preprocess
@@ -99,12 +100,17 @@ def write_records(screener, paths: list[Path], names: list[str], results: list, 
         if r.refer:
             x = preprocess(open_image(path))  # it was read a moment ago for scoring
             out = folder / f"{name}.pdf"
-            out.parent.mkdir(parents=True, exist_ok=True)
-            write_record(out, screener, r, x, cam.overlay(x, CLASS_CODES.index(r.predicted_class)), source_name=name)
-            written[i] = out
+            try:
+                out.parent.mkdir(parents=True, exist_ok=True)
+                write_record(out, screener, r, x, cam.overlay(x, CLASS_CODES.index(r.predicted_class)),
+                             source_name=name)
+                written[i] = out
+            except Exception as err:  # noqa: BLE001  e.g. a disk full, or a drawing bug on one odd file name
+                r.warnings.append(f"PDF record not written ({type(err).__name__}: {err})")
+                print(f"warning: {name}: PDF record not written ({type(err).__name__}: {err})", file=sys.stderr)
             bar.update()
             if on_progress:
-                on_progress(len(written), total, "records")
+                on_progress(bar.count, total, "records")
     bar.close()
     return written
 
@@ -147,9 +153,9 @@ def run(args: argparse.Namespace) -> int:
     df = screen_files(screener, paths, folder, args.out, workers=args.workers, thumbnails=args.thumbnails,
                       records=args.records, progress=False if args.quiet else None, start=start)
     if not args.quiet:
-        refer, elapsed = int((df["flag"] == "REFER").sum()), time.perf_counter() - start
+        written, elapsed = df.attrs.get("records", 0), time.perf_counter() - start
         print(f"{tally(df)}; {len(df) / elapsed:.1f} images/s; wrote {args.out}"
-              + (f" and {refer} PDF record{'' if refer == 1 else 's'} in {args.records}" if args.records else ""),
+              + (f" and {written} PDF record{'' if written == 1 else 's'} in {args.records}" if args.records else ""),
               file=sys.stderr)
         print(NOTICE, file=sys.stderr)
     return 0
@@ -179,17 +185,19 @@ def screen_files(screener, paths: list[Path], folder: Path, out: Path, *, worker
         if on_progress:
             on_progress(len(results), len(paths), "scoring")
     bar.close()
-    df = report.rows(results, names)
+    scored_s = time.perf_counter() - start
+    pdfs = write_records(screener, paths, names, results, records, progress, on_progress) if records else None
+    df = report.rows(results, names)  # after the records: a record not written is a warning on its row
     info = report.RunInfo(
         folder=str(folder), threshold=screener.threshold, tta=screener.tta,
         model_name=screener.meta.get("name", ""), model_version=str(screener.meta.get("version", "")),
         model_sha256=screener.meta.get("sha256", ""), software_version=__version__,
-        date=datetime.now(UTC).isoformat(timespec="seconds"), elapsed_s=time.perf_counter() - start,
+        date=datetime.now(UTC).isoformat(timespec="seconds"), elapsed_s=scored_s,
         validated=screener.validated)
     thumbs = {i: png for i, p in enumerate(paths) if (png := thumbnail_png(p))} if thumbnails else None
-    pdfs = write_records(screener, paths, names, results, records, progress, on_progress) if records else None
     if pdfs is not None:
         info.records = f"{len(pdfs)} in {Path(os.path.relpath(records, out.parent)).as_posix()}"
+        df.attrs["records"] = len(pdfs)
     report.write(df, out, info, thumbs, paths if link_images else None, pdfs)
     return df
 

@@ -227,6 +227,28 @@ def test_records_of_the_referred_images_are_linked_from_the_workbook(folder, tin
     assert dict(pd.read_excel(out, sheet_name="Summary").values)[RECORDS_ITEM] == f"{len(OK) + 1} in records"
 
 
+def test_a_record_that_fails_is_a_warning_on_its_row_and_the_report_is_written(folder, tiny_bundle, tmp_path,
+                                                                               capsys, monkeypatch):
+    import screening.record
+
+    real = screening.record.write_record
+
+    def fails_on_one(path, *args, source_name, **kwargs):
+        if source_name == OK[0]:
+            raise ValueError("boom")
+        real(path, *args, source_name=source_name, **kwargs)
+
+    monkeypatch.setattr(screening.record, "write_record", fails_on_one)
+    out, records = tmp_path / "report.xlsx", tmp_path / "records"
+    assert main([str(folder), "--out", str(out), "--model", str(tiny_bundle), "--threshold", "0",
+                 "--records", str(records), "--quiet"]) == 0
+    assert f"warning: {OK[0]}: PDF record not written (ValueError: boom)" in capsys.readouterr().err
+    df = pd.read_excel(out).set_index("file")
+    assert "PDF record not written (ValueError: boom)" in df.loc[OK[0], "warnings"] and pd.isna(df.loc[OK[0], "record"])
+    assert df.loc[OK[1], "record"] == "PDF" and len(list(records.rglob("*.pdf"))) == len(OK) - 1
+    assert dict(pd.read_excel(out, sheet_name="Summary").values)[RECORDS_ITEM] == f"{len(OK) - 1} in records"
+
+
 def test_thin_entry_point_runs(tiny_bundle, folder, tmp_path):
     out = tmp_path / "r.csv"
     proc = subprocess.run([sys.executable, str(ROOT / "batch.py"), str(folder), "--out", str(out), "--model",
