@@ -116,15 +116,16 @@ def write_records(screener, paths: list[Path], names: list[str], results: list, 
 
 
 def thumbnail_png(path: Path, size: int = 72) -> bytes | None:
-    from screening.preprocessing import ImageError, open_image
+    """A small PNG preview, or None for a file that could not be read (its row says why)."""
+    from screening.preprocessing import open_image
 
     try:
         img = open_image(path)
-    except ImageError:
+        img.thumbnail((size, size))
+        buf = io.BytesIO()
+        img.save(buf, "PNG")
+    except Exception:  # noqa: BLE001  as in scoring, a decoder bug in one file must not end the run
         return None
-    img.thumbnail((size, size))
-    buf = io.BytesIO()
-    img.save(buf, "PNG")
     return buf.getvalue()
 
 
