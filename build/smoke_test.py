@@ -1,5 +1,5 @@
 """Smoke test of the desktop bundle: batch mode writes a workbook, the UI answers headless
-and saves the PDF record of an assessment.
+and saves the PDF record of an assessment, a sign-in password is stored hashed.
 
     python build/smoke_test.py [--build]     (exit 0 when both work)
 
@@ -52,6 +52,16 @@ def check_version(exe: Path = EXE) -> str:
     assert proc.returncode == 0 and proc.stdout.startswith("SkinScreen ") and "packaged model: skinscreen" in \
         proc.stdout, proc.stdout + proc.stderr[-2000:]
     return proc.stdout.strip()
+
+
+def check_add_user(exe: Path = EXE) -> None:
+    """``--add-user`` stores a scrypt hash: the bundle's Python carries OpenSSL's scrypt."""
+    with tempfile.TemporaryDirectory() as tmp:
+        logins = Path(tmp) / "logins.txt"
+        proc = subprocess.run([str(exe), "--auth-file", str(logins), "--add-user", "nurse"], capture_output=True,
+                              text=True, input="long-passphrase\nlong-passphrase\n", timeout=120, check=False,
+                              start_new_session=True)  # no terminal: the password is read from the pipe
+        assert proc.returncode == 0 and logins.read_text().startswith("nurse:scrypt$"), proc.stderr[-2000:]
 
 
 def check_batch(exe: Path = EXE) -> tuple[float, int]:
@@ -133,6 +143,8 @@ def main() -> int:
         if code:
             return code
     print(check_version())
+    check_add_user()
+    print("--add-user: ok (scrypt)")
     took, n = check_batch()
     print(f"batch mode: ok ({took:.1f} s for {n} files, including start-up)")
     print(f"UI: answered {check_ui():.1f} s after start (cold start); PDF record: ok")

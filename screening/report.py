@@ -189,9 +189,7 @@ def defuse_formulas(df: pd.DataFrame) -> pd.DataFrame:
     """Text that a spreadsheet would run as a formula (a file named ``=1+1.jpg`` shows as
     #NAME?; a crafted name can build a link that sends the row away) gets a leading apostrophe,
     as OWASP advises for CSV. Numbers are left alone."""
-    text = df.select_dtypes(include="object").columns
-    return df.assign(**{c: df[c].map(lambda v: f"'{v}" if isinstance(v, str) and v.startswith(FORMULA_STARTS)
-                                     else v) for c in text})
+    return df.map(lambda v: f"'{v}" if isinstance(v, str) and v.startswith(FORMULA_STARTS) else v)
 
 
 def link_to(image: Path, folder: Path) -> str:
