@@ -1,6 +1,6 @@
 """Gradio app: ``python app.py`` (also ``screening-app``) serves a local page on 127.0.0.1:7860.
 
-Tabs: one image (calibrated class probabilities, malignancy probability and referral
+Tabs: one image (class probabilities, calibrated malignancy probability and referral
 advice, Grad-CAM, image-check warnings, a PDF record for the patient file), several images
 or a zip (the batch Excel report), help for clinic staff, and the model card. The scoring
 function is the API endpoint ``predict``; ``record`` returns the PDF.
@@ -218,7 +218,7 @@ def build(app: ScreeningApp) -> gr.Blocks:
                     button = gr.Button("Assess", variant="primary")
                 with gr.Column():
                     assessment = gr.Markdown(label="Assessment")
-                    classes = gr.Label(label="Diagnosis probabilities (calibrated)", num_top_classes=len(CLASS_CODES))
+                    classes = gr.Label(label="Diagnosis probabilities (rougher than the malignancy probability: see Help)", num_top_classes=len(CLASS_CODES))
             with gr.Row():
                 heatmap = gr.Image(label="Grad-CAM: regions that drove the top diagnosis", type="pil", height=300,
                                    buttons=NO_SHARE)

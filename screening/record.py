@@ -70,7 +70,7 @@ def write_record(path: Path, screener: Screener, r: Result, image: np.ndarray, h
     ax.spines[["top", "right", "bottom"]].set_visible(False)
     for i, p in enumerate(probs):
         ax.text(p + 0.01, i, f"{p:.1%}", va="center", fontsize=8)
-    ax.set_title("Diagnosis probabilities (calibrated)", fontsize=9)
+    ax.set_title("Diagnosis probabilities (temperature-scaled only)", fontsize=9)
 
     if r.warnings:
         fig.text(0.07, 0.255, "Image checks, read this result with care: " + "; ".join(r.warnings), fontsize=9.5,

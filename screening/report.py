@@ -27,11 +27,12 @@ COLUMN_HELP = {
     "status": "ok: scored; error: the file could not be read (see error).",
     "predicted_class": "Most probable diagnosis code (legend below).",
     "predicted_label": "Full name of predicted_class.",
-    "confidence": "Calibrated probability of predicted_class.",
+    "confidence": ("Probability of predicted_class, temperature-scaled only: rougher than malignancy_probability "
+                   "(MODEL_CARD.md, Calibration)."),
     "malignancy_probability": ("Probability of mel, bcc or akiec: p(mel) + p(bcc) + p(akiec), calibrated on its own "
                                "(so it can differ from the sum of those p_ columns)."),
     "flag": "REFER when malignancy_probability >= the threshold on the Summary sheet, else routine.",
-    **{f"p_{c}": f"Calibrated probability of {c} ({CLASS_NAMES[c]})." for c in CLASS_CODES},
+    **{f"p_{c}": f"Probability of {c} ({CLASS_NAMES[c]}), temperature-scaled only." for c in CLASS_CODES},
     "width": "Image width in pixels (after EXIF rotation).",
     "height": "Image height in pixels (after EXIF rotation).",
     "warnings": "Reasons to trust this result less: very small, very blurry, unusually low confidence, "
