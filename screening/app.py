@@ -218,7 +218,8 @@ def build(app: ScreeningApp) -> gr.Blocks:
                     button = gr.Button("Assess", variant="primary")
                 with gr.Column():
                     assessment = gr.Markdown(label="Assessment")
-                    classes = gr.Label(label="Diagnosis probabilities (rougher than the malignancy probability: see Help)", num_top_classes=len(CLASS_CODES))
+                    classes = gr.Label(label="Diagnosis probabilities (rougher than the malignancy probability: "
+                                             "see Help)", num_top_classes=len(CLASS_CODES))
             with gr.Row():
                 heatmap = gr.Image(label="Grad-CAM: regions that drove the top diagnosis", type="pil", height=300,
                                    buttons=NO_SHARE)

@@ -237,12 +237,12 @@ def _write_excel(df: pd.DataFrame, path: Path, info: RunInfo, thumbnails: dict[i
         summary(df, info).to_excel(writer, sheet_name="Summary", index=False)
         about(bool(thumbnails), records is not None).to_excel(writer, sheet_name="About", index=False)
         book = writer.book
-        for sheet in book.worksheets:  # openpyxl makes any text starting with "=" a formula: keep it text
-            for cell in (c for row in sheet.iter_rows() for c in row if c.data_type == "f"):
-                cell.data_type = "s"
         ws = book["Results"]
         ws.freeze_panes = "B2"
-        for sheet in book.worksheets:  # printing / PDF: all columns on one page width, header on every page
+        for sheet in book.worksheets:
+            for cell in (c for row in sheet.iter_rows() for c in row if c.data_type == "f"):
+                cell.data_type = "s"  # openpyxl makes any text starting with "=" a formula: keep it text
+            # printing / PDF: all columns on one page width, header on every page
             sheet.page_setup.orientation = "landscape" if sheet is ws else "portrait"
             sheet.page_setup.fitToWidth, sheet.page_setup.fitToHeight = 1, 0
             sheet.sheet_properties.pageSetUpPr.fitToPage = True
