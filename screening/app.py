@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import os
 import re
 import shutil
@@ -17,10 +18,12 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
+from gradio.utils import get_upload_folder, is_in_or_equal
 from PIL import Image
 
 from screening.batch import find_images, screen_files
@@ -161,6 +164,22 @@ class ScreeningApp:
                 f"Threshold {self.screener.threshold:.3f}, temperature {self.screener.temperature:.3f}.\n\n> {NOTICE}")
 
 
+def _uploaded_only(handler: Callable) -> Callable:
+    """``handler`` as the page and the API call it: a payload may name only a file that Gradio
+    itself received. ``preprocess=False`` skips Gradio's own check, and a caller could name any
+    image on this computer and get it back inside the Grad-CAM or the PDF record (or learn from
+    the error whether a file exists)."""
+
+    @functools.wraps(handler)
+    def checked(payload):
+        path = payload.get("path") if isinstance(payload, dict) else None
+        if path and not is_in_or_equal(path, get_upload_folder()):
+            raise gr.Error("This image was not uploaded to SkinScreen; add it on the page or with handle_file().")
+        return handler(payload)
+
+    return checked
+
+
 def _payload_source(payload) -> str | bytes | Image.Image | np.ndarray | None:
     """The image inside a Gradio payload (path or data URL), or the value itself."""
     if not isinstance(payload, dict):
@@ -227,11 +246,12 @@ def build(app: ScreeningApp) -> gr.Blocks:
                     checks = gr.Markdown()
                     save = gr.Button("Save a PDF record of this assessment")
                     record = gr.File(label="Assessment record (PDF, for the patient file)", height=90)
-            button.click(app.predict, inputs=image, outputs=[classes, assessment, heatmap, checks], api_name="predict",
+            predict, save_record = _uploaded_only(app.predict), _uploaded_only(app.record)
+            button.click(predict, inputs=image, outputs=[classes, assessment, heatmap, checks], api_name="predict",
                          preprocess=False)
-            image.upload(app.predict, inputs=image, outputs=[classes, assessment, heatmap, checks],
+            image.upload(predict, inputs=image, outputs=[classes, assessment, heatmap, checks],
                          api_visibility="private", preprocess=False)
-            save.click(app.record, inputs=image, outputs=record, api_name="record", preprocess=False)
+            save.click(save_record, inputs=image, outputs=record, api_name="record", preprocess=False)
             image.change(lambda: None, outputs=record, api_visibility="private")  # no record of another image
         with gr.Tab("Several images"):
             files = gr.File(label="Images or zip files", file_count="multiple",

@@ -74,6 +74,18 @@ def test_bad_file_is_a_message_and_the_app_keeps_serving(client, tmp_path, image
     assert len(label["confidences"]) == 7
 
 
+@pytest.mark.parametrize("api", ["predict", "record"])
+def test_the_api_reads_only_uploaded_files_not_any_path_on_the_server(server, image_file, api):
+    import httpx
+
+    answers = []
+    for path in (str(image_file), "/nonexistent/lesion.jpg"):  # a file on the server, and none
+        event = httpx.post(f"{server}gradio_api/call/{api}", json={"data": [{"path": path}]}, timeout=60).json()
+        answers.append(httpx.get(f"{server}gradio_api/call/{api}/{event['event_id']}", timeout=120).text)
+    assert all("event: error" in a and "This image was not uploaded to SkinScreen" in a for a in answers), answers
+    assert answers[0] == answers[1]  # nor does the message say whether the file exists
+
+
 def test_record_endpoint_returns_a_pdf_of_the_same_assessment(client, image_file, tmp_path):
     _, assessment, _, _ = client.predict(gradio_client.handle_file(str(image_file)), api_name="/predict")
     record = client.predict(gradio_client.handle_file(str(image_file)), api_name="/record")
