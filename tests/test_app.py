@@ -136,10 +136,10 @@ def test_batch_tab_zips_the_worklist_with_the_records_of_the_referred_images(tin
     assert kept == sorted([Path(report).name, Path(bundle).name])  # no loose copies of the records
 
 
-def test_batch_scores_two_uploads_of_one_name_and_explains_a_zip_it_cannot_open(tiny_bundle, tmp_path, image_file):
+def test_batch_scores_two_uploads_of_one_name_and_explains_a_zip_it_will_not_open(tiny_bundle, tmp_path, image_file):
     import gradio as gr
 
-    from screening.app import ScreeningApp
+    from screening.app import MAX_ZIP_MEMBERS, ScreeningApp
 
     other = tmp_path / "other" / image_file.name  # the same name from another folder
     other.parent.mkdir()
@@ -147,6 +147,12 @@ def test_batch_scores_two_uploads_of_one_name_and_explains_a_zip_it_cannot_open(
     app = ScreeningApp(tiny_bundle)
     _, summary, table, _ = app.batch([str(image_file), str(other)])
     assert "2 images" in summary and sorted(table["file"]) == ["lesion (2).jpg", "lesion.jpg"]
+    many = tmp_path / "many.zip"
+    with zipfile.ZipFile(many, "w") as z:
+        for i in range(MAX_ZIP_MEMBERS + 1):
+            z.writestr(f"{i}.jpg", b"")
+    with pytest.raises(gr.Error, match="many.zip: too large"):
+        app.batch([str(many)])
     locked = tmp_path / "locked.zip"
     subprocess.run(["zip", "-q", "-j", "-P", "secret", str(locked), str(image_file)], check=True)
     with pytest.raises(gr.Error, match="locked.zip: password-protected; unzip it first"):

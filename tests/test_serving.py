@@ -18,3 +18,25 @@ def test_a_taken_port_is_named_and_a_free_one_passes():
         with pytest.raises(UserError, match=f"port {port} is in use"):
             check_port_free("127.0.0.1", port)
     check_port_free("127.0.0.1", port)  # released
+
+
+@pytest.mark.parametrize(("options", "warned"), [
+    ([], False),
+    (["--host", "0.0.0.0"], True),
+    (["--share"], True),
+    (["--host", "0.0.0.0", "--auth-file", "LOGINS"], False),
+])
+def test_others_reaching_the_page_without_a_sign_in_is_a_warning(tmp_path, capsys, options, warned):
+    from screening.app import parser
+    from screening.serving import serving
+
+    logins = tmp_path / "logins.txt"
+    logins.write_text("nurse:long-passphrase\n")
+    logins.chmod(0o600)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = parser().parse_args(["--port", str(port), *[str(logins) if o == "LOGINS" else o for o in options]])
+    serving(args)
+    assert ("can reach this page and its patient images" in capsys.readouterr().err) == warned
+
