@@ -84,6 +84,7 @@ def test_the_api_reads_only_uploaded_files_not_any_path_on_the_server(server, im
         answers.append(httpx.get(f"{server}gradio_api/call/{api}/{event['event_id']}", timeout=120).text)
     assert all("event: error" in a and "This image was not uploaded to SkinScreen" in a for a in answers), answers
     assert answers[0] == answers[1]  # nor does the message say whether the file exists
+    assert httpx.get(f"{server}gradio_api/file={image_file}", timeout=30).status_code == 403  # nor serves it
 
 
 def test_record_endpoint_returns_a_pdf_of_the_same_assessment(client, image_file, tmp_path):
