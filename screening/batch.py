@@ -92,6 +92,7 @@ def write_records(screener, paths: list[Path], names: list[str], results: list, 
     from screening.info import CLASS_CODES
     from screening.preprocessing import open_image, preprocess
     from screening.record import write_record
+    from screening.report import shown
 
     cam, written = GradCAM(screener.model), {}
     total = sum(r.refer for r in results)
@@ -103,7 +104,7 @@ def write_records(screener, paths: list[Path], names: list[str], results: list, 
             try:
                 out.parent.mkdir(parents=True, exist_ok=True)
                 write_record(out, screener, r, x, cam.overlay(x, CLASS_CODES.index(r.predicted_class)),
-                             source_name=name)
+                             source_name=shown(name))
                 written[i] = out
             except Exception as err:  # noqa: BLE001  e.g. a disk full, or a drawing bug on one odd file name
                 r.warnings.append(f"PDF record not written ({type(err).__name__}: {err})")

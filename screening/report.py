@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,11 +62,19 @@ class RunInfo:
     records: str = ""  # with --records: how many PDF records, and where from the workbook
 
 
+def shown(text: str) -> str:
+    """Text as a report can hold it: the undecodable bytes of a file name and control characters
+    written as ``\\xNN``, as ``ls -b`` shows them. UTF-8 cannot hold the first, openpyxl refuses
+    the second, and either used to lose the whole report."""
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return "".join(f"\\x{ord(c):02x}" if unicodedata.category(c) == "Cc" else c for c in text)
+
+
 def rows(results: Sequence[Result], names: Sequence[str]) -> pd.DataFrame:
     """One row per result, columns exactly ``COLUMNS``."""
     records = []
     for name, r in zip(names, results):
-        rec = {"file": name, "status": "ok" if r.ok else "error", "error": r.error or ""}
+        rec = {"file": shown(name), "status": "ok" if r.ok else "error", "error": r.error or ""}
         if r.ok:
             rec.update(predicted_class=r.predicted_class, predicted_label=r.predicted_label, confidence=r.confidence,
                        malignancy_probability=r.malignancy_probability, flag="REFER" if r.refer else "routine",
@@ -126,7 +135,7 @@ def summary(df: pd.DataFrame, info: RunInfo) -> pd.DataFrame:
         (THRESHOLD_ITEM, info.threshold),
         (OPERATING_POINT_ITEM, operating_point_text(info.validated)),
         ("test-time augmentation", "on" if info.tta else "off"),
-        ("folder", info.folder),
+        ("folder", shown(info.folder)),
         *([(RECORDS_ITEM, info.records)] if info.records else []),
         ("model", info.model_name),
         ("model version", info.model_version),
@@ -197,7 +206,8 @@ def link_to(image: Path, folder: Path) -> str:
     """A hyperlink target for ``image`` from a workbook in ``folder``: relative, so the link
     survives moving the report and the images together; absolute across Windows drives."""
     try:
-        return quote(Path(os.path.relpath(Path(image).resolve(), Path(folder).resolve())).as_posix())
+        relative = Path(os.path.relpath(Path(image).resolve(), Path(folder).resolve())).as_posix()
+        return quote(os.fsencode(relative))  # the name's own bytes, even where they are not UTF-8
     except ValueError:  # another drive
         return Path(image).resolve().as_uri()
 

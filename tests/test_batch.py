@@ -1,10 +1,11 @@
 """batch.py end to end on a folder of generated images and broken files."""
 
 import io
+import os
 import shutil
 import subprocess
 import sys
-from urllib.parse import unquote
+from urllib.parse import unquote, unquote_to_bytes
 
 import numpy as np
 import openpyxl
@@ -154,6 +155,26 @@ def test_file_names_that_look_like_formulas_stay_text(tiny_bundle, tmp_path):
     cells = [row[0] for row in openpyxl.load_workbook(xlsx)["Results"].iter_rows(min_row=2, max_col=1)]
     assert sorted(c.value for c in cells) == sorted(names) and {c.data_type for c in cells} == {"s"}
     assert sorted(pd.read_csv(csv)["file"]) == sorted(["'=1+1.jpg", "'+2.jpg", "'-3.jpg", "'@SUM(1).jpg", "plain.jpg"])
+
+
+def test_file_names_with_control_characters_or_undecodable_bytes_are_shown_escaped(tiny_bundle, tmp_path):
+    images = tmp_path / "in"
+    images.mkdir()
+    Image.fromarray(lesion_like()).save(images / "ctrl\x01char.jpg")
+    try:  # a name in another encoding (Latin-1 0xFF); a file system that insists on UTF-8 refuses it
+        Image.fromarray(lesion_like()).save(os.fsdecode(os.fsencode(str(images)) + b"/bad\xffname.jpg"))
+    except OSError:
+        pass
+    odd = sorted(["ctrl\\x01char.jpg"] + (["bad\\xffname.jpg"] if len(list(images.iterdir())) == 2 else []))
+    xlsx, csv, records = tmp_path / "r.xlsx", tmp_path / "r.csv", tmp_path / "records"
+    assert main([str(images), "--out", str(xlsx), "--model", str(tiny_bundle), "--quiet", "--threshold", "0",
+                 "--records", str(records)]) == 0  # openpyxl refused the control character: no report at all
+    assert main([str(images), "--out", str(csv), "--model", str(tiny_bundle), "--quiet"]) == 0  # UTF-8 the byte
+    ws = openpyxl.load_workbook(xlsx)["Results"]
+    assert sorted(row[0].value for row in ws.iter_rows(min_row=2, max_col=1)) == odd == sorted(pd.read_csv(csv)["file"])
+    for (cell,) in ws.iter_rows(min_row=2, max_col=1):  # the links still open the files themselves
+        assert (xlsx.parent / os.fsdecode(unquote_to_bytes(cell.hyperlink.target))).is_file()
+    assert len(list(records.rglob("*.pdf"))) == len(odd)
 
 
 def test_existing_report_is_never_overwritten_without_flag(folder, tiny_bundle, tmp_path, capsys):
