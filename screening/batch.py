@@ -108,7 +108,7 @@ def write_records(screener, paths: list[Path], names: list[str], results: list, 
                 written[i] = out
             except Exception as err:  # noqa: BLE001  e.g. a disk full, or a drawing bug on one odd file name
                 r.warnings.append(f"PDF record not written ({type(err).__name__}: {err})")
-                print(f"warning: {name}: {r.warnings[-1]}", file=sys.stderr)
+                print(f"warning: {shown(name)}: {r.warnings[-1]}", file=sys.stderr)
             bar.update()
             if on_progress:
                 on_progress(bar.count, total, "records")

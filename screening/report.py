@@ -74,11 +74,11 @@ def rows(results: Sequence[Result], names: Sequence[str]) -> pd.DataFrame:
     """One row per result, columns exactly ``COLUMNS``."""
     records = []
     for name, r in zip(names, results):
-        rec = {"file": shown(name), "status": "ok" if r.ok else "error", "error": r.error or ""}
+        rec = {"file": shown(name), "status": "ok" if r.ok else "error", "error": shown(r.error or "")}
         if r.ok:
             rec.update(predicted_class=r.predicted_class, predicted_label=r.predicted_label, confidence=r.confidence,
                        malignancy_probability=r.malignancy_probability, flag="REFER" if r.refer else "routine",
-                       width=r.width, height=r.height, warnings="; ".join(r.warnings),
+                       width=r.width, height=r.height, warnings=shown("; ".join(r.warnings)),  # may name a path
                        **{f"p_{c}": r.probabilities[c] for c in CLASS_CODES})
         records.append(rec)
     return pd.DataFrame.from_records(records, columns=COLUMNS)
@@ -136,7 +136,7 @@ def summary(df: pd.DataFrame, info: RunInfo) -> pd.DataFrame:
         (OPERATING_POINT_ITEM, operating_point_text(info.validated)),
         ("test-time augmentation", "on" if info.tta else "off"),
         ("folder", shown(info.folder)),
-        *([(RECORDS_ITEM, info.records)] if info.records else []),
+        *([(RECORDS_ITEM, shown(info.records))] if info.records else []),
         ("model", info.model_name),
         ("model version", info.model_version),
         ("model sha256", info.model_sha256),
