@@ -42,8 +42,8 @@ def serving(args: argparse.Namespace) -> tuple[str, dict]:
     if not 0 < args.port < 65536:
         raise UserError(f"--port must be between 1 and 65535, got {args.port}")
     check_port_free(args.host, args.port)
-    logins = SignIn(read_auth_file(args.auth_file)) if args.auth_file else None
-    if (args.host not in LOOPBACK or args.share) and not logins:
+    signin = SignIn(read_auth_file(args.auth_file)) if args.auth_file else None
+    if (args.host not in LOOPBACK or args.share) and signin is None:
         where = "anyone with the public link" if args.share else "other computers on the network"
         print(f"warning: {where} can reach this page and its patient images; --auth-file asks for a sign-in",
               file=sys.stderr)
@@ -56,7 +56,7 @@ def serving(args: argparse.Namespace) -> tuple[str, dict]:
     https = all(tls)
     url = f"http{'s' if https else ''}://{'127.0.0.1' if args.host in LOOPBACK else args.host}:{args.port}"
     return url, {"server_name": args.host, "server_port": args.port, "share": args.share,
-                 "auth": logins.check if logins else None,
+                 "auth": signin.check if signin else None,
                  "auth_message": f"SkinScreen: sign in. {NOTICE}",
                  "ssl_certfile": str(args.ssl_certfile) if https else None,
                  "ssl_keyfile": str(args.ssl_keyfile) if https else None,
