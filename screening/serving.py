@@ -18,6 +18,7 @@ from screening.info import NOTICE
 from screening.signin import SignIn, read_auth_file
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+ANY_ADDRESS = ("0.0.0.0", "::", "")
 # SIGTERM (kill, a service manager), SIGHUP (the terminal window closed), SIGBREAK (Windows'
 # Ctrl+Break): each ends the app as Ctrl+C does, so its uploads, reports and records are cleared.
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP", "SIGBREAK") if hasattr(signal, name))
@@ -54,7 +55,9 @@ def serving(args: argparse.Namespace) -> tuple[str, dict]:
         if not path.is_file():
             raise UserError(f"{path} not found")
     https = all(tls)
-    url = f"http{'s' if https else ''}://{'127.0.0.1' if args.host in LOOPBACK else args.host}:{args.port}"
+    # "every address" is no address a browser can open: this computer's own is
+    shown = "127.0.0.1" if args.host in (*LOOPBACK, *ANY_ADDRESS) else args.host
+    url = f"http{'s' if https else ''}://{shown}:{args.port}"
     return url, {"server_name": args.host, "server_port": args.port, "share": args.share,
                  "auth": signin.check if signin else None,
                  "auth_message": f"SkinScreen: sign in. {NOTICE}",

@@ -37,6 +37,7 @@ def test_others_reaching_the_page_without_a_sign_in_is_a_warning(tmp_path, capsy
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     args = parser().parse_args(["--port", str(port), *[str(logins) if o == "LOGINS" else o for o in options]])
-    serving(args)
+    url, _ = serving(args)
     assert ("can reach this page and its patient images" in capsys.readouterr().err) == warned
+    assert url == f"http://127.0.0.1:{port}"  # what a browser here can open, also for 0.0.0.0
 
