@@ -137,7 +137,7 @@ def test_batch_tab_zips_the_worklist_with_the_records_of_the_referred_images(tin
     assert kept == sorted([Path(report).name, Path(bundle).name])  # no loose copies of the records
 
 
-def test_batch_scores_two_uploads_of_one_name_and_explains_a_zip_it_will_not_open(tiny_bundle, tmp_path, image_file):
+def test_batch_scores_two_uploads_of_one_name_and_refuses_an_oversized_zip(tiny_bundle, tmp_path, image_file):
     import gradio as gr
 
     from screening.app import MAX_ZIP_MEMBERS, ScreeningApp
@@ -154,10 +154,18 @@ def test_batch_scores_two_uploads_of_one_name_and_explains_a_zip_it_will_not_ope
             z.writestr(f"{i}.jpg", b"")
     with pytest.raises(gr.Error, match="many.zip: too large"):
         app.batch([str(many)])
+
+
+@pytest.mark.skipif(shutil.which("zip") is None, reason="zip not installed (apt-get install zip)")
+def test_a_password_protected_zip_is_a_message(tiny_bundle, tmp_path, image_file):
+    import gradio as gr
+
+    from screening.app import ScreeningApp
+
     locked = tmp_path / "locked.zip"
     subprocess.run(["zip", "-q", "-j", "-P", "secret", str(locked), str(image_file)], check=True)
     with pytest.raises(gr.Error, match="locked.zip: password-protected; unzip it first"):
-        app.batch([str(locked)])
+        ScreeningApp(tiny_bundle).batch([str(locked)])
 
 
 def test_batch_keeps_no_copies_of_the_images(tiny_bundle, tmp_path, image_file):
