@@ -40,10 +40,14 @@ def verify(password: str, stored: str) -> bool:
     """``password`` against a stored hash, or against a plain password, in constant time."""
     if not stored.startswith(PREFIX):
         return hmac.compare_digest(password.encode(), stored.encode())
+    n, r, p, salt, expected = _fields(stored)
+    return hmac.compare_digest(_scrypt(password, salt, n, r, p, len(expected)), expected)
+
+
+def _fields(stored: str) -> tuple[int, int, int, bytes, bytes]:
+    """n, r, p, salt and digest of a ``scrypt$...`` string; ValueError if it is not one."""
     n, r, p, salt, digest = stored.removeprefix(PREFIX).split("$")
-    expected = base64.b64decode(digest)
-    return hmac.compare_digest(_scrypt(password, base64.b64decode(salt), int(n), int(r), int(p), len(expected)),
-                               expected)
+    return int(n), int(r), int(p), base64.b64decode(salt, validate=True), base64.b64decode(digest, validate=True)
 
 
 def _scrypt(password: str, salt: bytes, n: int, r: int, p: int, dklen: int = 32) -> bytes:
@@ -68,9 +72,12 @@ def read_auth_file(path: Path, empty_ok: bool = False) -> list[tuple[str, str]]:
         user, sep, password = line.strip().partition(":")
         if not (sep and user and password):
             raise UserError(f"--auth-file {path}, line {number}: expected user:password")
-        if password.startswith(PREFIX) and len(password.split("$")) != 6:
-            raise UserError(f"--auth-file {path}, line {number}: a damaged scrypt hash; set the password again "
-                            "with --add-user")
+        if password.startswith(PREFIX):
+            try:
+                _fields(password)
+            except ValueError:  # binascii.Error is one
+                raise UserError(f"--auth-file {path}, line {number}: a damaged scrypt hash; set the password "
+                                "again with --add-user") from None
         logins.append((user, password))
     if not logins and not empty_ok:
         raise UserError(f"--auth-file {path} holds no user:password line")

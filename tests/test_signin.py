@@ -18,7 +18,8 @@ POSIX = pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX permissi
 def test_auth_file_lines_comments_and_one_line_errors(tmp_path):
     assert read_auth_file(auth_file(tmp_path, "# clinic\n\nnurse:s3cret:with-colon\ndoctor:pw\n")) == [
         ("nurse", "s3cret:with-colon"), ("doctor", "pw")]
-    for text, message in (("nurse\n", "line 1: expected user:password"), ("# none\n", "holds no user:password")):
+    for text, message in (("nurse\n", "line 1: expected user:password"), ("# none\n", "holds no user:password"),
+                          ("nurse:scrypt$a$b$c$d$e\n", "line 1: a damaged scrypt hash")):
         with pytest.raises(UserError, match=message):
             read_auth_file(auth_file(tmp_path, text))
     with pytest.raises(UserError, match="cannot read"):
