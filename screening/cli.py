@@ -9,14 +9,11 @@ from collections.abc import Callable
 
 from screening.errors import UserError
 
-# Exceptions that mean "the user asked for something that cannot be done", not a bug.
+# Exceptions that mean "the user asked for something that cannot be done" or "the computer
+# could not do it" (a full disk, a network drive gone: every OSError), not a bug.
 USER_ERRORS: tuple[type[BaseException], ...] = (
     UserError,  # DataError, ImageError, BundleError
-    FileNotFoundError,
-    FileExistsError,
-    PermissionError,
-    IsADirectoryError,
-    NotADirectoryError,
+    OSError,  # FileNotFoundError, PermissionError, ... and ENOSPC
 )
 
 

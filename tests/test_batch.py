@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 from urllib.parse import unquote, unquote_to_bytes
 
 import numpy as np
@@ -175,6 +176,22 @@ def test_file_names_with_control_characters_or_undecodable_bytes_are_shown_escap
     for (cell,) in ws.iter_rows(min_row=2, max_col=1):  # the links still open the files themselves
         assert (xlsx.parent / os.fsdecode(unquote_to_bytes(cell.hyperlink.target))).is_file()
     assert len(list(records.rglob("*.pdf"))) == len(odd)
+
+
+def test_a_full_disk_is_one_line_and_the_earlier_report_stays(folder, tiny_bundle, tmp_path, capsys, monkeypatch):
+    import screening.report
+
+    def disk_full(df, path, *args):
+        Path(path).write_bytes(b"PK half")
+        raise OSError(28, "No space left on device", str(path))
+
+    out = tmp_path / "r.xlsx"
+    out.write_bytes(b"earlier")
+    monkeypatch.setattr(screening.report, "_write_excel", disk_full)
+    assert main([str(folder), "--out", str(out), "--model", str(tiny_bundle), "--overwrite", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "No space left on device" in err and "Traceback" not in err
+    assert out.read_bytes() == b"earlier" and [p.name for p in tmp_path.iterdir()] == ["r.xlsx"]
 
 
 def test_existing_report_is_never_overwritten_without_flag(folder, tiny_bundle, tmp_path, capsys):
