@@ -104,10 +104,13 @@ def parser() -> argparse.ArgumentParser:
                    help="flip test-time augmentation (default: the bundle's setting)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--workers", type=int, default=4)
+    p.add_argument("--overwrite", action="store_true", help="replace an evaluation already in --out")
     return p
 
 
 def evaluate(args: argparse.Namespace) -> dict:
+    if (args.out / "metrics.json").exists() and not args.overwrite:  # e.g. the hold-out split, scored once
+        raise UserError(f"{args.out} already holds an evaluation; use --overwrite or another --out")
     labels = read_labels(args.labels)
     if labels.empty:
         raise UserError(f"{args.labels}: no rows to evaluate")

@@ -33,6 +33,10 @@ def test_evaluate_writes_report_and_plots(tiny_bundle, tmp_path):
     assert all(p["sensitivity"] >= p["target"] for p in points)
     assert [p["threshold"] for p in points] == sorted((p["threshold"] for p in points), reverse=True)
     assert f"| 0.90 | {points[2]['threshold']:.3f} |" in report
+    argv = ["--model", str(tiny_bundle), "--images", str(images), "--labels", str(tmp_path / "l.csv"), "--out", str(out)]
+    (out / "metrics.json").write_text("{}")  # stands for an earlier evaluation
+    assert main(argv) == 2 and (out / "metrics.json").read_text() == "{}"  # not replaced without asking
+    assert main([*argv, "--overwrite"]) == 0 and json.loads((out / "metrics.json").read_text())["n"] == len(dx)
 
 
 def test_evaluate_resamples_lesions_when_the_labels_name_them(tiny_bundle, tmp_path):
