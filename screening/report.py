@@ -192,7 +192,7 @@ def write(df: pd.DataFrame, out: Path, info: RunInfo, thumbnails: dict[int, byte
         write_atomically(out, lambda tmp: _write_excel(df, tmp, info, thumbnails, links, pdfs))
 
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_STARTS = ("=", "+", "-", "@")  # a tab or return cannot start a cell: shown() wrote them as \x09, \x0d
 
 
 def defuse_formulas(df: pd.DataFrame) -> pd.DataFrame:

@@ -122,7 +122,6 @@ def add_user(path: Path, user: str, ask: Callable[[str], str] | None = None) -> 
     from screening.report import write_atomically
 
     ask = ask or getpass.getpass
-
     if not user or ":" in user or user != user.strip() or user.startswith("#"):
         raise UserError(f"--add-user {user!r}: a user name has no colon and no spaces around it")
     existing = []
