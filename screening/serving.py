@@ -58,12 +58,25 @@ def serving(args: argparse.Namespace) -> tuple[str, dict]:
     # "every address" is no address a browser can open: this computer's own is
     shown = "127.0.0.1" if args.host in (*LOOPBACK, *ANY_ADDRESS) else args.host
     url = f"http{'s' if https else ''}://{shown}:{args.port}"
+    if args.host in ANY_ADDRESS:  # and the other computers need this one's network address
+        url += f" (from other computers: http{'s' if https else ''}://{network_address()}:{args.port})"
     return url, {"server_name": args.host, "server_port": args.port, "share": args.share,
                  "auth": signin.check if signin else None,
                  "auth_message": f"SkinScreen: sign in. {NOTICE}",
                  "ssl_certfile": str(args.ssl_certfile) if https else None,
                  "ssl_keyfile": str(args.ssl_keyfile) if https else None,
                  "ssl_verify": not https}  # Gradio's check of itself: a self-signed certificate is fine
+
+
+def network_address() -> str:
+    """This computer's address on its network, as other computers reach it; its name where it
+    has no route (nothing is sent: a UDP socket's ``connect`` only picks the interface)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("192.0.2.1", 9))  # TEST-NET-1 (RFC 5737): any routable address would do
+            return s.getsockname()[0]
+    except OSError:
+        return socket.gethostname()
 
 
 def check_port_free(host: str, port: int) -> None:

@@ -39,5 +39,15 @@ def test_others_reaching_the_page_without_a_sign_in_is_a_warning(tmp_path, capsy
     args = parser().parse_args(["--port", str(port), *[str(logins) if o == "LOGINS" else o for o in options]])
     url, _ = serving(args)
     assert ("can reach this page and its patient images" in capsys.readouterr().err) == warned
-    assert url == f"http://127.0.0.1:{port}"  # what a browser here can open, also for 0.0.0.0
+    assert url.split()[0] == f"http://127.0.0.1:{port}"  # what a browser here can open, also for 0.0.0.0
+    assert ("from other computers" in url) == ("0.0.0.0" in options)
+
+
+def test_the_address_for_other_computers_is_this_computers_own():
+    from screening.serving import network_address
+
+    address = network_address()
+    assert not address.startswith("127.")
+    with socket.create_server((address, 0)):  # only an address of this computer can be listened on
+        pass
 
