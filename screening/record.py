@@ -20,9 +20,10 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from screening import __version__
+from screening.files import write_atomically
 from screening.inference import Result, Screener
 from screening.info import CLASS_CODES, CLASS_NAMES, NOTICE, label_of
-from screening.report import MALIGNANCY_MEANING, operating_point_text, recommendation, write_atomically
+from screening.report import MALIGNANCY_MEANING, operating_point_text, recommendation
 
 A4 = (8.27, 11.69)  # inches
 HAND_FIELDS = ("Patient", "Date of birth", "Lesion site", "Reviewed by", "Decision")

@@ -1,18 +1,19 @@
-"""The batch worklist: rows from ``Result``s, written as Excel (formatted) or CSV, atomically."""
+"""The batch worklist: rows from ``Result``s, written as Excel (formatted) or CSV, atomically
+(:mod:`screening.files`)."""
 
 from __future__ import annotations
 
 import io
 import os
-import tempfile
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
 import pandas as pd
 
+from screening.files import write_atomically
 from screening.inference import Result
 from screening.info import CLASS_CODES, CLASS_NAMES, MALIGNANT, NOTICE
 
@@ -210,29 +211,6 @@ def link_to(image: Path, folder: Path) -> str:
         return quote(os.fsencode(relative))  # the name's own bytes, even where they are not UTF-8
     except ValueError:  # another drive
         return Path(image).resolve().as_uri()
-
-
-def write_atomically(out: Path, write_to: Callable[[Path], None]) -> None:
-    """Call ``write_to`` on a temporary file beside ``out``, then rename it over ``out``: an
-    interrupted or failed write leaves ``out`` as it was."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write_to(tmp)
-        tmp.chmod(_file_mode(out))  # mkstemp's 0600 would make the file private
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _file_mode(out: Path) -> int:
-    """The replaced report's mode, or what a new file gets under the current umask."""
-    if out.exists():
-        return out.stat().st_mode & 0o777
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
 
 
 def _write_excel(df: pd.DataFrame, path: Path, info: RunInfo, thumbnails: dict[int, bytes] | None,

@@ -119,7 +119,7 @@ class SignIn:
 def add_user(path: Path, user: str, ask: Callable[[str], str] | None = None) -> str:
     """Set ``user``'s password in the auth file (asked twice, stored hashed), creating the file
     readable by its owner alone; returns what was done, for the terminal."""
-    from screening.report import write_atomically
+    from screening.files import write_atomically
 
     ask = ask or getpass.getpass
     if not user or ":" in user or user != user.strip() or user.startswith("#"):

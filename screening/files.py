@@ -1,0 +1,36 @@
+"""Writing a file so that nothing is lost: a report, record or sign-in file is either the old
+one or the whole new one, never half of either."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+# the temporary file is named after the one it becomes, cut so that the longest name a file
+# system allows for ``out`` (255 bytes) still leaves room for the temporary name's additions
+NAME_KEPT = 40
+
+
+def write_atomically(out: Path, write_to: Callable[[Path], None]) -> None:
+    """Call ``write_to`` on a temporary file beside ``out``, then rename it over ``out``: an
+    interrupted or failed write leaves ``out`` as it was."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name[:NAME_KEPT]}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write_to(tmp)
+        tmp.chmod(_file_mode(out))  # mkstemp's 0600 would make the file private
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _file_mode(out: Path) -> int:
+    """The replaced file's mode, or what a new file gets under the current umask."""
+    if out.exists():
+        return out.stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask

@@ -1,0 +1,45 @@
+"""Atomic writes (``screening.files``): the reports, records and sign-in file rely on them."""
+
+import os
+
+import pytest
+
+from screening.files import write_atomically
+
+POSIX = pytest.mark.skipif(os.name != "posix", reason="POSIX permissions and name lengths")
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary_one(tmp_path):
+    out = tmp_path / "report.csv"
+    out.write_text("old")
+
+    def fails(tmp):
+        tmp.write_text("half of the new")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space"):
+        write_atomically(out, fails)
+    assert out.read_text() == "old" and os.listdir(tmp_path) == ["report.csv"]
+    write_atomically(out, lambda tmp: tmp.write_text("new"))
+    assert out.read_text() == "new" and os.listdir(tmp_path) == ["report.csv"]
+
+
+@POSIX
+def test_a_new_file_is_readable_as_any_and_a_replaced_one_keeps_its_mode(tmp_path):
+    out = tmp_path / "report.csv"
+    umask = os.umask(0o022)
+    try:
+        write_atomically(out, lambda tmp: tmp.write_text("new"))
+    finally:
+        os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
+    out.chmod(0o600)
+    write_atomically(out, lambda tmp: tmp.write_text("private"))
+    assert out.stat().st_mode & 0o777 == 0o600
+
+
+@POSIX
+def test_the_longest_name_the_file_system_allows_can_be_written(tmp_path):
+    out = tmp_path / ("é" * 125 + ".pdf")  # 254 bytes: the temporary name must not grow past 255
+    write_atomically(out, lambda tmp: tmp.write_bytes(b"%PDF"))
+    assert out.read_bytes() == b"%PDF"
