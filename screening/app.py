@@ -131,10 +131,10 @@ class ScreeningApp:
                 raise gr.Error("No image files found in the upload.")
             stamp = time.strftime("%Y%m%d-%H%M%S")
             out = work / f"skinscreen-report-{stamp}.xlsx"
-            df = screen_files(self.screener, paths, staging, out, link_images=False, progress=False,
-                              records=work / "records" if records else None,
-                              on_progress=lambda done, total, step: progress((done, total), desc=step.capitalize(),
-                                                                             unit="images"))
+            df, _ = screen_files(self.screener, paths, staging, out, link_images=False, progress=False,
+                                 records=work / "records" if records else None,
+                                 on_progress=lambda done, total, step: progress(
+                                     (done, total), desc=step.capitalize(), unit="images"))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         bundle = None

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from screening import __version__
 from screening.cli import add_threshold_option, add_version_option, check_threshold, positive_int, run_cli
@@ -23,6 +24,9 @@ from screening.data import IMAGE_SUFFIXES
 from screening.errors import UserError
 from screening.info import NOTICE
 from screening.progress import Progress
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 REPORT_SUFFIXES = (".xlsx", ".csv")
 
@@ -152,10 +156,10 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     screener = Screener(args.model, threshold=args.threshold, tta=args.tta, batch_size=args.batch_size)
-    df = screen_files(screener, paths, folder, args.out, workers=args.workers, thumbnails=args.thumbnails,
-                      records=args.records, progress=False if args.quiet else None, start=start)
+    df, written = screen_files(screener, paths, folder, args.out, workers=args.workers, thumbnails=args.thumbnails,
+                               records=args.records, progress=False if args.quiet else None, start=start)
     if not args.quiet:
-        written, elapsed = df.attrs.get("records", 0), time.perf_counter() - start
+        elapsed = time.perf_counter() - start
         print(f"{tally(df)}; {len(df) / elapsed:.1f} images/s; wrote {args.out}"
               + (f" and {written} PDF record{'' if written == 1 else 's'} in {args.records}" if args.records else ""),
               file=sys.stderr)
@@ -165,8 +169,10 @@ def run(args: argparse.Namespace) -> int:
 
 def screen_files(screener, paths: list[Path], folder: Path, out: Path, *, workers: int = 2, thumbnails: bool = False,
                  link_images: bool = True, records: Path | None = None, progress: bool | None = None,
-                 start: float | None = None, on_progress: Callable[[int, int, str], None] | None = None):
+                 start: float | None = None,
+                 on_progress: Callable[[int, int, str], None] | None = None) -> tuple[pd.DataFrame, int]:
     """Score ``paths`` and write the report to ``out``; the one path batch.py and the app share.
+    Returns the report's rows and how many PDF records were written.
 
     ``progress`` None shows a bar only on a terminal; ``start`` is when timing began
     (default now), so model loading can count towards the reported speed. ``link_images``
@@ -199,9 +205,8 @@ def screen_files(screener, paths: list[Path], folder: Path, out: Path, *, worker
     thumbs = {i: png for i, p in enumerate(paths) if (png := thumbnail_png(p))} if thumbnails else None
     if pdfs is not None:
         info.records = f"{len(pdfs)} in {Path(os.path.relpath(records, out.parent)).as_posix()}"
-        df.attrs["records"] = len(pdfs)
     report.write(df, out, info, thumbs, paths if link_images else None, pdfs)
-    return df
+    return df, len(pdfs or ())
 
 
 def main(argv: list[str] | None = None) -> int:
