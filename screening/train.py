@@ -260,6 +260,9 @@ def train(args: argparse.Namespace) -> Path:
     if not (args.resume or args.calibrate_only) and (args.run / CHECKPOINT).exists():
         raise FileExistsError(f"{args.run} already holds a training run; use --resume or another --run")
     weights = None if args.weights == "none" else args.weights
+    if not (args.resume or args.calibrate_only) and weights not in (None, "imagenet") and not Path(weights).is_file():
+        raise UserError(f"ImageNet weights file not found: {weights} (the default assumes the repository root as "
+                        "the current folder, with ../shared beside it; or pass --weights PATH)")  # before minutes of decoding
     table = prepare_split(args)
     cache = args.cache or args.run / "cache"
     tr, va = table[table["split"] == "train"], table[table["split"] == "val"]

@@ -41,6 +41,14 @@ def test_resume_without_checkpoint(tmp_path, capsys):
     assert "nothing to resume" in capsys.readouterr().err
 
 
+def test_missing_imagenet_weights_are_named_before_anything_is_decoded_or_written(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main([str(tmp_path), "--run", str(run), "--weights", str(tmp_path / "gone.weights.h5")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "ImageNet weights file not found" in err and "--weights PATH" in err
+    assert not run.exists()
+
+
 def test_calibrate_only_needs_a_best_epoch(tmp_path, capsys):
     assert main([str(tmp_path), "--run", str(tmp_path / "run"), "--calibrate-only"]) == 2
     assert "nothing to calibrate" in capsys.readouterr().err
