@@ -26,8 +26,8 @@ def run_cli(
     args = parser.parse_args(argv)
     try:
         return run(args)
-    except USER_ERRORS as err:
-        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+    except USER_ERRORS as err:  # one line, even where a library's message has several
+        print(f"{parser.prog}: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted", file=sys.stderr)

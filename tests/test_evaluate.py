@@ -54,20 +54,21 @@ def test_evaluate_resamples_lesions_when_the_labels_name_them(tiny_bundle, tmp_p
     assert m["intervals"]["recall_nv"] == wilson_interval(m["per_class"]["nv"]["recall"] * 2, 2)
 
 
-@pytest.mark.parametrize("problem", ["labels", "model", "image"])
+@pytest.mark.parametrize("problem", ["labels", "model", "image", "not a csv"])
 def test_errors_are_one_line(tiny_bundle, tmp_path, capsys, problem):
     images = tmp_path / "images"
     images.mkdir()
     Image.fromarray(lesion_like()).save(images / "A.jpg")
     labels = tmp_path / "l.csv"
-    labels.write_text("image_id,dx\nA,nv\n" + ("B,mel\n" if problem == "image" else ""))
+    labels.write_text("image_id,dx\nA,nv\n" + ("B,mel\n" if problem == "image" else "")
+                      + ("# a README\n\ntext, with, more, commas\n" if problem == "not a csv" else ""))
     argv = ["--model", str(tiny_bundle if problem != "model" else tmp_path), "--images", str(images),
             "--labels", str(labels if problem != "labels" else tmp_path / "none.csv"), "--out", str(tmp_path / "o")]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1, err
     assert {"labels": "labels file not found", "model": "not a SkinScreen model bundle",
-            "image": "image B is listed but has no file"}[problem] in err
+            "image": "image B is listed but has no file", "not a csv": "not a readable CSV"}[problem] in err
 
 
 def test_model_card_draft_uses_bundle_and_metrics(tiny_bundle, tmp_path):
