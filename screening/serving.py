@@ -10,6 +10,7 @@ import argparse
 import errno
 import signal
 import socket
+import ssl
 import sys
 from pathlib import Path
 
@@ -55,6 +56,8 @@ def serving(args: argparse.Namespace) -> tuple[str, dict]:
         if not path.is_file():
             raise UserError(f"{path} not found")
     https = all(tls)
+    if https:
+        check_certificate(*tls)
     # "every address" is no address a browser can open: this computer's own is
     shown = "127.0.0.1" if args.host in (*LOOPBACK, *ANY_ADDRESS) else args.host
     url = f"http{'s' if https else ''}://{shown}:{args.port}"
@@ -66,6 +69,31 @@ def serving(args: argparse.Namespace) -> tuple[str, dict]:
                  "ssl_certfile": str(args.ssl_certfile) if https else None,
                  "ssl_keyfile": str(args.ssl_keyfile) if https else None,
                  "ssl_verify": not https}  # Gradio's check of itself: a self-signed certificate is fine
+
+
+class _Passphrase(Exception):
+    pass
+
+
+def check_certificate(cert: Path, key: Path) -> None:
+    """A certificate and key that TLS cannot use fail here, in one line, before the model
+    loads (the server would fail later in its own thread, with a traceback and a misleading
+    "Cannot find empty port")."""
+
+    def no_passphrase():
+        raise _Passphrase  # else OpenSSL would wait for one at the terminal
+
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key, password=no_passphrase)
+    except _Passphrase:
+        raise UserError(f"{key} is protected by a passphrase, which SkinScreen cannot ask for: save the key "
+                        f"without one (openssl pkey -in {key} -out NEW.pem), readable by you alone") from None
+    except ssl.SSLError as err:
+        if err.reason == "KEY_VALUES_MISMATCH":
+            raise UserError(f"{key} is not the private key of the certificate {cert}") from None
+        why = f" (OpenSSL: {err.reason})" if err.reason else ""
+        raise UserError(f"--ssl-certfile {cert} and --ssl-keyfile {key} must be a certificate and its private key, "
+                        f"in PEM{why}") from None
 
 
 def network_address() -> str:

@@ -1,8 +1,10 @@
 """How the app is served (``screening.serving``): port check. The live server with a sign-in,
 HTTPS and stop signals is tested in test_app.py."""
 
+import shutil
 import signal
 import socket
+import subprocess
 
 import pytest
 
@@ -51,3 +53,37 @@ def test_the_address_for_other_computers_is_this_computers_own():
     with socket.create_server((address, 0)):  # only an address of this computer can be listened on
         pass
 
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory):
+    """Two self-signed certificates with their keys, and the first key under a passphrase."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed")
+    d = tmp_path_factory.mktemp("tls")
+    for n in (1, 2):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                        "-nodes", "-keyout", str(d / f"key{n}.pem"), "-out", str(d / f"cert{n}.pem"), "-days", "1",
+                        "-subj", "/CN=localhost"], check=True, capture_output=True)
+    subprocess.run(["openssl", "pkey", "-in", str(d / "key1.pem"), "-aes256", "-passout", "pass:secret",
+                    "-out", str(d / "locked.pem")], check=True, capture_output=True)
+    (d / "junk.pem").write_text("not a certificate\n")
+    return d
+
+
+@pytest.mark.parametrize(("cert", "key", "message"), [
+    ("cert1", "key1", None),
+    ("cert1", "key2", "is not the private key of the certificate"),
+    ("cert1", "locked", "is protected by a passphrase"),  # OpenSSL would have asked at the terminal
+    ("junk", "key1", "must be a certificate and its private key, in PEM"),
+    ("key1", "cert1", "must be a certificate and its private key, in PEM"),  # swapped
+])
+def test_a_certificate_and_key_tls_cannot_use_are_refused_before_the_model_loads(certificates, cert, key, message):
+    from screening.serving import check_certificate
+
+    paths = certificates / f"{cert}.pem", certificates / f"{key}.pem"
+    if message is None:
+        check_certificate(*paths)
+    else:
+        with pytest.raises(UserError, match=message):
+            check_certificate(*paths)
