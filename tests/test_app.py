@@ -57,6 +57,27 @@ def test_predict_endpoint_returns_label_first(client, image_file):
     assert heatmap and "Image checks" in checks
 
 
+def test_several_users_at_once_get_what_each_would_get_alone(server, client, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    paths = []
+    for seed in range(4):
+        paths.append(tmp_path / f"lesion{seed}.jpg")
+        Image.fromarray(lesion_like(seed=seed)).save(paths[-1])
+
+    def assess(path, user=None):
+        user = user or gradio_client.Client(server, verbose=False)  # each thread its own session
+        label, assessment, _, _ = user.predict(gradio_client.handle_file(str(path)), api_name="/predict")
+        record = user.predict(gradio_client.handle_file(str(path)), api_name="/record")
+        return label, assessment, path.stem in Path(record).name and Path(record).read_bytes()[:4] == b"%PDF"
+
+    alone = [assess(p, client) for p in paths]
+    with ThreadPoolExecutor(len(paths)) as pool:
+        together = list(pool.map(assess, paths))
+    for (label_a, text_a, record_a), (label_t, text_t, record_t) in zip(alone, together, strict=True):
+        assert label_t == label_a and text_t == text_a and record_a and record_t
+
+
 def test_the_page_carries_the_guide_for_clinic_staff(server):
     import httpx
 
