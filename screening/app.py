@@ -39,12 +39,12 @@ from screening.scratch import private_root, sweep_every
 from screening.serving import add_serving_options, serving, stop_like_ctrl_c
 from screening.signin import add_user
 
-MAX_UPLOAD = "25mb"
 # Patient images should not outlive their use: the scratch folder (uploads, results, reports,
 # records) is swept every 10 minutes of files an hour old, whichever run left them, and Gradio
 # removes its own copies when the app stops (Blocks.delete_cache).
 CACHE_SWEEP = (600, 3600)
 MAX_ZIP_MEMBERS, MAX_ZIP_BYTES = 2000, 1_000_000_000
+MAX_UPLOAD = MAX_ZIP_BYTES  # per file: a zip of a clinic's dermatoscope originals (3-10 MB each) must fit
 GUIDE = Path(__file__).parent / "USER_GUIDE.md"  # for clinic staff; also beside the executable
 MODEL_PLOTS = ("confusion_matrix.png", "roc.png", "reliability.png")  # shipped beside the model card
 # Gradio's default image buttons include "share", which uploads the picture to huggingface.co

@@ -143,6 +143,17 @@ def test_batch_tab_returns_an_excel_report(client, tmp_path, image_file):
     assert {r["flag"] for r in shown[:2]} <= {"REFER", "routine"} and shown[0]["malignancy probability"]
 
 
+def test_a_zip_of_full_size_photographs_is_not_refused_for_its_size(client, tmp_path, image_file):
+    import os
+
+    archive = tmp_path / "clinic.zip"  # 30 MB: a few dermatoscope originals; Gradio's cap was 25 MB
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as z:
+        z.write(image_file, "one.jpg")
+        z.writestr("camera-log.bin", os.urandom(30_000_000))
+    _, summary, *_ = client.predict([gradio_client.handle_file(str(archive))], api_name="/batch")
+    assert "1 image" in summary
+
+
 def test_batch_tab_zips_the_worklist_with_the_records_of_the_referred_images(tiny_bundle, tmp_path, image_file):
     from screening.app import ScreeningApp
 
