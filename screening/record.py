@@ -8,7 +8,9 @@ passes through the tool.
 
 from __future__ import annotations
 
+import warnings
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 
 import matplotlib
@@ -26,6 +28,7 @@ from screening.info import CLASS_CODES, CLASS_NAMES, NOTICE, label_of
 from screening.report import MALIGNANCY_MEANING, operating_point_text, recommendation
 
 A4 = (8.27, 11.69)  # inches
+FONT = "DejaVu Sans"  # matplotlib's own: Latin, Greek, Cyrillic, Hebrew, Arabic, but no Chinese, Japanese, Korean...
 HAND_FIELDS = ("Patient", "Date of birth", "Lesion site", "Reviewed by", "Decision")
 
 
@@ -80,12 +83,14 @@ def write_record(path: Path, screener: Screener, r: Result, image: np.ndarray, h
         fig.text(0.07, 0.255, "Image checks: no problems found", fontsize=9, **text)
     meta = screener.meta
     shown_name = source_name.replace("$", r"\$")  # matplotlib reads text between two "$" as TeX
-    lines = [f"File: {shown_name} ({r.width} x {r.height} pixels)",
+    fonts, undrawable = fonts_for(source_name)
+    lines = [f"File: {shown_name} ({r.width} x {r.height} pixels)"
+             + (" (characters that no font on this computer can draw show as boxes)" if undrawable else ""),
              f"Assessed: {when.strftime('%Y-%m-%d %H:%M %Z')}",
              (f"Model: {meta.get('name', '')} {meta.get('version', '')}, sha256 {str(meta.get('sha256', ''))[:16]}"
              "..."),
              f"Test-time augmentation {'on' if screener.tta else 'off'}; SkinScreen {__version__}"]
-    fig.text(0.07, 0.21, "\n".join(lines), fontsize=8.5, linespacing=1.6, **text)
+    fig.text(0.07, 0.21, "\n".join(lines), fontsize=8.5, linespacing=1.6, fontfamily=fonts, **text)
     for i, name in enumerate(HAND_FIELDS[3:]):
         fig.text(0.07 + i * 0.45, 0.11, f"{name}: ______________________________", fontsize=9, **text)
     fig.text(0.07, 0.06, f"{NOTICE} SkinScreen was trained on HAM10000 dermoscopy images only (seven "
@@ -93,4 +98,34 @@ def write_record(path: Path, screener: Screener, r: Result, image: np.ndarray, h
              color="#555555", **text)
 
     metadata = {"Title": "SkinScreen assessment record", "Creator": f"SkinScreen {__version__}"}
-    write_atomically(Path(path), lambda tmp: fig.savefig(tmp, format="pdf", metadata=metadata))
+    with warnings.catch_warnings():  # said on the page instead of once per character on the terminal
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
+        write_atomically(Path(path), lambda tmp: fig.savefig(tmp, format="pdf", metadata=metadata))
+
+
+def fonts_for(text: str) -> tuple[list[str], bool]:
+    """Font families to draw ``text`` with: :data:`FONT`, then installed fonts holding the
+    characters it lacks (a Japanese file name would otherwise be a row of boxes, useless for
+    matching the record to its image); and whether some character is in none of them."""
+    from matplotlib import font_manager
+
+    missing = {c for c in text if ord(c) not in _characters(font_manager.findfont(FONT))}
+    families = [FONT]
+    for entry in sorted(font_manager.fontManager.ttflist, key=lambda e: ("Sans" not in e.name, e.name)):
+        if not missing:
+            break
+        found = {c for c in missing if ord(c) in _characters(entry.fname)}
+        if found and entry.name not in families and not entry.name.startswith("Last Resort"):  # boxes only
+            families.append(entry.name)
+            missing -= found
+    return families, bool(missing)
+
+
+@cache
+def _characters(font_file: str) -> frozenset[int]:
+    from matplotlib import ft2font
+
+    try:
+        return frozenset(ft2font.FT2Font(font_file).get_charmap())
+    except (OSError, RuntimeError, ValueError):  # a damaged or unsupported font file: as if absent
+        return frozenset()

@@ -45,6 +45,29 @@ def test_a_file_name_with_dollar_signs_is_printed_as_it_is(assessed, tmp_path, n
     assert f"File: {name} (400 x 300 pixels)" in " ".join(pdf_text(tmp_path / "record.pdf").split())
 
 
+def test_a_file_name_the_default_font_cannot_draw_is_drawn_with_an_installed_font(assessed, tmp_path):
+    from screening.record import FONT, fonts_for
+
+    name = "患者の病変 환자.jpg"  # Japanese and Korean: no glyphs in matplotlib's own font
+    fonts, undrawable = fonts_for(name)
+    if undrawable:
+        pytest.skip("no Chinese/Japanese/Korean font installed (e.g. apt-get install fonts-noto-cjk)")
+    assert fonts[0] == FONT and len(fonts) > 1
+    screener, result, x, heatmap = assessed
+    write_record(tmp_path / "record.pdf", screener, result, x, heatmap, source_name=name)
+    pdf = (tmp_path / "record.pdf").read_bytes()
+    assert b"LastResort" not in pdf  # matplotlib's font of boxes was not needed
+    assert f"File: {name} (400 x 300 pixels)" in " ".join(pdf_text(tmp_path / "record.pdf").split())
+
+
+def test_characters_no_font_can_draw_are_said_to_be_boxes_once_not_warned_per_character(assessed, tmp_path, recwarn):
+    screener, result, x, heatmap = assessed
+    name = "\u0378\u0379.jpg"  # unassigned code points: in no font
+    write_record(tmp_path / "record.pdf", screener, result, x, heatmap, source_name=name)
+    assert "no font on this computer can draw show as boxes" in " ".join(pdf_text(tmp_path / "record.pdf").split())
+    assert not [w for w in recwarn if "missing from font" in str(w.message)]
+
+
 def test_a_failed_write_leaves_the_earlier_file_alone(assessed, tmp_path, monkeypatch):
     from matplotlib.figure import Figure
 
