@@ -27,7 +27,7 @@ from gradio.utils import get_upload_folder, is_in_or_equal
 from PIL import Image
 
 from screening.batch import find_images, screen_files
-from screening.cli import add_threshold_option, add_version_option, check_threshold, run_cli
+from screening.cli import add_threshold_option, add_version_option, check_threshold, described, run_cli
 from screening.errors import UserError
 from screening.explain import GradCAM
 from screening.inference import Result, Screener
@@ -278,7 +278,7 @@ def build(app: ScreeningApp) -> gr.Blocks:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="screening-app", description=__doc__,
+    p = argparse.ArgumentParser(prog="screening-app", description=described(__doc__),
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=NOTICE)
     add_serving_options(p)
     p.add_argument("--no-browser", action="store_true", help="do not open a browser tab")

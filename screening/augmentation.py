@@ -133,10 +133,10 @@ def augmentation_grid(images: np.ndarray, copies: int = 5, seed: int = 0) -> Ima
 
 
 def main(argv: list[str] | None = None) -> int:
-    from screening.cli import run_cli
+    from screening.cli import described, run_cli
     from screening.data import load_images, read_metadata
 
-    parser = argparse.ArgumentParser(prog="python -m screening.augmentation", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m screening.augmentation", description=described(__doc__))
     parser.add_argument("data", type=Path, help="HAM10000 folder (with HAM10000_metadata.csv)")
     parser.add_argument("--out", type=Path, default=Path("docs/augmentation_grid.png"))
     parser.add_argument("--rows", type=int, default=6, help="images, one per class where possible")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from screening import __version__
-from screening.cli import add_threshold_option, add_version_option, check_threshold, positive_int, run_cli
+from screening.cli import add_threshold_option, add_version_option, check_threshold, described, positive_int, run_cli
 from screening.data import IMAGE_SUFFIXES
 from screening.errors import UserError
 from screening.info import NOTICE
@@ -32,7 +32,7 @@ REPORT_SUFFIXES = (".xlsx", ".csv")
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="screening-batch", description=__doc__,
+    p = argparse.ArgumentParser(prog="screening-batch", description=described(__doc__),
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=NOTICE)
     p.add_argument("folder", type=Path, help="folder of dermoscopy images")

@@ -19,6 +19,7 @@ import keras
 import numpy as np
 
 from screening.backend import use_training_flags
+from screening.cli import described
 from screening.inference import forward_fn
 from screening.model import build_model, set_trainable
 
@@ -61,7 +62,7 @@ def measure(fast: bool, batch: int, repeats: int, train_blocks: int | None = 13)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m screening.bench", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m screening.bench", description=described(__doc__))
     p.add_argument("--json", action="store_true", help="print one JSON line")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--repeats", type=int, default=6, help="timed batches (inference; half for training)")

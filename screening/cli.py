@@ -34,6 +34,12 @@ def run_cli(
         return 130
 
 
+def described(doc: str | None) -> str:
+    """A module docstring as ``--help`` shows it: without reStructuredText's double backquotes,
+    which are for the API documentation, not for someone reading a terminal."""
+    return (doc or "").replace("``", "")
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer > 0."""
     value = int(text)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from screening.cli import positive_int, run_cli
+from screening.cli import described, positive_int, run_cli
 from screening.data import labels_to_indices, read_labels
 from screening.errors import UserError
 from screening.evaluate import PREDICTIONS, RESAMPLES
@@ -30,7 +30,7 @@ BOOTSTRAPPED = ("balanced_accuracy", "malignant_auroc")  # not proportions of ca
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="screening-compare", description=__doc__,
+    p = argparse.ArgumentParser(prog="screening-compare", description=described(__doc__),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("a", type=Path, help="evaluation folder of model A (the reference, e.g. the shipped model)")
     p.add_argument("b", type=Path, help="evaluation folder of model B (the candidate), same labels")

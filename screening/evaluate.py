@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from screening.calibration import threshold_for_sensitivity
-from screening.cli import run_cli
+from screening.cli import described, run_cli
 from screening.data import find_images, labels_to_indices, read_labels
 from screening.errors import UserError
 from screening.inference import Result, Screener
@@ -93,7 +93,7 @@ def interval_note(m: dict) -> list[str]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="screening-evaluate", description=__doc__,
+    p = argparse.ArgumentParser(prog="screening-evaluate", description=described(__doc__),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", type=Path, help="model bundle folder (default: the packaged model)")
     p.add_argument("--images", type=Path, nargs="+", required=True,

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from screening.bundle import read_meta
-from screening.cli import run_cli
+from screening.cli import described, run_cli
 from screening.data import parse_prefer
 from screening.evaluate import interval_note, operating_points_table, with_interval
 from screening.info import CLASS_CODES, CLASS_NAMES, DATASET, MALIGNANT, NOTICE
@@ -143,7 +143,7 @@ def render(meta: dict, validation: Path, test: Path | None, out: Path, notes: st
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m screening.model_card", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m screening.model_card", description=described(__doc__),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", type=Path, required=True)
     p.add_argument("--validation", type=Path, required=True)

@@ -28,7 +28,7 @@ from screening import quality
 from screening.backend import use_training_flags
 from screening.bundle import save_bundle
 from screening.calibration import fit_malignancy_scaling, fit_temperature, nll, threshold_for_sensitivity
-from screening.cli import nonneg_int, positive_int, run_cli
+from screening.cli import described, nonneg_int, positive_int, run_cli
 from screening.data import labels_to_indices, load_images, parse_prefer, read_metadata, split_by_lesion
 from screening.errors import UserError
 from screening.inference import batched_logits, forward_fn
@@ -41,7 +41,7 @@ CHECKPOINT, BEST, STATE = "checkpoint.keras", "best.keras", "state.json"
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="screening-train", description=__doc__,
+    p = argparse.ArgumentParser(prog="screening-train", description=described(__doc__),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("data", type=Path, help="HAM10000 folder (HAM10000_metadata.csv and image folders)")
     p.add_argument("--run", type=Path, required=True, help="run folder for checkpoints, history and the bundle")
