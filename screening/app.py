@@ -212,7 +212,7 @@ def _extract_zip(path: Path, dest: Path) -> None:
                 raise gr.Error(f"{path.name}: password-protected; unzip it first and add the images")
             dest.mkdir(parents=True, exist_ok=True)
             for m in members:
-                target = (dest / m.filename).resolve()
+                target = (dest / _member_name(m)).resolve()
                 if dest.resolve() not in target.parents:
                     continue  # "../" or absolute names: skipped
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -222,6 +222,17 @@ def _extract_zip(path: Path, dest: Path) -> None:
     except NotImplementedError:  # e.g. Deflate64, which Windows uses for some large archives
         raise gr.Error(f"{path.name}: compressed in a way SkinScreen cannot read; unzip it first "
                        "and add the images") from None
+
+
+def _member_name(member: zipfile.ZipInfo) -> str:
+    """A member's name as its maker wrote it. Info-ZIP and macOS write UTF-8 without the flag
+    that says so, and Python then reads the bytes as cp437 ("患者.jpg" became "µéúΦÇà.jpg")."""
+    if member.flag_bits & 0x800:
+        return member.filename
+    try:
+        return member.filename.encode("cp437").decode("utf-8")
+    except UnicodeError:  # not UTF-8 either (an old Windows code page): as Python reads it
+        return member.filename
 
 
 def build(app: ScreeningApp) -> gr.Blocks:

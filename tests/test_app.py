@@ -200,6 +200,23 @@ def test_a_password_protected_zip_is_a_message(tiny_bundle, tmp_path, image_file
         ScreeningApp(tiny_bundle).batch([str(locked)])
 
 
+def test_names_in_a_zip_made_without_the_utf8_flag_are_read_as_written(tiny_bundle, tmp_path, image_file):
+    from screening.app import ScreeningApp
+
+    names = ["患者の病変.jpg", "Ärztin/é.jpg"]
+    archive = tmp_path / "linux.zip"  # as Info-ZIP and macOS write them: UTF-8 bytes, flag not set
+    with zipfile.ZipFile(archive, "w") as z:
+        for i, name in enumerate(names):
+            z.write(image_file, f"{i}" * len(name.encode()))  # ASCII of the same length: no flag
+    data = archive.read_bytes()
+    for i, name in enumerate(names):
+        data = data.replace(f"{i}".encode() * len(name.encode()), name.encode())
+    archive.write_bytes(data)
+    assert all(not m.flag_bits & 0x800 for m in zipfile.ZipFile(archive).infolist())
+    _, summary, table, _ = ScreeningApp(tiny_bundle).batch([str(archive)])
+    assert sorted(table["file"]) == sorted(f"linux/{n}" for n in names) and "2 images" in summary
+
+
 def test_batch_keeps_no_copies_of_the_images(tiny_bundle, tmp_path, image_file):
     from screening.app import CACHE_SWEEP, ScreeningApp, build
 
