@@ -1,12 +1,15 @@
-"""One real-browser test: Debian's Chromium, driven by Playwright, uploads an image and
-saves the PDF record through the page's download link.
+"""Real-browser tests: Debian's Chromium, driven by Playwright, uploads an image and saves the
+PDF record through the page's download link, and screens a zip in the Several images tab.
 
 Skipped, with the reason, where Chromium (apt-get install chromium) or Playwright is
-missing. With SKINSCREEN_SCREENSHOT=path the page is saved there (docs/app_screenshot.png).
+missing. With SKINSCREEN_SCREENSHOT=path the One image page is saved there
+(docs/app_screenshot.png); with SKINSCREEN_BATCH_SCREENSHOT=path the Several images page
+(docs/batch_screenshot.png).
 """
 
 import os
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -65,6 +68,70 @@ def test_upload_in_a_real_browser_shows_the_assessment(tiny_bundle, tmp_path):
             assert page.request.get(f"http://127.0.0.1:{port}/gradio_api/runs").status == 404
             browser.close()
         assert "Malignancy probability" in pdf_text(tmp_path / "record.pdf")
+        assert elsewhere == []
+    finally:
+        demo.close()
+
+
+# validation images of the shipped model: two it refers, three it does not (docs/worklist.png's)
+SAMPLES = ["ISIC_0025467", "ISIC_0032019", "ISIC_0024662", "ISIC_0025033", "ISIC_0033626"]
+
+
+def test_several_images_in_a_real_browser_give_the_worklist_and_the_records(tiny_bundle, tmp_path):
+    import openpyxl
+
+    from screening.app import launch, parser
+    from screening.inference import DEFAULT_MODEL
+
+    model = DEFAULT_MODEL if (DEFAULT_MODEL / "bundle.json").is_file() else tiny_bundle
+    archive = tmp_path / "clinic.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for i, name in enumerate(SAMPLES):
+            found = [f for f in (HAM / "images_224" / f"{name}.jpg", HAM / "images_200x150" / f"{name}.jpg")
+                     if f.is_file()]
+            if found:
+                z.write(found[0], f"{name}.jpg")
+            else:
+                Image.fromarray(lesion_like(seed=i)).save(tmp_path / f"{name}.jpg")
+                z.write(tmp_path / f"{name}.jpg", f"{name}.jpg")
+        z.writestr("unreadable.jpg", b"not an image")
+    port = free_port()
+    demo = launch(parser().parse_args(["--port", str(port), "--no-browser", "--model", str(model)]), block=False)
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            elsewhere = []
+            page.on("request", lambda r: r.url.startswith(("http://127.0.0.1", "data:", "blob:"))
+                    or elsewhere.append(r.url))
+            page.goto(f"http://127.0.0.1:{port}/", wait_until="networkidle")
+            page.get_by_role("tab", name="Several images").click()
+            page.locator("input[type=file]").nth(1).set_input_files(str(archive))
+            page.get_by_text("clinic.zip").or_(page.get_by_text("clinic")).first.wait_for(timeout=30_000)
+            page.get_by_label("Also a PDF record (with Grad-CAM) of each REFER image").check()
+            page.get_by_role("button", name="Screen all and build the Excel report").click()
+            page.get_by_text(f"{len(SAMPLES) + 1} images:").first.wait_for(timeout=120_000)
+            worklist = page.locator(".block", has_text="Worklist: REFER first").last
+            sync_api.expect(worklist).to_contain_text("unreadable.jpg", timeout=10_000)
+            cells = [c.strip() for c in worklist.inner_text().replace("\t", "\n").split("\n")]
+            flags = [c for c in cells if c in ("REFER", "routine", "not read")]
+            assert len(flags) == len(SAMPLES) + 1 and flags[-1] == "not read"  # the unreadable file last
+            assert flags[:-1] == sorted(flags[:-1], key=lambda f: f != "REFER")  # REFER first
+            shot = os.environ.get("SKINSCREEN_BATCH_SCREENSHOT")
+            page.screenshot(path=shot or str(tmp_path / "batch.png"), full_page=True)
+            links = page.locator('a[download^="skinscreen-report"]')
+            with page.expect_download() as download:
+                links.first.click()
+            download.value.save_as(tmp_path / "worklist.xlsx")
+            if "REFER" in flags:
+                with page.expect_download() as download:
+                    page.locator('a[download^="skinscreen-records"]').first.click()
+                download.value.save_as(tmp_path / "records.zip")
+                with zipfile.ZipFile(tmp_path / "records.zip") as z:
+                    assert len([n for n in z.namelist() if n.endswith(".pdf")]) == flags.count("REFER")
+            browser.close()
+        ws = openpyxl.load_workbook(tmp_path / "worklist.xlsx")["Results"]
+        assert ws.max_row == len(SAMPLES) + 2  # the header and one row per file
         assert elsewhere == []
     finally:
         demo.close()
