@@ -92,8 +92,9 @@ def render(meta: dict, validation: Path, test: Path | None, out: Path, notes: st
         f"images; no lesion in two splits. Training uses {_copy(recipe.get('train_prefer'), 'each image')}; "
         f"validation and test use {_copy(recipe.get('val_prefer'), 'the lesion')}."), "",
         "## Preprocessing",
-        ("EXIF orientation, conversion to RGB, centre square, antialiased resize to 224x224 "
-        "(`screening.preprocessing.preprocess`), scaling to [-1, 1] inside the model."), "",
+        ("EXIF orientation, an embedded colour profile applied (to sRGB: HAM10000's images carry none), "
+         "conversion to RGB, centre square, antialiased resize to 224x224 "
+         "(`screening.preprocessing.preprocess`), scaling to [-1, 1] inside the model."), "",
         "## Recipe",
         (f"Head {recipe.get('head_epochs')} epochs at lr {recipe.get('head_lr')}, then the last "
         f"{recipe.get('unfreeze_blocks')} of 13 blocks for {recipe.get('epochs')} epochs at lr {recipe.get('lr')} "

@@ -8,6 +8,7 @@ from PIL import Image
 
 from screening.preprocessing import INPUT_SIZE, ImageError, center_square, open_image, preprocess
 from tests.conftest import HEIC, ROOT, lesion_like
+from tests.icc import display_p3_profile
 
 
 def _png_bytes(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
@@ -123,3 +124,29 @@ def test_heic_without_the_decoder_says_what_to_install():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=ROOT).stdout
     assert "a HEIC/HEIF image; reading it needs the optional pi-heif package" in out
+
+
+def test_a_colour_profile_is_applied_so_the_model_sees_what_a_viewer_sees():
+    from PIL import ImageCms
+
+    original = Image.fromarray(lesion_like())  # sRGB, as the training images are read
+    p3 = ImageCms.ImageCmsProfile(io.BytesIO(display_p3_profile()))
+    as_phone_stores_it = ImageCms.profileToProfile(original, ImageCms.createProfile("sRGB"), p3,
+                                                   renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC)
+    as_phone_stores_it.info.pop("icc_profile", None)
+    tagged = _png_bytes(as_phone_stores_it, icc_profile=display_p3_profile())
+    untagged = _png_bytes(as_phone_stores_it)
+    assert b"iCCP" in tagged and b"iCCP" not in untagged
+    want = preprocess(original).astype(int)
+    assert np.abs(preprocess(tagged).astype(int) - want).max() <= 3  # rounding through P3 and back
+    assert np.abs(preprocess(untagged).astype(int) - want).max() >= 10  # read as sRGB: duller colours
+
+
+@pytest.mark.parametrize("profile", [b"not a colour profile", None])
+def test_a_profile_that_cannot_be_used_leaves_the_pixels_as_they_are(profile):
+    from PIL import ImageCms
+
+    img = Image.fromarray(lesion_like())
+    icc = profile or ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()  # None: sRGB itself
+    out = preprocess(_png_bytes(img, icc_profile=icc)).astype(int)
+    assert np.abs(out - preprocess(img).astype(int)).max() <= 1
