@@ -266,7 +266,7 @@ def build(app: ScreeningApp) -> gr.Blocks:
             image.change(lambda: None, outputs=record, api_visibility="private")  # no record of another image
         with gr.Tab("Several images"):
             files = gr.File(label="Images or zip files", file_count="multiple",
-                            file_types=["image", ".zip", ".tif", ".tiff", ".heic", ".heif"])
+                            file_types=["image", ".zip", ".tif", ".tiff", ".heic", ".heif", ".dcm"])  # .dcm: to say why not
             want_records = gr.Checkbox(label="Also a PDF record (with Grad-CAM) of each REFER image")
             run = gr.Button("Screen all and build the Excel report", variant="primary")
             summary = gr.Markdown()

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from screening import __version__
 from screening.cli import add_threshold_option, add_version_option, check_threshold, described, positive_int, run_cli
-from screening.data import IMAGE_SUFFIXES
+from screening.data import IMAGE_SUFFIXES, UNREAD_SUFFIXES
 from screening.errors import UserError
 from screening.info import NOTICE
 from screening.progress import Progress
@@ -55,9 +55,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def find_images(folder: Path, recursive: bool) -> list[Path]:
-    """Image files by extension (case-insensitive), in a stable, case-insensitive path order."""
+    """Image files by extension (case-insensitive), in a stable, case-insensitive path order;
+    DICOM files too, so that the report says why they are not read."""
     candidates = folder.rglob("*") if recursive else folder.iterdir()
-    found = [p for p in candidates if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+    found = [p for p in candidates if p.suffix.lower() in IMAGE_SUFFIXES + UNREAD_SUFFIXES
+             and not p.name.startswith(".")
              and (p.is_file() or p.is_symlink())]
     return sorted(found, key=lambda p: (str(p.relative_to(folder)).casefold(), str(p)))
 

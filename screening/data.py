@@ -18,6 +18,8 @@ from screening.preprocessing import INPUT_SIZE, preprocess
 
 SPLITS = ("train", "val", "test")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".heic", ".heif")
+# Found by the batch tools only to be listed with the reason they are not read, not skipped unseen.
+UNREAD_SUFFIXES = (".dcm",)  # DICOM: a PACS export; the image inside needs exporting as JPEG/PNG
 
 
 class DataError(UserError):

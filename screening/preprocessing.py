@@ -72,6 +72,9 @@ def open_image(source: ImageSource) -> Image.Image:
         except IsADirectoryError:
             raise ImageError(f"{name}: is a folder, not an image") from None
         except UnidentifiedImageError:
+            if _header(source, 132)[128:] == b"DICM":
+                raise ImageError(f"{name}: a DICOM file, which SkinScreen does not read; export the image from "
+                                 "the viewer or PACS as JPEG or PNG") from None
             if not HEIF and _is_heif(source):
                 raise ImageError(f"{name}: a HEIC/HEIF image; reading it needs the optional pi-heif package "
                                  "(pip install pi-heif), or save it as JPEG") from None
@@ -121,16 +124,20 @@ def _transform_to_srgb(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform:
                                    flags=ImageCms.Flags.NOCACHE)
 
 
+def _header(source: str | Path | bytes, n: int) -> bytes:
+    """The first ``n`` bytes of a file or of bytes (fewer, or none, where there are not so many)."""
+    if isinstance(source, bytes):
+        return source[:n]
+    try:
+        with open(source, "rb") as f:
+            return f.read(n)
+    except OSError:
+        return b""
+
+
 def _is_heif(source: str | Path | bytes) -> bool:
     """An ISO media file of a HEIF brand (the bytes after ``ftyp``), whatever its name."""
-    if isinstance(source, bytes):
-        head = source[:12]
-    else:
-        try:
-            with open(source, "rb") as f:
-                head = f.read(12)
-        except OSError:
-            return False
+    head = _header(source, 12)
     return head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS
 
 

@@ -287,6 +287,18 @@ def test_a_record_that_fails_is_a_warning_on_its_row_and_the_report_is_written(f
     assert dict(pd.read_excel(out, sheet_name="Summary").values)[RECORDS_ITEM] == f"{len(OK) - 1} in records"
 
 
+def test_a_dicom_file_gets_a_row_that_says_why_it_is_not_read(tiny_bundle, tmp_path, capsys):
+    src = tmp_path / "pacs"
+    src.mkdir()
+    Image.fromarray(lesion_like()).save(src / "photo.jpg")
+    (src / "export.DCM").write_bytes(bytes(128) + b"DICM" + bytes(64))  # found whatever the case
+    out = tmp_path / "r.csv"
+    assert main([str(src), "--out", str(out), "--model", str(tiny_bundle), "--quiet"]) == 0
+    df = pd.read_csv(out).set_index("file")
+    assert df.loc["export.DCM", "status"] == "error" and "export the image" in df.loc["export.DCM", "error"]
+    assert df.loc["photo.jpg", "status"] == "ok"
+
+
 def test_thin_entry_point_runs(tiny_bundle, folder, tmp_path):
     out = tmp_path / "r.csv"
     proc = subprocess.run([sys.executable, str(ROOT / "batch.py"), str(folder), "--out", str(out), "--model",
