@@ -36,7 +36,7 @@ from screening.preprocessing import ImageError, open_image, preprocess
 from screening.record import write_record
 from screening.report import MALIGNANCY_MEANING, operating_point_text, recommendation, tally, triage
 from screening.scratch import private_root, sweep_every
-from screening.serving import add_serving_options, serving, stop_like_ctrl_c
+from screening.serving import LOOPBACK, add_serving_options, serving, stop_like_ctrl_c, stop_soon
 from screening.signin import add_user
 
 # Patient images should not outlive their use: the scratch folder (uploads, results, reports,
@@ -235,7 +235,17 @@ def _member_name(member: zipfile.ZipInfo) -> str:
         return member.filename
 
 
-def build(app: ScreeningApp) -> gr.Blocks:
+def quit_app() -> str:
+    """The page's Quit button: a program started by a double-click may have no window to press
+    Ctrl+C in, and closing the browser tab leaves it running."""
+    stop_soon()
+    return (f"**SkinScreen has stopped**: this run's images, reports and records on this computer are "
+            f"deleted. You can close this tab.\n\n> {NOTICE}")
+
+
+def build(app: ScreeningApp, can_quit: bool = False) -> gr.Blocks:
+    """The page; ``can_quit`` adds a Quit button (only where the page is this computer's alone:
+    anyone else reaching it could stop it for everyone)."""
     # analytics off: Gradio's default telemetry would report each start to its servers
     with gr.Blocks(title="SkinScreen", delete_cache=CACHE_SWEEP, analytics_enabled=False) as demo:
         gr.Markdown(f"# SkinScreen\nDermoscopy lesion screening: seven diagnoses, a calibrated malignancy "
@@ -285,6 +295,12 @@ def build(app: ScreeningApp) -> gr.Blocks:
             if plots:
                 gr.Gallery([str(p) for p in plots], label="Validation plots", columns=len(plots), height=420,
                            buttons=NO_SHARE)
+        if can_quit:
+            with gr.Row(equal_height=False):
+                stopped = gr.Markdown()
+                quit_button = gr.Button("Quit SkinScreen (deletes this run's images and reports)", variant="stop",
+                                        size="sm", scale=0, min_width=360)
+            quit_button.click(quit_app, outputs=stopped, api_name="quit")
     return demo
 
 
@@ -305,7 +321,7 @@ def launch(args: argparse.Namespace, block: bool = True) -> gr.Blocks:
     root = private_root()
     os.environ.setdefault("GRADIO_TEMP_DIR", str(root / "uploads"))  # a folder of one's own is respected
     sweep_every(root, *CACHE_SWEEP)
-    demo = build(ScreeningApp(args.model, args.threshold))
+    demo = build(ScreeningApp(args.model, args.threshold), can_quit=args.host in LOOPBACK and not args.share)
     print(f"SkinScreen: open {url} in a browser; press Ctrl+C here to quit.", file=sys.stderr)
     # run_history off: Gradio 6 would keep every assessment (file names, results, links to the
     # images) in the browser's storage after the app stops, and offer to copy them to a Hugging

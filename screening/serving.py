@@ -6,12 +6,14 @@ All checked before the model loads, so a mistake costs a second, not a model loa
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import errno
 import signal
 import socket
 import ssl
 import sys
+import threading
 from pathlib import Path
 
 from screening.errors import UserError
@@ -129,3 +131,9 @@ def stop_like_ctrl_c() -> None:
     for stop in STOP_SIGNALS:
         if signal.getsignal(stop) is signal.SIG_DFL:
             signal.signal(stop, interrupt)
+
+
+def stop_soon(delay_s: float = 0.5) -> None:
+    """End the app as Ctrl+C does (in the main thread, so its files are cleared the same way),
+    once the page has had its answer."""
+    threading.Timer(delay_s, _thread.interrupt_main).start()

@@ -78,6 +78,14 @@ def test_several_users_at_once_get_what_each_would_get_alone(server, client, tmp
         assert label_t == label_a and text_t == text_a and record_a and record_t
 
 
+def test_quit_is_offered_only_where_the_page_is_this_computers_alone(tiny_bundle):
+    from screening.app import ScreeningApp, build
+
+    app = ScreeningApp(tiny_bundle)
+    endpoints = [{d.get("api_name") for d in build(app, can_quit=q).config["dependencies"]} for q in (True, False)]
+    assert "quit" in endpoints[0] and "quit" not in endpoints[1]
+
+
 def test_the_page_carries_the_guide_for_clinic_staff(server):
     import httpx
 
@@ -251,10 +259,12 @@ POSIX = pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals"
 
 
 @POSIX
-@pytest.mark.parametrize("stop", ["SIGTERM", "SIGHUP"])
-def test_a_stop_signal_ends_the_app_like_ctrl_c_and_leaves_no_patient_files(tiny_bundle, tmp_path, image_file, stop):
-    """SIGTERM (kill, a service manager) and SIGHUP (the terminal window closed) clear what the
-    run made; what an earlier run killed outright left, an hour old, goes at start."""
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGHUP", "quit"])
+def test_a_stop_signal_or_quit_ends_the_app_like_ctrl_c_and_leaves_no_patient_files(tiny_bundle, tmp_path, image_file,
+                                                                                    stop):
+    """SIGTERM (kill, a service manager), SIGHUP (the terminal window closed) and the page's
+    Quit button clear what the run made; what an earlier run killed outright left, an hour old,
+    goes at start."""
     scratch = tmp_path / "scratch"  # the system's temporary folder for the app, to look into afterwards
     root = scratch / f"skinscreen-{getpass.getuser()}"
     leftover, recent = root / "uploads" / "a1b2" / "old.jpg", root / "uploads" / "c3d4" / "recent.jpg"
@@ -267,7 +277,7 @@ def test_a_stop_signal_ends_the_app_like_ctrl_c_and_leaves_no_patient_files(tiny
         os.utime(path, (two_hours_ago, two_hours_ago))
     env = {k: v for k, v in os.environ.items() if k != "GRADIO_TEMP_DIR"} | {"TMPDIR": str(scratch)}
     proc, client = start_app(tiny_bundle, tmp_path, env,  # as from a terminal, even where pytest runs under nohup
-                             preexec_fn=lambda: signal.signal(getattr(signal, stop), signal.SIG_DFL))
+                             preexec_fn=lambda: signal.signal(getattr(signal, stop, signal.SIGTERM), signal.SIG_DFL))
     try:
         assert not leftover.parent.exists() and recent.exists()  # swept at start: the old, not the recent
         client.predict(gradio_client.handle_file(str(image_file)), api_name="/predict")
@@ -280,7 +290,10 @@ def test_a_stop_signal_ends_the_app_like_ctrl_c_and_leaves_no_patient_files(tiny
         assert {Path(name).suffix for name in kept()} >= {".jpg", ".xlsx", ".pdf"}  # while it runs
         assert all(p.is_relative_to(root) for p in scratch.rglob("*") if p.is_file())  # in the private folder
         assert root.stat().st_mode & 0o077 == 0
-        proc.send_signal(getattr(signal, stop))
+        if stop == "quit":
+            assert "SkinScreen has stopped" in client.predict(api_name="/quit")
+        else:
+            proc.send_signal(getattr(signal, stop))
         assert proc.wait(60) == 0 and "Traceback" not in proc.stderr.read()
         assert kept() == ["recent.jpg"]  # not this run's, and not an hour old yet
     finally:
