@@ -107,7 +107,8 @@ def _answers(url: str) -> bool:
 
 
 def check_ui(exe: Path = EXE, timeout: float = 300) -> float:
-    """Start the UI headless; return seconds until it answers HTTP, then check a PDF record."""
+    """Start the UI headless; return seconds until it answers HTTP, then check a PDF record and
+    that the page's Quit button ends the program cleanly."""
     port = _free_port()
     start = time.perf_counter()
     proc = subprocess.Popen([str(exe), "--no-browser", "--port", str(port)], stdout=subprocess.PIPE,
@@ -125,6 +126,11 @@ def check_ui(exe: Path = EXE, timeout: float = 300) -> float:
         except Exception as err:  # the app's own log says why
             proc.terminate()
             raise AssertionError(f"PDF record failed ({err}): {proc.communicate(timeout=30)[0][-3000:]}") from err
+        from gradio_client import Client
+
+        Client(f"http://127.0.0.1:{port}/", verbose=False).predict(api_name="/quit")
+        if proc.wait(60) != 0:
+            raise AssertionError(f"Quit ended the UI with {proc.returncode}: {proc.stdout.read()[-2000:]}")
         return took
     finally:
         proc.terminate()
@@ -147,7 +153,7 @@ def main() -> int:
     print("--add-user: ok (scrypt)")
     took, n = check_batch()
     print(f"batch mode: ok ({took:.1f} s for {n} files, including start-up)")
-    print(f"UI: answered {check_ui():.1f} s after start (cold start); PDF record: ok")
+    print(f"UI: answered {check_ui():.1f} s after start (cold start); PDF record: ok; Quit: ok")
     return 0
 
 
