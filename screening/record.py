@@ -9,6 +9,8 @@ passes through the tool.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -29,6 +31,8 @@ from screening.report import MALIGNANCY_MEANING, operating_point_text, recommend
 
 A4 = (8.27, 11.69)  # inches
 FONT = "DejaVu Sans"  # matplotlib's own: Latin, Greek, Cyrillic, Hebrew, Arabic, but no Chinese, Japanese, Korean...
+TEXT_PT, LINE_PT = 8.5, (0.93 - 0.07) * A4[0] * 72  # the details' size; the page's width inside its margins
+NAME_LINES = 2  # for the file name, in the room above the signatures
 HAND_FIELDS = ("Patient", "Date of birth", "Lesion site", "Reviewed by", "Decision")
 
 
@@ -82,15 +86,15 @@ def write_record(path: Path, screener: Screener, r: Result, image: np.ndarray, h
     else:
         fig.text(0.07, 0.255, "Image checks: no problems found", fontsize=9, **text)
     meta = screener.meta
-    shown_name = source_name.replace("$", r"\$")  # matplotlib reads text between two "$" as TeX
     fonts, undrawable = fonts_for(source_name)
-    lines = [f"File: {shown_name} ({r.width} x {r.height} pixels)"
-             + (" (characters that no font on this computer can draw show as boxes)" if undrawable else ""),
+    boxes = " (characters that no font on this computer can draw show as boxes)" if undrawable else ""
+    file_line = broken(f"File: {source_name} ({r.width} x {r.height} pixels){boxes}", fonts)
+    lines = [file_line.replace("$", r"\$"),  # matplotlib reads text between two "$" as TeX
              f"Assessed: {when.strftime('%Y-%m-%d %H:%M %Z')}",
              (f"Model: {meta.get('name', '')} {meta.get('version', '')}, sha256 {str(meta.get('sha256', ''))[:16]}"
              "..."),
              f"Test-time augmentation {'on' if screener.tta else 'off'}; SkinScreen {__version__}"]
-    fig.text(0.07, 0.21, "\n".join(lines), fontsize=8.5, linespacing=1.6, fontfamily=fonts, **text)
+    fig.text(0.07, 0.21, "\n".join(lines), fontsize=TEXT_PT, linespacing=1.6, fontfamily=fonts, **text)
     for i, name in enumerate(HAND_FIELDS[3:]):
         fig.text(0.07 + i * 0.45, 0.11, f"{name}: ______________________________", fontsize=9, **text)
     fig.text(0.07, 0.06, f"{NOTICE} SkinScreen was trained on HAM10000 dermoscopy images only (seven "
@@ -98,9 +102,37 @@ def write_record(path: Path, screener: Screener, r: Result, image: np.ndarray, h
              color="#555555", **text)
 
     metadata = {"Title": "SkinScreen assessment record", "Creator": f"SkinScreen {__version__}"}
-    with warnings.catch_warnings():  # said on the page instead of once per character on the terminal
-        warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
+    with _missing_glyphs_unsaid():
         write_atomically(Path(path), lambda tmp: fig.savefig(tmp, format="pdf", metadata=metadata))
+
+
+@contextmanager
+def _missing_glyphs_unsaid() -> Iterator[None]:
+    """No warning per character no font has: the page says so once, the terminal need not."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
+        yield
+
+
+def broken(text: str, fonts: list[str], most: int = NAME_LINES) -> str:
+    """``text`` with line breaks where it would run off the page, measured in the record's font:
+    matplotlib breaks lines only at spaces, and a long file name without any, or in Chinese or
+    Japanese, ran past the edge. Beyond ``most`` lines the middle is left out, marked "…"."""
+    from matplotlib.backends.backend_agg import RendererAgg
+    from matplotlib.font_manager import FontProperties
+
+    renderer, font = RendererAgg(1, 1, 72), FontProperties(family=fonts, size=TEXT_PT)  # 72 dpi: points
+
+    def fits(line: str) -> bool:
+        return renderer.get_text_width_height_descent(line, font, ismath=False)[0] <= LINE_PT
+
+    lines = [""]
+    with _missing_glyphs_unsaid():
+        for char in text:
+            lines[-1:] = [lines[-1] + char] if fits(lines[-1] + char) or not lines[-1] else [lines[-1], char]
+    if len(lines) > most:
+        lines = [*lines[: most - 1], "…" + lines[-1][1:]]
+    return "\n".join(lines)
 
 
 def fonts_for(text: str) -> tuple[list[str], bool]:
