@@ -129,7 +129,9 @@ def broken(text: str, fonts: list[str], most: int = NAME_LINES) -> str:
     lines = [""]
     with _missing_glyphs_unsaid():
         for char in text:
-            lines[-1:] = [lines[-1] + char] if fits(lines[-1] + char) or not lines[-1] else [lines[-1], char]
+            if lines[-1] and not fits(lines[-1] + char):
+                lines.append("")
+            lines[-1] += char
     if len(lines) > most:
         lines = [*lines[: most - 1], "…" + lines[-1][1:]]
     return "\n".join(lines)
