@@ -224,15 +224,29 @@ def _extract_zip(path: Path, dest: Path) -> None:
                        "and add the images") from None
 
 
-def _member_name(member: zipfile.ZipInfo) -> str:
-    """A member's name as its maker wrote it. Info-ZIP and macOS write UTF-8 without the flag
-    that says so, and Python then reads the bytes as cp437 ("患者.jpg" became "µéúΦÇà.jpg")."""
+def _legacy_zip_encodings() -> tuple[str, ...]:
+    """Where Windows' own zip tool writes names in the console code page (cp932 on a Japanese
+    system, cp850 on many European ones), that code page; none elsewhere."""
+    if sys.platform != "win32":
+        return ()
+    import ctypes
+
+    return (f"cp{ctypes.windll.kernel32.GetOEMCP()}",)
+
+
+def _member_name(member: zipfile.ZipInfo, legacy: tuple[str, ...] | None = None) -> str:
+    """A member's name as its maker wrote it. Without the flag that says "UTF-8", Python reads
+    the bytes as cp437 ("患者.jpg" became "µéúΦÇà.jpg"), yet Info-ZIP and macOS write UTF-8
+    there, and Windows its code page; what fits neither stays as Python reads it."""
     if member.flag_bits & 0x800:
         return member.filename
-    try:
-        return member.filename.encode("cp437").decode("utf-8")
-    except UnicodeError:  # not UTF-8 either (an old Windows code page): as Python reads it
-        return member.filename
+    raw = member.filename.encode("cp437")
+    for encoding in ("utf-8", *(_legacy_zip_encodings() if legacy is None else legacy)):
+        try:
+            return raw.decode(encoding)
+        except (UnicodeError, LookupError):
+            pass
+    return member.filename
 
 
 def quit_app() -> str:

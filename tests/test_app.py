@@ -225,6 +225,15 @@ def test_names_in_a_zip_made_without_the_utf8_flag_are_read_as_written(tiny_bund
     assert sorted(table["file"]) == sorted(f"linux/{n}" for n in names) and "2 images" in summary
 
 
+def test_names_a_windows_zip_wrote_in_its_code_page_are_read_in_it():
+    from screening.app import _member_name
+
+    member = zipfile.ZipInfo("x")
+    member.filename = "患者.jpg".encode("cp932").decode("cp437")  # as Python reads a Japanese Windows zip
+    assert _member_name(member, legacy=("cp932",)) == "患者.jpg"
+    assert _member_name(member, legacy=()) == member.filename  # elsewhere: as Python reads it
+
+
 def test_batch_keeps_no_copies_of_the_images(tiny_bundle, tmp_path, image_file):
     from screening.app import CACHE_SWEEP, ScreeningApp, build
 
