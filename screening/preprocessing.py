@@ -61,9 +61,9 @@ def open_image(source: ImageSource) -> Image.Image:
     else:
         name = "image bytes" if isinstance(source, bytes) else str(source)
         try:
-            img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
-            if img.width * img.height > Image.MAX_IMAGE_PIXELS:
-                raise Image.DecompressionBombError(img.size)
+            img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)  # refuses over 2x the limit
+            if img.width * img.height > Image.MAX_IMAGE_PIXELS * (2 if img.format == "JPEG" else 1):
+                raise Image.DecompressionBombError(img.size)  # a JPEG decodes at 1/8 scale: a 108 MP photo takes 2 MP
             size = img.size
             img.draft("RGB", (INPUT_SIZE, INPUT_SIZE))
             img.load()
@@ -81,8 +81,9 @@ def open_image(source: ImageSource) -> Image.Image:
             raise ImageError(f"{name}: not a readable image") from None
         except Image.DecompressionBombError:
             raise ImageError(
-                f"{name}: image is too large (over {Image.MAX_IMAGE_PIXELS:,} pixels), "
-                "refused as a possible decompression bomb"
+                f"{name}: image is too large (over {Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels, "
+                f"{2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} for a JPEG), refused as a possible decompression bomb; "
+                "save it at a lower resolution"
             ) from None
         except (OSError, SyntaxError, ValueError) as err:
             raise ImageError(f"{name}: damaged or truncated image ({err})") from None

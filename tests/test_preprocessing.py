@@ -109,6 +109,14 @@ def test_decompression_bomb_refused_and_limit_kept(tmp_path):
         preprocess(path)
 
 
+def test_a_108_megapixel_phone_jpeg_is_read_at_reduced_scale_not_refused(tmp_path):
+    path = tmp_path / "phone.jpg"  # a phone's full-resolution mode; over Pillow's 89 MP limit
+    Image.new("L", (12000, 9000), 128).save(path, quality=50)
+    img = open_image(path)
+    assert img.info["source_size"] == (12000, 9000) and max(img.size) <= 1500  # decoded at 1/8 scale
+    assert preprocess(path).shape == (INPUT_SIZE, INPUT_SIZE, 3)
+
+
 def test_heic_phone_photo_is_read_like_any_image():
     pytest.importorskip("pi_heif", reason="HEIC needs the optional pi-heif package (the test extra installs it)")
     img = open_image(HEIC)
