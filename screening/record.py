@@ -128,6 +128,8 @@ def broken(text: str, fonts: list[str], most: int = NAME_LINES) -> str:
 
     lines = [""]
     with _missing_glyphs_unsaid():
+        if fits(text):  # most names: one measurement, not one per character
+            return text
         for char in text:
             if lines[-1] and not fits(lines[-1] + char):
                 lines.append("")
