@@ -249,10 +249,15 @@ def _member_name(member: zipfile.ZipInfo, legacy: tuple[str, ...] | None = None)
     return member.filename
 
 
-def quit_app() -> str:
+def quit_app(demo: gr.Blocks) -> str:
     """The page's Quit button: a program started by a double-click may have no window to press
     Ctrl+C in, and closing the browser tab leaves it running."""
-    stop_soon()
+
+    def close() -> None:
+        demo.server.close()  # first, as after Ctrl+C: the server stops and deletes the run's files...
+        demo.close()  # ...then the main thread's wait ends and the program exits
+
+    stop_soon(close)
     return (f"**SkinScreen has stopped**: this run's images, reports and records on this computer are "
             f"deleted. You can close this tab.\n\n> {NOTICE}")
 
@@ -314,7 +319,7 @@ def build(app: ScreeningApp, can_quit: bool = False) -> gr.Blocks:
                 stopped = gr.Markdown()
                 quit_button = gr.Button("Quit SkinScreen (deletes this run's images and reports)", variant="stop",
                                         size="sm", scale=0, min_width=360)
-            quit_button.click(quit_app, outputs=stopped, api_name="quit")
+            quit_button.click(lambda: quit_app(demo), outputs=stopped, api_name="quit")
     return demo
 
 

@@ -6,7 +6,6 @@ All checked before the model loads, so a mistake costs a second, not a model loa
 
 from __future__ import annotations
 
-import _thread
 import argparse
 import errno
 import signal
@@ -14,6 +13,7 @@ import socket
 import ssl
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from screening.errors import UserError
@@ -133,7 +133,7 @@ def stop_like_ctrl_c() -> None:
             signal.signal(stop, interrupt)
 
 
-def stop_soon(delay_s: float = 0.5) -> None:
-    """End the app as Ctrl+C does (in the main thread, so its files are cleared the same way),
-    once the page has had its answer."""
-    threading.Timer(delay_s, _thread.interrupt_main).start()
+def stop_soon(close: Callable[[], None], delay_s: float = 0.5) -> None:
+    """Call ``close`` once the page has had its answer. Not a simulated Ctrl+C: a program
+    started in the background ignores SIGINT, and would not stop."""
+    threading.Timer(delay_s, close).start()
