@@ -340,8 +340,10 @@ def launch(args: argparse.Namespace, block: bool = True) -> gr.Blocks:
     root = private_root()
     os.environ.setdefault("GRADIO_TEMP_DIR", str(root / "uploads"))  # a folder of one's own is respected
     sweep_every(root, *CACHE_SWEEP)
-    demo = build(ScreeningApp(args.model, args.threshold), can_quit=args.host in LOOPBACK and not args.share)
-    print(f"SkinScreen: open {url} in a browser; press Ctrl+C here to quit.", file=sys.stderr)
+    can_quit = args.host in LOOPBACK and not args.share
+    demo = build(ScreeningApp(args.model, args.threshold), can_quit=can_quit)
+    print(f"SkinScreen: open {url} in a browser; press Ctrl+C here{' or Quit on the page' if can_quit else ''} "
+          "to quit.", file=sys.stderr)
     # run_history off: Gradio 6 would keep every assessment (file names, results, links to the
     # images) in the browser's storage after the app stops, and offer to copy them to a Hugging
     # Face bucket; off, it also deletes what an earlier version left there
