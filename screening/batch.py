@@ -57,9 +57,8 @@ def parser() -> argparse.ArgumentParser:
 def find_images(folder: Path, recursive: bool) -> list[Path]:
     """Image files by extension (case-insensitive), in a stable, case-insensitive path order;
     DICOM files too, so that the report says why they are not read."""
-    candidates = folder.rglob("*") if recursive else folder.iterdir()
-    found = [p for p in candidates if p.suffix.lower() in IMAGE_SUFFIXES + UNREAD_SUFFIXES
-             and not p.name.startswith(".")
+    candidates, wanted = folder.rglob("*") if recursive else folder.iterdir(), IMAGE_SUFFIXES + UNREAD_SUFFIXES
+    found = [p for p in candidates if p.suffix.lower() in wanted and not p.name.startswith(".")
              and (p.is_file() or p.is_symlink())]
     return sorted(found, key=lambda p: (str(p.relative_to(folder)).casefold(), str(p)))
 
