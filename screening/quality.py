@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 MIN_SIDE = 150  # px; below this a dermoscopic structure is a few pixels wide
+MAX_ASPECT = 1.5  # the model sees the centre square: past 3:2 (HAM10000's are 4:3) much of the picture is left out
 LOW_CONFIDENCE = 0.40  # top-class probability below which a result is marked uncertain
 
 
@@ -46,6 +47,8 @@ def check(images: np.ndarray, sizes: list[tuple[int, int]], ref: dict | None) ->
     for w, (width, height) in zip(out, sizes):
         if min(width, height) < MIN_SIDE:
             w.append(f"very small ({width}x{height} px)")
+        if max(width, height) > MAX_ASPECT * min(width, height):
+            w.append(f"only the centre square was assessed ({width}x{height} px): crop the picture to the lesion")
     if ref:
         f = features(images).astype(np.float64)
         diff = f - np.asarray(ref["mean"])

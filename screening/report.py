@@ -38,7 +38,7 @@ COLUMN_HELP = {
     "width": "Image width in pixels (after EXIF rotation).",
     "height": "Image height in pixels (after EXIF rotation).",
     "warnings": "Reasons to trust this result less: very small, very blurry, unusually low confidence, "
-                "unlike the dermoscopy training images.",
+                "unlike the dermoscopy training images, only the centre square of a wide picture assessed.",
     "error": "Why the file could not be scored (status error).",
     "review": "Left blank for the reader's decision or notes (Excel only); SkinScreen never fills it.",
     "record": "A link to the referred image's one-page PDF record (with --records).",

@@ -39,6 +39,13 @@ def test_small_images_are_flagged_without_a_reference():
     assert warnings[0] == ["very small (100x80 px)"] and warnings[1] == []
 
 
+def test_a_picture_much_wider_than_the_square_the_model_sees_is_flagged():
+    sizes = [(1920, 1080), (1080, 1920), (4032, 3024), (3000, 2000)]  # 16:9 both ways; 4:3 and 3:2 are fine
+    warnings = quality.check(np.zeros((4, 224, 224, 3), np.uint8), sizes, None)
+    assert [bool(w) for w in warnings] == [True, True, False, False]
+    assert warnings[0] == ["only the centre square was assessed (1920x1080 px): crop the picture to the lesion"]
+
+
 @needs_ham
 def test_shipped_reference_on_real_images():
     """The default model's stored reference: few of 40 real HAM10000 images (every 200th, any split)
