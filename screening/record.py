@@ -8,6 +8,7 @@ passes through the tool.
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -80,9 +81,10 @@ def write_record(path: Path, screener: Screener, r: Result, image: np.ndarray, h
         ax.text(p + 0.01, i, f"{p:.1%}", va="center", fontsize=8)
     ax.set_title("Diagnosis probabilities (temperature-scaled only)", fontsize=9)
 
-    if r.warnings:
-        fig.text(0.07, 0.255, "Image checks, read this result with care: " + "; ".join(r.warnings), fontsize=9.5,
-                 weight="bold", color="#8a1c1c", **text)
+    if r.warnings:  # at most three lines: the details below start under them
+        checks = broken("Image checks, read this result with care: " + "; ".join(r.warnings), [FONT], most=3,
+                        size=9.5, weight="bold")
+        fig.text(0.07, 0.255, checks, fontsize=9.5, weight="bold", color="#8a1c1c", **text)
     else:
         fig.text(0.07, 0.255, "Image checks: no problems found", fontsize=9, **text)
     meta = screener.meta
@@ -114,28 +116,40 @@ def _missing_glyphs_unsaid() -> Iterator[None]:
         yield
 
 
-def broken(text: str, fonts: list[str], most: int = NAME_LINES) -> str:
-    """``text`` with line breaks where it would run off the page, measured in the record's font:
-    matplotlib breaks lines only at spaces, and a long file name without any, or in Chinese or
-    Japanese, ran past the edge. Beyond ``most`` lines the middle is left out, marked "…"."""
+def broken(text: str, fonts: list[str], most: int = NAME_LINES, size: float = TEXT_PT, weight: str = "normal") -> str:
+    """``text`` with line breaks where it would run off the page, measured in its font: matplotlib
+    breaks only at spaces and measures to the paper's edge, not the margin, so a long file name
+    without spaces, or in Chinese or Japanese, ran past the edge. Breaks at spaces where it can,
+    anywhere within a word wider than a line. Beyond ``most`` lines the middle is left out ("…")."""
     from matplotlib.backends.backend_agg import RendererAgg
     from matplotlib.font_manager import FontProperties
 
-    renderer, font = RendererAgg(1, 1, 72), FontProperties(family=fonts, size=TEXT_PT)  # 72 dpi: points
+    renderer = RendererAgg(1, 1, 72)  # 72 dpi: widths in points
+    font = FontProperties(family=fonts, size=size, weight=weight)
 
     def fits(line: str) -> bool:
-        return renderer.get_text_width_height_descent(line, font, ismath=False)[0] <= LINE_PT
+        return renderer.get_text_width_height_descent(line.rstrip(), font, ismath=False)[0] <= LINE_PT
 
     lines = [""]
     with _missing_glyphs_unsaid():
-        if fits(text):  # most names: one measurement, not one per character
+        if fits(text):  # most texts: one measurement, not one per word
             return text
-        for char in text:
-            if lines[-1] and not fits(lines[-1] + char):
-                lines.append("")
-            lines[-1] += char
-    if len(lines) > most:
-        lines = [*lines[: most - 1], "…" + lines[-1][1:]]
+        for word in re.split(r"(?<= )", text):  # each word keeps the space after it
+            if fits(lines[-1] + word):
+                lines[-1] += word
+            elif fits(word):
+                lines.append(word)
+            else:  # wider than a line: broken anywhere, from where the line stands
+                for char in word:
+                    if lines[-1].strip() and not fits(lines[-1] + char):
+                        lines.append("")
+                    lines[-1] += char
+        lines = [line.rstrip() for line in lines]
+        if len(lines) > most:  # the last line is as much of the end as fits (a name's end tells files apart)
+            tail = ""
+            while len(tail) < len(text) and fits("…" + text[-len(tail) - 1:]):
+                tail = text[-len(tail) - 1:]
+            lines = [*lines[: most - 1], "…" + tail.lstrip()]
     return "\n".join(lines)
 
 

@@ -68,22 +68,35 @@ def test_characters_no_font_can_draw_are_said_to_be_boxes_once_not_warned_per_ch
     assert not [w for w in recwarn if "missing from font" in str(w.message)]
 
 
-def test_a_long_file_name_is_broken_to_the_page_width_and_its_middle_left_out_past_two_lines():
+def _width(line: str, size: float = 8.5, weight: str = "normal") -> float:
     from matplotlib.backends.backend_agg import RendererAgg
     from matplotlib.font_manager import FontProperties
 
-    from screening.record import FONT, LINE_PT, TEXT_PT, broken
+    from screening.record import FONT
 
-    def width(line: str) -> float:
-        return RendererAgg(1, 1, 72).get_text_width_height_descent(line, FontProperties(family=[FONT], size=TEXT_PT),
-                                                                    ismath=False)[0]
+    return RendererAgg(1, 1, 72).get_text_width_height_descent(
+        line, FontProperties(family=[FONT], size=size, weight=weight), ismath=False)[0]
+
+
+def test_a_long_file_name_is_broken_to_the_page_width_and_its_middle_left_out_past_two_lines():
+    from screening.record import FONT, LINE_PT, broken
 
     two = "File: " + "W" * 80 + ".jpg"  # no space for matplotlib to break at; W is the widest letter
     assert broken(two, [FONT]).replace("\n", "") == two and broken(two, [FONT]).count("\n") == 1
     long = "File: " + "W" * 300 + ".jpg (224 x 224 pixels)"
     lines = broken(long, [FONT]).split("\n")
-    assert len(lines) == 2 and lines[0].startswith("File: W") and lines[1].startswith("…")
-    assert lines[1].endswith(".jpg (224 x 224 pixels)") and all(width(line) <= LINE_PT for line in lines)
+    assert len(lines) == 2 and lines[0].startswith("File: W") and lines[1].startswith("…W")
+    assert lines[1].endswith(".jpg (224 x 224 pixels)") and all(_width(line) <= LINE_PT for line in lines)
+
+
+def test_the_image_checks_break_between_words_within_the_margin():
+    from screening.record import FONT, LINE_PT, broken
+
+    text = ("Image checks, read this result with care: very small (140x60 px); only the centre square was "
+            "assessed (140x60 px): crop the picture to the lesion; very blurry; unusually low confidence")
+    lines = broken(text, [FONT], most=3, size=9.5, weight="bold").split("\n")
+    assert len(lines) == 3 and " ".join(lines) == text  # matplotlib alone ran the first past the margin
+    assert all(_width(line, 9.5, "bold") <= LINE_PT for line in lines)
 
 
 def test_a_failed_write_leaves_the_earlier_file_alone(assessed, tmp_path, monkeypatch):
