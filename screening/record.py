@@ -27,7 +27,7 @@ from PIL import Image
 from screening import __version__
 from screening.files import write_atomically
 from screening.inference import Result, Screener
-from screening.info import CLASS_CODES, CLASS_NAMES, NOTICE, label_of
+from screening.info import CLASS_CODES, NOTICE, label_of
 from screening.report import MALIGNANCY_MEANING, operating_point_text, recommendation
 
 A4 = (8.27, 11.69)  # inches
@@ -45,15 +45,19 @@ def write_record(path: Path, screener: Screener, r: Result, image: np.ndarray, h
     flag, advice = recommendation(r, screener.threshold)
     fig = Figure(figsize=A4)
     FigureCanvasPdf(fig)
-    text = {"transform": fig.transFigure, "va": "top", "wrap": True}
+    text = {"transform": fig.transFigure, "va": "top"}
+
+    def prose(y: float, words: str, size: float, weight: str = "normal", most: int = 4, **style) -> None:
+        """Text broken within the margins (matplotlib's own wrapping runs to the paper's edge)."""
+        fig.text(0.07, y, broken(words, [FONT], most, size, weight), fontsize=size, weight=weight, **style, **text)
+
     fig.text(0.07, 0.965, "SkinScreen assessment record", fontsize=17, weight="bold", **text)
-    fig.text(0.07, 0.935, NOTICE + " Every result must be read by a qualified clinician.", fontsize=9,
-             color="#8a1c1c", **text)
+    prose(0.935, NOTICE + " Every result must be read by a qualified clinician.", 8.5, color="#8a1c1c")
     for i, name in enumerate(HAND_FIELDS[:3]):
         fig.text(0.07 + i * 0.30, 0.905, f"{name}: ____________________", fontsize=9, **text)
 
     for x, picture, title in ((0.07, image, "Image as assessed (centre square, 224 x 224)"),
-                              (0.52, heatmap, f"Grad-CAM: regions that drove {CLASS_NAMES[r.predicted_class].lower()}")):
+                              (0.52, heatmap, "Grad-CAM: regions that drove the top diagnosis")):
         ax = fig.add_axes((x, 0.60, 0.41, 0.27))
         ax.imshow(np.asarray(picture))
         ax.set_title(title, fontsize=9)
@@ -61,10 +65,10 @@ def write_record(path: Path, screener: Screener, r: Result, image: np.ndarray, h
 
     fig.text(0.07, 0.575, f"Malignancy probability: {r.malignancy_probability:.1%}   {flag}", fontsize=15,
              weight="bold", color="#8a1c1c" if r.refer else "black", **text)
-    fig.text(0.07, 0.548, f"({MALIGNANCY_MEANING})", fontsize=8, **text)
-    fig.text(0.07, 0.528, advice, fontsize=9.5, **text)
+    prose(0.548, f"({MALIGNANCY_MEANING})", 8)
+    prose(0.528, advice, 9.5)
     if screener.validated is not None:
-        fig.text(0.07, 0.495, f"This threshold {operating_point_text(screener.validated)}.", fontsize=8.5, **text)
+        prose(0.495, f"This threshold {operating_point_text(screener.validated)}.", 8.5)
     fig.text(0.07, 0.455, f"Most likely diagnosis: {label_of(r.predicted_class)}, {r.confidence:.1%}", fontsize=10,
              weight="bold", **text)
 
@@ -82,9 +86,8 @@ def write_record(path: Path, screener: Screener, r: Result, image: np.ndarray, h
     ax.set_title("Diagnosis probabilities (temperature-scaled only)", fontsize=9)
 
     if r.warnings:  # at most three lines: the details below start under them
-        checks = broken("Image checks, read this result with care: " + "; ".join(r.warnings), [FONT], most=3,
-                        size=9.5, weight="bold")
-        fig.text(0.07, 0.255, checks, fontsize=9.5, weight="bold", color="#8a1c1c", **text)
+        prose(0.255, "Image checks, read this result with care: " + "; ".join(r.warnings), 9.5, "bold", most=3,
+              color="#8a1c1c")
     else:
         fig.text(0.07, 0.255, "Image checks: no problems found", fontsize=9, **text)
     meta = screener.meta
@@ -99,9 +102,8 @@ def write_record(path: Path, screener: Screener, r: Result, image: np.ndarray, h
     fig.text(0.07, 0.21, "\n".join(lines), fontsize=TEXT_PT, linespacing=1.6, fontfamily=fonts, **text)
     for i, name in enumerate(HAND_FIELDS[3:]):
         fig.text(0.07 + i * 0.45, 0.11, f"{name}: ______________________________", fontsize=9, **text)
-    fig.text(0.07, 0.06, f"{NOTICE} SkinScreen was trained on HAM10000 dermoscopy images only (seven "
-             "diagnoses); it says nothing about other conditions or other kinds of photograph.", fontsize=7.5,
-             color="#555555", **text)
+    prose(0.06, f"{NOTICE} SkinScreen was trained on HAM10000 dermoscopy images only (seven diagnoses); it says "
+          "nothing about other conditions or other kinds of photograph.", 7.5, color="#555555")
 
     metadata = {"Title": "SkinScreen assessment record", "Creator": f"SkinScreen {__version__}"}
     with _missing_glyphs_unsaid():
@@ -116,7 +118,8 @@ def _missing_glyphs_unsaid() -> Iterator[None]:
         yield
 
 
-def broken(text: str, fonts: list[str], most: int = NAME_LINES, size: float = TEXT_PT, weight: str = "normal") -> str:
+def broken(text: str, fonts: list[str], most: int = NAME_LINES, size: float = TEXT_PT, weight: str = "normal",
+           width: float = LINE_PT) -> str:
     """``text`` with line breaks where it would run off the page, measured in its font: matplotlib
     breaks only at spaces and measures to the paper's edge, not the margin, so a long file name
     without spaces, or in Chinese or Japanese, ran past the edge. Breaks at spaces where it can,
@@ -124,11 +127,11 @@ def broken(text: str, fonts: list[str], most: int = NAME_LINES, size: float = TE
     from matplotlib.backends.backend_agg import RendererAgg
     from matplotlib.font_manager import FontProperties
 
-    renderer = RendererAgg(1, 1, 72)  # 72 dpi: widths in points
+    renderer = RendererAgg(1, 1, 720)  # 720 dpi, widths / 10 in points: at 72, sizes round to whole pixels
     font = FontProperties(family=fonts, size=size, weight=weight)
 
     def fits(line: str) -> bool:
-        return renderer.get_text_width_height_descent(line.rstrip(), font, ismath=False)[0] <= LINE_PT
+        return renderer.get_text_width_height_descent(line.rstrip(), font, ismath=False)[0] / 10 <= width
 
     lines = [""]
     with _missing_glyphs_unsaid():

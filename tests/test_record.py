@@ -74,8 +74,8 @@ def _width(line: str, size: float = 8.5, weight: str = "normal") -> float:
 
     from screening.record import FONT
 
-    return RendererAgg(1, 1, 72).get_text_width_height_descent(
-        line, FontProperties(family=[FONT], size=size, weight=weight), ismath=False)[0]
+    return RendererAgg(1, 1, 720).get_text_width_height_descent(
+        line, FontProperties(family=[FONT], size=size, weight=weight), ismath=False)[0] / 10
 
 
 def test_a_long_file_name_is_broken_to_the_page_width_and_its_middle_left_out_past_two_lines():
@@ -95,7 +95,7 @@ def test_the_image_checks_break_between_words_within_the_margin():
     text = ("Image checks, read this result with care: very small (140x60 px); only the centre square was "
             "assessed (140x60 px): crop the picture to the lesion; very blurry; unusually low confidence")
     lines = broken(text, [FONT], most=3, size=9.5, weight="bold").split("\n")
-    assert len(lines) == 3 and " ".join(lines) == text  # matplotlib alone ran the first past the margin
+    assert 1 < len(lines) <= 3 and " ".join(lines) == text  # matplotlib alone ran the first past the margin
     assert all(_width(line, 9.5, "bold") <= LINE_PT for line in lines)
 
 
