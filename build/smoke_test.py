@@ -38,10 +38,16 @@ def _images(folder: Path) -> int:
     for i in range(3):
         Image.fromarray(rng.integers(60, 220, (300, 400, 3), dtype=np.uint8)).save(folder / f"img{i}.jpg")
     (folder / "broken.jpg").write_bytes(b"not an image")
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from tests.dicom_files import write_dicom
+
+    # a PACS export's JPEG-compressed DICOM, named without a suffix: pydicom and its decoder must travel
+    write_dicom(folder / "IM0001", rng.integers(60, 220, (300, 400, 3), dtype=np.uint8), syntax="jpeg")
     if importlib.util.find_spec("pi_heif"):  # built with the HEIC reader (the build extra): it must travel
         shutil.copy(HEIC, folder / "phone.heic")
-        return 5
-    return 4
+        return 6
+    return 5
 
 
 def check_version(exe: Path = EXE) -> str:
@@ -65,7 +71,7 @@ def check_add_user(exe: Path = EXE) -> None:
 
 
 def check_batch(exe: Path = EXE) -> tuple[float, int]:
-    """Run batch mode on generated images (and a HEIC photo); return seconds taken and files."""
+    """Run batch mode on generated images (a DICOM file, and a HEIC photo); return seconds taken and files."""
     import openpyxl
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from screening import __version__
+from screening import __version__, dicom
 from screening.cli import add_threshold_option, add_version_option, check_threshold, described, positive_int, run_cli
-from screening.data import IMAGE_SUFFIXES, UNREAD_SUFFIXES
+from screening.data import IMAGE_SUFFIXES
 from screening.errors import UserError
 from screening.info import NOTICE
 from screening.progress import Progress
@@ -55,11 +55,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def find_images(folder: Path, recursive: bool) -> list[Path]:
-    """Image files by extension (case-insensitive), in a stable, case-insensitive path order;
-    DICOM files too, so that the report says why they are not read."""
-    candidates, wanted = folder.rglob("*") if recursive else folder.iterdir(), IMAGE_SUFFIXES + UNREAD_SUFFIXES
-    found = [p for p in candidates if p.suffix.lower() in wanted and not p.name.startswith(".")
-             and (p.is_file() or p.is_symlink())]
+    """Image files by extension (case-insensitive), and DICOM files by their marker (a PACS
+    export names them ``IM0001`` or by a UID, without a suffix), in a stable, case-insensitive
+    path order."""
+    candidates = folder.rglob("*") if recursive else folder.iterdir()
+    found = [p for p in candidates if not p.name.startswith(".") and (p.is_file() or p.is_symlink())
+             and (p.suffix.lower() in IMAGE_SUFFIXES or (p.name != dicom.INDEX_NAME and dicom.has_marker(p)))]
     return sorted(found, key=lambda p: (str(p.relative_to(folder)).casefold(), str(p)))
 
 

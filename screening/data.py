@@ -12,14 +12,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from screening import dicom
 from screening.errors import UserError
 from screening.info import CLASS_CODES, DATASET
 from screening.preprocessing import INPUT_SIZE, preprocess
 
 SPLITS = ("train", "val", "test")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".heic", ".heif")
-# Found by the batch tools only to be listed with the reason they are not read, not skipped unseen.
-UNREAD_SUFFIXES = (".dcm",)  # DICOM: a PACS export; the image inside needs exporting as JPEG/PNG
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".heic", ".heif") + dicom.SUFFIXES
 
 
 class DataError(UserError):

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
-from screening.errors import UserError
+from screening import dicom
+from screening.errors import ImageError
 
 INPUT_SIZE = 224
 ImageSource = str | Path | bytes | Image.Image | np.ndarray
@@ -33,10 +34,8 @@ HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"
 # Pillow's decompression-bomb limit stays at its default. Pillow only warns between the
 # limit and twice it; open_image refuses that band itself, so the warning is redundant.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
-
-
-class ImageError(UserError):
-    """An input that cannot be turned into a model image; the message is for the user."""
+# A broken EXIF block is passed over (open_image); Pillow's warning would be a terminal line per file.
+warnings.filterwarnings("ignore", message="Corrupt EXIF data", category=UserWarning)
 
 
 _SRGB = ImageCms.createProfile("sRGB")
@@ -72,13 +71,14 @@ def open_image(source: ImageSource) -> Image.Image:
         except IsADirectoryError:
             raise ImageError(f"{name}: is a folder, not an image") from None
         except UnidentifiedImageError:
-            if _header(source, 132)[128:] == b"DICM":
-                raise ImageError(f"{name}: a DICOM file, which SkinScreen does not read; export the image from "
-                                 "the viewer or PACS as JPEG or PNG") from None
-            if not HEIF and _is_heif(source):
+            if dicom.is_dicom(source):
+                img = dicom.read(source, name)
+                size = img.size
+            elif not HEIF and _is_heif(source):
                 raise ImageError(f"{name}: a HEIC/HEIF image; reading it needs the optional pi-heif package "
                                  "(pip install pi-heif), or save it as JPEG") from None
-            raise ImageError(f"{name}: not a readable image") from None
+            else:
+                raise ImageError(f"{name}: not a readable image") from None
         except Image.DecompressionBombError:
             raise ImageError(
                 f"{name}: image is too large (over {Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels, "

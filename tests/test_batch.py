@@ -18,6 +18,7 @@ from screening.batch import main
 from screening.info import CLASS_CODES
 from screening.report import COLUMNS, OPERATING_POINT_ITEM, RECORDS_ITEM, operating_point_text
 from tests.conftest import HEIC, ROOT, lesion_like
+from tests.dicom_files import write_dicom
 
 
 @pytest.fixture(scope="module")
@@ -287,16 +288,25 @@ def test_a_record_that_fails_is_a_warning_on_its_row_and_the_report_is_written(f
     assert dict(pd.read_excel(out, sheet_name="Summary").values)[RECORDS_ITEM] == f"{len(OK) - 1} in records"
 
 
-def test_a_dicom_file_gets_a_row_that_says_why_it_is_not_read(tiny_bundle, tmp_path, capsys):
-    src = tmp_path / "pacs"
-    src.mkdir()
+def test_a_dicom_export_is_scored_like_the_images_themselves(tiny_bundle, tmp_path):
+    """As a PACS or viewer exports to a USB stick: files named without a suffix (or by a UID)
+    beside a DICOMDIR index, and a greyscale series that is not for SkinScreen."""
+    src = tmp_path / "export"
+    (src / "DICOM" / "PAT1").mkdir(parents=True)
     Image.fromarray(lesion_like()).save(src / "photo.jpg")
-    (src / "export.DCM").write_bytes(bytes(128) + b"DICM" + bytes(64))  # found whatever the case
+    write_dicom(src / "DICOM" / "PAT1" / "IM0001", lesion_like())
+    write_dicom(src / "DICOM" / "PAT1" / "1.2.826.0.1.3680043.8.498.1", lesion_like(), syntax="jpeg")
+    write_dicom(src / "DICOM" / "PAT1" / "IM0002", lesion_like()[..., 0], modality="CR")
+    write_dicom(src / "lesion.DCM", lesion_like())  # found whatever the case
+    (src / "DICOMDIR").write_bytes(bytes(128) + b"DICM" + bytes(64))  # the index: no picture, no row
+    (src / "notes.txt").write_bytes(bytes(200))
     out = tmp_path / "r.csv"
-    assert main([str(src), "--out", str(out), "--model", str(tiny_bundle), "--quiet"]) == 0
+    assert main([str(src), "--out", str(out), "--model", str(tiny_bundle), "--recursive", "--quiet"]) == 0
     df = pd.read_csv(out).set_index("file")
-    assert df.loc["export.DCM", "status"] == "error" and "export the image" in df.loc["export.DCM", "error"]
-    assert df.loc["photo.jpg", "status"] == "ok"
+    assert list(df.index) == ["DICOM/PAT1/1.2.826.0.1.3680043.8.498.1", "DICOM/PAT1/IM0001", "DICOM/PAT1/IM0002",
+                              "lesion.DCM", "photo.jpg"]
+    assert (df.drop("DICOM/PAT1/IM0002").status == "ok").all()
+    assert "greyscale DICOM image (MONOCHROME2, modality CR)" in df.loc["DICOM/PAT1/IM0002", "error"]
 
 
 def test_thin_entry_point_runs(tiny_bundle, folder, tmp_path):

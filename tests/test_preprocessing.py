@@ -78,7 +78,7 @@ def test_array_inputs():
 @pytest.mark.parametrize(
     "content, message",
     [(b"", "not a readable image"), (b"hello, not an image", "not a readable image"),
-     (bytes(128) + b"DICM" + b"\x02\x00\x00\x00UL", "a DICOM file, which SkinScreen does not read; export")],
+     (bytes(128) + b"DICM" + b"\x02\x00\x00\x00UL", "image bytes: not a readable DICOM file")],
 )
 def test_bad_bytes_give_image_error(content, message):
     with pytest.raises(ImageError, match=message):

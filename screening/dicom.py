@@ -1,0 +1,142 @@
+"""DICOM files, as a PACS or a dermatoscope exports them: the colour picture inside read like
+any other image, or refused in one line that says why (greyscale, several frames, no image,
+a compression that cannot be decoded here).
+
+A clinic's export often names its files without a suffix (``DICOM/PAT1/IM0001``, beside a
+``DICOMDIR`` index), so a file is known as DICOM by its ``DICM`` marker, not by its name.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from screening.errors import ImageError
+
+MARKER_AT = 128  # the Part 10 preamble, then b"DICM"
+SUFFIXES = (".dcm", ".dicom")
+INDEX_NAME = "DICOMDIR"  # a DICOM export's table of contents: no picture of its own
+_EXPORT = "export the image from the viewer or PACS as JPEG or PNG"
+
+
+def has_marker(source: str | Path | bytes) -> bool:
+    """A DICOM Part 10 file (``DICM`` after the 128-byte preamble), whatever its name."""
+    if isinstance(source, bytes):
+        head = source[:MARKER_AT + 4]
+    else:
+        try:
+            with open(source, "rb") as f:
+                head = f.read(MARKER_AT + 4)
+        except OSError:
+            return False
+    return head[MARKER_AT:] == b"DICM"
+
+
+def is_dicom(source: str | Path | bytes) -> bool:
+    """Named or marked as DICOM (a file without the Part 10 header is still tried by its name)."""
+    return (not isinstance(source, bytes) and Path(source).suffix.lower() in SUFFIXES) or has_marker(source)
+
+
+def read(source: str | Path | bytes, name: str) -> Image.Image:
+    """The RGB picture in a DICOM file, with its ICC profile where it has one (applied later,
+    as for any image); an ImageError names the file and what to do."""
+    pydicom = _pydicom()
+    try:
+        ds = pydicom.dcmread(io.BytesIO(source) if isinstance(source, bytes) else source,
+                             force=not has_marker(source))  # a bare dataset: known by its name
+    except pydicom.errors.InvalidDicomError:
+        raise ImageError(f"{name}: not a readable DICOM file") from None
+    except (OSError, ValueError, EOFError, KeyError, TypeError) as err:
+        raise ImageError(f"{name}: a damaged or truncated DICOM file ({_first_clause(err)})") from None
+    try:
+        _check(ds, name)
+    except ImageError:
+        raise
+    except (ValueError, TypeError, AttributeError) as err:  # a header value of the wrong kind ("1A" rows)
+        raise ImageError(f"{name}: a damaged DICOM file ({_first_clause(err)})") from None
+    syntax = ds.file_meta.get("TransferSyntaxUID")
+    if syntax is None:  # a bare dataset is uncompressed, in the encoding it was read in
+        implicit, little = ds.original_encoding
+        syntax = ds.file_meta.TransferSyntaxUID = (
+            pydicom.uid.ImplicitVRLittleEndian if implicit else
+            pydicom.uid.ExplicitVRLittleEndian if little else pydicom.uid.ExplicitVRBigEndian)
+    if not _can_decode(syntax):
+        raise ImageError(f"{name}: a DICOM image stored as {getattr(syntax, 'name', None) or 'an unknown encoding'}, "
+                         f"which SkinScreen cannot decode; {_EXPORT}")
+    try:
+        pixels = ds.pixel_array  # YBR (as JPEG stores colour) comes back as RGB
+    except Exception as err:  # noqa: BLE001  pydicom's decoders raise many kinds; each means a damaged file
+        raise ImageError(f"{name}: a damaged or truncated DICOM file ({_first_clause(err)})") from None
+    img = Image.fromarray(_to_uint8(pixels, int(ds.get("BitsStored") or 8)), "RGB")
+    if ds.get("ICCProfile"):
+        img.info["icc_profile"] = bytes(ds.ICCProfile)
+    return img
+
+
+def _check(ds, name: str) -> None:
+    """Refuse, before decoding, what is not one colour picture of a size that can be read."""
+    sop = ds.get("SOPClassUID") or ds.file_meta.get("MediaStorageSOPClassUID")
+    if "PixelData" not in ds:
+        if sop is None:  # what force made of a file that is no DICOM
+            raise ImageError(f"{name}: not a readable DICOM file")
+        if sop == _pydicom().uid.MediaStorageDirectoryStorage:
+            raise ImageError(f"{name}: the index of a DICOM export, not a picture; choose one of the files "
+                             "in its folders")
+        raise ImageError(f"{name}: a DICOM file without a picture ({sop.name or sop})")
+    frames = int(ds.get("NumberOfFrames") or 1)
+    if frames > 1:
+        raise ImageError(f"{name}: a DICOM file of {frames} images (frames); export the one to assess "
+                         "from the viewer or PACS as JPEG or PNG")
+    samples, photometric = int(ds.get("SamplesPerPixel") or 1), str(ds.get("PhotometricInterpretation", ""))
+    if photometric == "PALETTE COLOR":
+        raise ImageError(f"{name}: a palette-colour DICOM image, which SkinScreen does not read; {_EXPORT}")
+    if samples != 3:
+        modality = f", modality {ds.Modality}" if ds.get("Modality") else ""
+        raise ImageError(f"{name}: a greyscale DICOM image ({photometric or 'one sample per pixel'}{modality}); "
+                         "SkinScreen assesses colour dermoscopy images")
+    rows, columns = int(ds.get("Rows") or 0), int(ds.get("Columns") or 0)
+    if rows * columns > Image.MAX_IMAGE_PIXELS:
+        raise ImageError(f"{name}: image is too large ({columns}x{rows} px, over "
+                         f"{Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels); save it at a lower resolution")
+
+
+@lru_cache(maxsize=1)
+def _pydicom():
+    """pydicom, imported when the first DICOM file comes (0.2 s) and told not to warn about each
+    non-conforming element it reads (a warning per file in the terminal says nothing to a user)."""
+    import pydicom
+    import pydicom.errors
+    import pydicom.uid
+
+    pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
+    warnings.filterwarnings("ignore", module=r"pydicom\.")  # once, here: catch_warnings is not thread-safe
+    return pydicom
+
+
+def _first_clause(err: Exception) -> str:
+    """pydicom's reason without its list of possible causes: one short line."""
+    return str(err).splitlines()[0].split(" - ")[0].rstrip(":") if str(err) else type(err).__name__
+
+
+def _can_decode(syntax) -> bool:
+    """pydicom has a decoder for this transfer syntax here (JPEG-LS and lossless JPEG need
+    packages SkinScreen does not install)."""
+    from pydicom.pixels import get_decoder
+
+    try:
+        return get_decoder(syntax).is_available
+    except (NotImplementedError, ValueError):
+        return False
+
+
+def _to_uint8(pixels: np.ndarray, bits_stored: int) -> np.ndarray:
+    """8 bits per channel: 12- or 16-bit colour shifted down, as a viewer shows it."""
+    if pixels.dtype == np.uint8:
+        return pixels
+    shift = max(bits_stored - 8, 0)
+    return np.clip(pixels.astype(np.int64) >> shift, 0, 255).astype(np.uint8)

@@ -1,0 +1,61 @@
+"""DICOM files written in code for the tests (no patient file may be committed): what a
+dermatoscope or a PACS export holds, in the encodings they use."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import encapsulate
+from pydicom.uid import (
+    ExplicitVRLittleEndian,
+    JPEGBaseline8Bit,
+    JPEGLSLossless,
+    VLPhotographicImageStorage,
+    generate_uid,
+)
+
+SYNTAXES = {"raw": ExplicitVRLittleEndian, "jpeg": JPEGBaseline8Bit, "jpeg-ls": JPEGLSLossless}
+
+
+def write_dicom(path: Path, pixels: np.ndarray, *, syntax: str = "raw", frames: int = 1, icc: bytes | None = None,
+                modality: str = "XC", preamble: bool = True) -> Path:
+    """A VL photographic image (what dermoscopy is stored as): RGB (H, W, 3) or greyscale (H, W)
+    uint8/uint16 pixels, uncompressed or as JPEG (YBR_FULL_422, as cameras store it)."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = VLPhotographicImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = SYNTAXES[syntax]
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.PatientName, ds.PatientID = modality, "Test^Patient", "TEST-0001"
+    ds.Rows, ds.Columns = pixels.shape[:2]
+    colour = pixels.ndim == 3
+    ds.SamplesPerPixel = 3 if colour else 1
+    ds.PhotometricInterpretation = "RGB" if colour else "MONOCHROME2"
+    if colour:
+        ds.PlanarConfiguration = 0
+    bits = pixels.dtype.itemsize * 8
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits, bits, bits - 1, 0
+    if frames > 1:
+        ds.NumberOfFrames = frames
+    if icc is not None:
+        ds.ICCProfile = icc
+    if syntax == "raw":
+        ds.PixelData = np.ascontiguousarray(np.stack([pixels] * frames) if frames > 1 else pixels).tobytes()
+    else:  # the encoded bytes of a JPEG (a JPEG-LS file here only needs to be one that cannot be decoded)
+        buf = io.BytesIO()
+        Image.fromarray(pixels).save(buf, "JPEG", quality=95)
+        ds.PhotometricInterpretation = "YBR_FULL_422" if colour else "MONOCHROME2"
+        ds.PixelData = encapsulate([buf.getvalue()] * frames)
+        ds["PixelData"].VR = "OB"
+    if preamble:
+        ds.save_as(path, enforce_file_format=True)
+    else:  # a bare dataset, as older systems write: no preamble, no "DICM", no header naming its encoding
+        del ds.file_meta
+        ds.save_as(path, implicit_vr=True, little_endian=True)
+    return Path(path)
