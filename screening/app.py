@@ -81,16 +81,23 @@ class ScreeningApp:
         write_record(out, self.screener, result, x, overlay, source_name=name)
         return str(out)
 
+    def as_png(self, path: str | None) -> str:
+        """A DICOM file (or any image) -> a PNG of what SkinScreen reads from it, for the image
+        box: browsers neither show DICOM nor let it be dropped on an image box."""
+        if not path:
+            raise refused("Please choose a file first.")
+        img = _opened(path)
+        out = self._new_folder() / f"{Path(path).name[:200]}.png"  # "IM0001.png": the record names the source
+        img.save(out, compress_level=1)  # untagged sRGB, as open_image leaves it: read back to the same pixels
+        return str(out)
+
     def _assess(self, image) -> tuple[Result, np.ndarray, Image.Image]:
         """The scored result, the 224x224 square the model saw and its Grad-CAM overlay."""
         source = _payload_source(image)
         if source is None:
-            raise gr.Error("Please add a dermoscopy image first (upload, drag and drop, paste or webcam).")
-        try:
-            img = open_image(source)
-            x = preprocess(img)
-        except ImageError as err:
-            raise gr.Error(f"This file cannot be used: {str(err).split(': ', 1)[-1]}") from None
+            raise refused("Please add a dermoscopy image first (upload, drag and drop, paste or webcam).")
+        img = _opened(source)
+        x = preprocess(img)
         (result,) = self.screener.score_arrays(x[None], [img.info["source_size"]], ["upload"])
         return result, x, self.cam.overlay(x, CLASS_CODES.index(result.predicted_class))
 
@@ -116,7 +123,7 @@ class ScreeningApp:
         summary line, the worklist in reading order and, with ``records``, a zip of the worklist
         with the PDF records of the REFER images (its links work once unzipped)."""
         if not files:
-            raise gr.Error("Please add images or a zip file first.")
+            raise refused("Please add images or a zip file first.")
         work = self._new_folder()
         staging = work / "images"
         staging.mkdir()
@@ -128,7 +135,7 @@ class ScreeningApp:
                     _unused(staging / f.name).write_bytes(f.read_bytes())
             paths = find_images(staging, recursive=True)
             if not paths:
-                raise gr.Error("No image files found in the upload.")
+                raise refused("No image files found in the upload.")
             stamp = time.strftime("%Y%m%d-%H%M%S")
             out = work / f"skinscreen-report-{stamp}.xlsx"
             df, _ = screen_files(self.screener, paths, staging, out, link_images=False, progress=False,
@@ -174,10 +181,24 @@ def _uploaded_only(handler: Callable) -> Callable:
     def checked(payload):
         path = payload.get("path") if isinstance(payload, dict) else None
         if path and not is_in_or_equal(path, get_upload_folder()):
-            raise gr.Error("This image was not uploaded to SkinScreen; add it on the page or with handle_file().")
+            raise refused("This image was not uploaded to SkinScreen; add it on the page or with handle_file().")
         return handler(payload)
 
     return checked
+
+
+def refused(message: str) -> gr.Error:
+    """The page's one-line refusal of a user's mistake. Gradio would also print each error's
+    traceback in the text window, where a double-clicked program's user reads it as a crash."""
+    return gr.Error(message, print_exception=False)
+
+
+def _opened(source: str | bytes | Image.Image | np.ndarray) -> Image.Image:
+    """``open_image``, its refusal as the page's one-line message."""
+    try:
+        return open_image(source)
+    except ImageError as err:
+        raise refused(f"This file cannot be used: {str(err).split(': ', 1)[-1]}") from None
 
 
 def _payload_source(payload) -> str | bytes | Image.Image | np.ndarray | None:
@@ -207,9 +228,9 @@ def _extract_zip(path: Path, dest: Path) -> None:
         with zipfile.ZipFile(path) as z:
             members = [m for m in z.infolist() if not m.is_dir()]
             if len(members) > MAX_ZIP_MEMBERS or sum(m.file_size for m in members) > MAX_ZIP_BYTES:
-                raise gr.Error(f"{path.name}: too large (at most {MAX_ZIP_MEMBERS} files, 1 GB)")
+                raise refused(f"{path.name}: too large (at most {MAX_ZIP_MEMBERS} files, 1 GB)")
             if any(m.flag_bits & 0x1 for m in members):
-                raise gr.Error(f"{path.name}: password-protected; unzip it first and add the images")
+                raise refused(f"{path.name}: password-protected; unzip it first and add the images")
             dest.mkdir(parents=True, exist_ok=True)
             for m in members:
                 target = (dest / _member_name(m)).resolve()
@@ -218,9 +239,9 @@ def _extract_zip(path: Path, dest: Path) -> None:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(z.read(m))
     except zipfile.BadZipFile:
-        raise gr.Error(f"{path.name}: not a readable zip file") from None
+        raise refused(f"{path.name}: not a readable zip file") from None
     except NotImplementedError:  # e.g. Deflate64, which Windows uses for some large archives
-        raise gr.Error(f"{path.name}: compressed in a way SkinScreen cannot read; unzip it first "
+        raise refused(f"{path.name}: compressed in a way SkinScreen cannot read; unzip it first "
                        "and add the images") from None
 
 
@@ -274,7 +295,9 @@ def build(app: ScreeningApp, can_quit: bool = False) -> gr.Blocks:
                 with gr.Column():
                     image = gr.Image(label="Dermoscopy image", type="filepath", sources=["upload", "clipboard", "webcam"],
                                      image_mode=None, height=360, buttons=NO_SHARE)
-                    button = gr.Button("Assess", variant="primary")
+                    with gr.Row():
+                        button = gr.Button("Assess", variant="primary", scale=2)
+                        dicom_file = gr.UploadButton("Open a DICOM file", scale=1)  # any name: exports have none
                 with gr.Column():
                     assessment = gr.Markdown(label="Assessment")
                     classes = gr.Label(label="Diagnosis probabilities (rougher than the malignancy probability: "
@@ -293,9 +316,12 @@ def build(app: ScreeningApp, can_quit: bool = False) -> gr.Blocks:
                          api_visibility="private", preprocess=False)
             save.click(save_record, inputs=image, outputs=record, api_name="record", preprocess=False)
             image.change(lambda: None, outputs=record, api_visibility="private")  # no record of another image
+            dicom_file.upload(app.as_png, inputs=dicom_file, outputs=image, api_visibility="private").success(
+                predict, inputs=image, outputs=[classes, assessment, heatmap, checks], api_visibility="private",
+                preprocess=False)
         with gr.Tab("Several images"):
             files = gr.File(label="Images or zip files", file_count="multiple",
-                            file_types=["image", ".zip", ".tif", ".tiff", ".heic", ".heif", ".dcm"])  # .dcm: to say why not
+                            file_types=["image", ".zip", ".tif", ".tiff", ".heic", ".heif", ".dcm", ".dicom"])
             want_records = gr.Checkbox(label="Also a PDF record (with Grad-CAM) of each REFER image")
             run = gr.Button("Screen all and build the Excel report", variant="primary")
             summary = gr.Markdown()

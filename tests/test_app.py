@@ -93,12 +93,13 @@ def test_the_page_carries_the_guide_for_clinic_staff(server):
     assert "SkinScreen: a guide for clinic staff" in config and "not a medical device" in config
 
 
-def test_bad_file_is_a_message_and_the_app_keeps_serving(client, tmp_path, image_file):
+def test_bad_file_is_a_message_and_the_app_keeps_serving(client, tmp_path, image_file, capfd):
     bad = tmp_path / "fake.png"
     bad.write_bytes(b"definitely not a png")
     with pytest.raises(Exception) as err:
         client.predict(gradio_client.handle_file(str(bad)), api_name="/predict")
     assert "not a readable image" in str(err.value) and "Traceback" not in str(err.value)
+    assert "Traceback" not in capfd.readouterr().err  # nor in the text window, where it reads as a crash
     label, *_ = client.predict(gradio_client.handle_file(str(image_file)), api_name="/predict")
     assert len(label["confidences"]) == 7
 
@@ -431,6 +432,32 @@ def test_phone_heic_photo_in_both_tabs(client, tmp_path):
     report, *_ = client.predict([gradio_client.handle_file(str(HEIC))], api_name="/batch")
     (row,) = openpyxl.load_workbook(report)["Results"].iter_rows(min_row=2, max_col=2, values_only=True)
     assert row == (HEIC.name, "ok")
+
+
+def test_a_dicom_export_in_both_tabs(tiny_bundle, client, tmp_path):
+    """The One image tab's "Open a DICOM file" shows what it reads as a PNG (no browser shows
+    DICOM) and assesses it; a zip of a PACS export, suffix-less files and all, is a worklist."""
+    import openpyxl
+
+    from screening.app import ScreeningApp
+    from screening.preprocessing import preprocess
+    from tests.dicom_files import write_dicom
+
+    export = write_dicom(tmp_path / "IM0001", lesion_like(), syntax="jpeg")
+    app = ScreeningApp(tiny_bundle)
+    shown = app.as_png(str(export))
+    assert Path(shown).name == "IM0001.png" and (preprocess(shown) == preprocess(export)).all()
+    grey = write_dicom(tmp_path / "IM0002", lesion_like()[..., 0], modality="CR")
+    with pytest.raises(Exception, match="This file cannot be used: a greyscale DICOM image"):
+        app.as_png(str(grey))
+    archive = tmp_path / "export.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.write(export, "DICOM/PAT1/IM0001")
+        z.write(grey, "DICOM/PAT1/IM0002")
+        z.writestr("DICOMDIR", bytes(128) + b"DICM")
+    report, *_ = client.predict([gradio_client.handle_file(str(archive))], api_name="/batch")
+    rows = list(openpyxl.load_workbook(report)["Results"].iter_rows(min_row=2, max_col=2, values_only=True))
+    assert rows == [("export/DICOM/PAT1/IM0001", "ok"), ("export/DICOM/PAT1/IM0002", "error")]
 
 
 def test_version_option(capsys):

@@ -12,10 +12,12 @@ import shutil
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from tests.conftest import HAM, lesion_like, pdf_text
+from tests.dicom_files import write_dicom
 from tests.test_app import free_port
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -40,6 +42,7 @@ def test_upload_in_a_real_browser_shows_the_assessment(tiny_bundle, tmp_path):
         shutil.copy(sample, image)
     else:
         Image.fromarray(lesion_like()).save(image)
+    dicom_file = write_dicom(tmp_path / "IM0001", np.asarray(Image.open(image).convert("RGB")), syntax="jpeg")
     try:
         with sync_api.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
@@ -63,11 +66,21 @@ def test_upload_in_a_real_browser_shows_the_assessment(tiny_bundle, tmp_path):
             download.value.save_as(tmp_path / "record.pdf")
             page.locator("input[type=file]").first.set_input_files(str(image))  # another image: no stale record
             link.wait_for(state="detached", timeout=30_000)
+            with page.expect_file_chooser() as chooser:  # a DICOM file: shown as the PNG read from it, assessed
+                page.get_by_role("button", name="Open a DICOM file").click()
+            chooser.value.set_files(str(dicom_file))
+            page.locator('img[src*="IM0001.png"]').first.wait_for(timeout=60_000)
+            page.get_by_role("button", name="Save a PDF record of this assessment").click()
+            link.wait_for(timeout=60_000)
+            with page.expect_download() as download:
+                link.click()
+            download.value.save_as(tmp_path / "dicom-record.pdf")
             kept = page.evaluate("() => Object.keys(localStorage).concat(Object.keys(sessionStorage))")
             assert not [k for k in kept if "run-history" in k], kept  # no assessments left in the browser
             assert page.request.get(f"http://127.0.0.1:{port}/gradio_api/runs").status == 404
             browser.close()
         assert "Malignancy probability" in pdf_text(tmp_path / "record.pdf")
+        assert "File: IM0001.png" in pdf_text(tmp_path / "dicom-record.pdf")
         assert elsewhere == []
     finally:
         demo.close()
@@ -106,7 +119,7 @@ def test_several_images_in_a_real_browser_give_the_worklist_and_the_records(tiny
                     or elsewhere.append(r.url))
             page.goto(f"http://127.0.0.1:{port}/", wait_until="networkidle")
             page.get_by_role("tab", name="Several images").click()
-            page.locator("input[type=file]").nth(1).set_input_files(str(archive))
+            page.locator("input[type=file][multiple]").set_input_files(str(archive))
             page.get_by_text("clinic.zip").or_(page.get_by_text("clinic")).first.wait_for(timeout=30_000)
             page.get_by_label("Also a PDF record (with Grad-CAM) of each REFER image").check()
             page.get_by_role("button", name="Screen all and build the Excel report").click()
