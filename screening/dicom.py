@@ -48,7 +48,8 @@ def read(source: str | Path | bytes, name: str) -> Image.Image:
     pydicom = _pydicom()
     try:
         ds = pydicom.dcmread(io.BytesIO(source) if isinstance(source, bytes) else source,
-                             force=not has_marker(source))  # a bare dataset: known by its name
+                             force=not has_marker(source),  # a bare dataset: known by its name
+                             defer_size="1 MB")  # pixels read only if the header passes (a 2 GB series would not)
     except pydicom.errors.InvalidDicomError:
         raise ImageError(f"{name}: not a readable DICOM file") from None
     except (OSError, ValueError, EOFError, KeyError, TypeError) as err:
