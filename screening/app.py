@@ -36,7 +36,7 @@ from screening.preprocessing import ImageError, open_image, preprocess
 from screening.record import write_record
 from screening.report import MALIGNANCY_MEANING, operating_point_text, recommendation, tally, triage
 from screening.scratch import private_root, sweep_every
-from screening.serving import LOOPBACK, add_serving_options, serving, stop_like_ctrl_c, stop_soon
+from screening.serving import add_serving_options, alone, serving, stop_like_ctrl_c, stop_soon
 from screening.signin import add_user
 
 # Patient images should not outlive their use: the scratch folder (uploads, results, reports,
@@ -366,7 +366,7 @@ def launch(args: argparse.Namespace, block: bool = True) -> gr.Blocks:
     root = private_root()
     os.environ.setdefault("GRADIO_TEMP_DIR", str(root / "uploads"))  # a folder of one's own is respected
     sweep_every(root, *CACHE_SWEEP)
-    can_quit = args.host in LOOPBACK and not args.share
+    can_quit = alone(args)  # else anyone reaching the page could stop it for everyone
     demo = build(ScreeningApp(args.model, args.threshold), can_quit=can_quit)
     print(f"SkinScreen: open {url} in a browser; press Ctrl+C here{' or Quit on the page' if can_quit else ''} "
           "to quit.", file=sys.stderr)

@@ -36,6 +36,9 @@ def add_serving_options(p: argparse.ArgumentParser) -> None:
                    help="ask for a sign-in: FILE holds one user:password per line, readable by you alone")
     g.add_argument("--add-user", metavar="NAME",
                    help="set NAME's password in --auth-file (asked twice, stored as a hash), then exit")
+    g.add_argument("--root-path", metavar="PATH", default="",
+                   help="the path a reverse proxy serves the page at, such as /skinscreen (README.md: a tested "
+                        "nginx block)")
     g.add_argument("--ssl-certfile", type=Path, metavar="FILE", help="serve HTTPS with this certificate (PEM)...")
     g.add_argument("--ssl-keyfile", type=Path, metavar="FILE", help="...and this private key (PEM)")
 
@@ -46,9 +49,11 @@ def serving(args: argparse.Namespace) -> tuple[str, dict]:
     if not 0 < args.port < 65536:
         raise UserError(f"--port must be between 1 and 65535, got {args.port}")
     check_port_free(args.host, args.port)
+    root = check_root_path(args.root_path)
     signin = SignIn(read_auth_file(args.auth_file)) if args.auth_file else None
-    if (args.host not in LOOPBACK or args.share) and signin is None:
-        where = "anyone with the public link" if args.share else "other computers on the network"
+    if not alone(args) and signin is None:
+        where = ("anyone with the public link" if args.share else "other computers on the network"
+                 if args.host not in LOOPBACK else f"whoever the proxy at {root} lets through")
         print(f"warning: {where} can reach this page and its patient images; --auth-file asks for a sign-in",
               file=sys.stderr)
     tls = (args.ssl_certfile, args.ssl_keyfile)
@@ -65,12 +70,29 @@ def serving(args: argparse.Namespace) -> tuple[str, dict]:
     url = f"http{'s' if https else ''}://{shown}:{args.port}"
     if args.host in ANY_ADDRESS:  # and the other computers need this one's network address
         url += f" (from other computers: http{'s' if https else ''}://{network_address()}:{args.port})"
-    return url, {"server_name": args.host, "server_port": args.port, "share": args.share,
+    if root:
+        url += f" (through the proxy: its address followed by {root}/)" if root.startswith("/") else f" ({root}/)"
+    return url, {"server_name": args.host, "server_port": args.port, "share": args.share, "root_path": root,
                  "auth": signin.check if signin else None,
                  "auth_message": f"SkinScreen: sign in. {NOTICE}",
                  "ssl_certfile": str(args.ssl_certfile) if https else None,
                  "ssl_keyfile": str(args.ssl_keyfile) if https else None,
                  "ssl_verify": not https}  # Gradio's check of itself: a self-signed certificate is fine
+
+
+def alone(args: argparse.Namespace) -> bool:
+    """Only this computer's own browsers reach the page: no network address, public link or
+    proxy in front (a proxy on this computer forwards others' requests from 127.0.0.1)."""
+    return args.host in LOOPBACK and not args.share and not args.root_path
+
+
+def check_root_path(path: str) -> str:
+    """``/skinscreen`` (trailing slashes dropped) or a full ``https://host/skinscreen``, as
+    Gradio takes it; anything else would leave every script and upload on the page unfound."""
+    path = path.rstrip("/")
+    if path and not path.startswith(("/", "http://", "https://")) or any(c in path for c in " ?#\\"):
+        raise UserError(f"--root-path must be a path such as /skinscreen (or a full https:// address), got {path!r}")
+    return path
 
 
 class _Passphrase(Exception):

@@ -466,3 +466,45 @@ def test_version_option(capsys):
     with pytest.raises(SystemExit) as stop:
         main(["--version"])
     assert stop.value.code == 0 and capsys.readouterr().out.startswith("SkinScreen ")
+
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+@pytest.mark.skipif(not Path(NGINX).is_file(), reason="nginx not installed (apt-get install nginx-light)")
+def test_behind_nginx_at_a_sub_path_with_the_readme_block(tiny_bundle, tmp_path, image_file):
+    """The README's nginx block, in front of ``--root-path /skinscreen``: the page, an
+    assessment and its PDF record through the proxy; no Quit button for everyone behind it."""
+    import httpx
+
+    from screening.app import launch, parser
+
+    block = (ROOT / "README.md").read_text().split("```nginx\n", 1)[1].split("```", 1)[0]
+    app_port, proxy_port = free_port(), free_port()
+    temp = "".join(f"{kind}_temp_path {tmp_path / kind};\n" for kind in ("client_body", "proxy", "fastcgi", "uwsgi",
+                                                                          "scgi"))
+    (tmp_path / "nginx.conf").write_text(
+        f"pid {tmp_path / 'nginx.pid'};\nerror_log {tmp_path / 'error.log'};\nevents {{}}\n"
+        f"http {{\naccess_log off;\n{temp}server {{\nlisten 127.0.0.1:{proxy_port};\n"
+        f"{block.replace('127.0.0.1:7860', f'127.0.0.1:{app_port}')}}}\n}}\n")
+    proxy = subprocess.Popen([NGINX, "-c", str(tmp_path / "nginx.conf"), "-g", "daemon off;"], stderr=subprocess.PIPE)
+    demo = launch(parser().parse_args(["--port", str(app_port), "--no-browser", "--model", str(tiny_bundle),
+                                       "--root-path", "/skinscreen/"]), block=False)
+    try:
+        url = f"http://127.0.0.1:{proxy_port}/skinscreen/"
+        for _ in range(50):  # nginx takes a moment to listen
+            if httpx.get(url, timeout=10).status_code == 200:
+                break
+            time.sleep(0.1)
+        config = httpx.get(url + "config", timeout=30).json()
+        assert config["root"].endswith("/skinscreen") and "quit" not in {d.get("api_name") for d in
+                                                                          config["dependencies"]}
+        client = gradio_client.Client(url, verbose=False)
+        _, assessment, _, _ = client.predict(gradio_client.handle_file(str(image_file)), api_name="/predict")
+        assert "Malignancy probability" in assessment
+        record = client.predict(gradio_client.handle_file(str(image_file)), api_name="/record")
+        assert Path(record).read_bytes().startswith(b"%PDF")  # downloaded through the proxy
+    finally:
+        demo.close()
+        proxy.terminate()
+        proxy.wait(30)

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from screening.errors import UserError
-from screening.serving import check_port_free
+from screening.serving import alone, check_port_free, check_root_path
 
 POSIX = pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX permissions")
 
@@ -27,6 +27,8 @@ def test_a_taken_port_is_named_and_a_free_one_passes():
     (["--host", "0.0.0.0"], True),
     (["--share"], True),
     (["--host", "0.0.0.0", "--auth-file", "LOGINS"], False),
+    (["--root-path", "/skinscreen"], True),  # a proxy on this computer forwards others' requests
+    (["--root-path", "/skinscreen", "--auth-file", "LOGINS"], False),
 ])
 def test_others_reaching_the_page_without_a_sign_in_is_a_warning(tmp_path, capsys, options, warned):
     from screening.app import parser
@@ -43,6 +45,18 @@ def test_others_reaching_the_page_without_a_sign_in_is_a_warning(tmp_path, capsy
     assert ("can reach this page and its patient images" in capsys.readouterr().err) == warned
     assert url.split()[0] == f"http://127.0.0.1:{port}"  # what a browser here can open, also for 0.0.0.0
     assert ("from other computers" in url) == ("0.0.0.0" in options)
+    assert alone(args) == (options == [])  # the Quit button: only where nobody else reaches the page
+
+
+@pytest.mark.parametrize(("path", "root"), [("", ""), ("/", ""), ("/skinscreen/", "/skinscreen"),
+                                            ("https://intranet.example/skinscreen", "https://intranet.example/skinscreen"),
+                                            ("skinscreen", None), ("/skin screen", None), ("/a?b=1", None)])
+def test_a_root_path_is_a_path_or_a_full_address(path, root):
+    if root is None:
+        with pytest.raises(UserError, match="--root-path must be a path such as /skinscreen"):
+            check_root_path(path)
+    else:
+        assert check_root_path(path) == root
 
 
 def test_the_address_for_other_computers_is_this_computers_own():
