@@ -9,6 +9,7 @@ function is the API endpoint ``predict``; ``record`` returns the PDF.
 from __future__ import annotations
 
 import argparse
+import atexit
 import base64
 import functools
 import os
@@ -26,6 +27,7 @@ import numpy as np
 from gradio.utils import get_upload_folder, is_in_or_equal
 from PIL import Image
 
+from screening.audit import AuditLog, sha256_of
 from screening.batch import find_images, screen_files
 from screening.cli import add_threshold_option, add_version_option, check_threshold, described, run_cli
 from screening.errors import UserError
@@ -54,13 +56,15 @@ NO_SHARE = ["download", "fullscreen"]
 class ScreeningApp:
     """Holds the model and the Grad-CAM explainer; ``predict`` is the per-image handler."""
 
-    def __init__(self, model: str | Path | None = None, threshold: float | None = None) -> None:
+    def __init__(self, model: str | Path | None = None, threshold: float | None = None,
+                 audit: AuditLog | None = None) -> None:
         self.screener = Screener(model, threshold=threshold, batch_size=1)
+        self.audit = audit
         self.cam = GradCAM(self.screener.model)
         self.workspace = tempfile.TemporaryDirectory(prefix="work-", dir=private_root(),  # removed at exit
                                                      ignore_cleanup_errors=True)
 
-    def predict(self, image: dict | Image.Image | np.ndarray | str | None):
+    def predict(self, image: dict | Image.Image | np.ndarray | str | None, request: gr.Request | None = None):
         """image -> (class confidences, assessment markdown, Grad-CAM image, warnings markdown).
 
         The UI passes Gradio's raw upload payload (``preprocess=False``), so the original
@@ -68,12 +72,16 @@ class ScreeningApp:
         Gradio's generic error.
         """
         result, _, overlay = self._assess(image)
+        self._log(request, "assess", image_sha256=_sha256(image), flag=self._flag(result),
+                  malignancy_probability=round(result.malignancy_probability, 4))
         confidences = {label_of(c): p for c, p in result.probabilities.items()}
         return confidences, self.assessment(result), overlay, self.warnings(result)
 
-    def record(self, image: dict | Image.Image | np.ndarray | str | None) -> str:
+    def record(self, image: dict | Image.Image | np.ndarray | str | None, request: gr.Request | None = None) -> str:
         """image -> a one-page PDF of its assessment for the patient file (``screening.record``)."""
         result, x, overlay = self._assess(image)
+        self._log(request, "record", image_sha256=_sha256(image), flag=self._flag(result),
+                  malignancy_probability=round(result.malignancy_probability, 4))
         original = image.get("orig_name") if isinstance(image, dict) else None
         stem = re.sub(r"[^\w-]+", "_", Path(original).stem)[:40] + "-" if original else ""  # findable in Downloads
         out = self._new_folder() / f"skinscreen-record-{stem}{time.strftime('%Y%m%d-%H%M%S')}.pdf"
@@ -81,7 +89,7 @@ class ScreeningApp:
         write_record(out, self.screener, result, x, overlay, source_name=name)
         return str(out)
 
-    def as_png(self, path: str | None) -> str:
+    def as_png(self, path: str | None, request: gr.Request | None = None) -> str:
         """A DICOM file (or any image) -> a PNG of what SkinScreen reads from it, for the image
         box: browsers neither show DICOM nor let it be dropped on an image box."""
         if not path:
@@ -89,7 +97,23 @@ class ScreeningApp:
         img = _opened(path)
         out = self._new_folder() / f"{Path(path).name[:200]}.png"  # "IM0001.png": the record names the source
         img.save(out, compress_level=1)  # untagged sRGB, as open_image leaves it: read back to the same pixels
+        self._log(request, "open DICOM", image_sha256=sha256_of(path), shown_as_sha256=sha256_of(out))
         return str(out)
+
+    def _flag(self, result: Result) -> str:
+        return recommendation(result, self.screener.threshold)[0]
+
+    def _log(self, request: gr.Request | None, action: str, **details) -> None:
+        """An audit-log entry, where there is a log: no result leaves without its entry."""
+        if self.audit is None:
+            return
+        client = getattr(request, "client", None)
+        try:
+            self.audit.write(action, user=getattr(request, "username", None),
+                             client=getattr(client, "host", None), **details)
+        except UserError as err:
+            print(f"warning: {err}", file=sys.stderr)
+            raise refused(f"{err}. Ask whoever runs SkinScreen.") from None
 
     def _assess(self, image) -> tuple[Result, np.ndarray, Image.Image]:
         """The scored result, the 224x224 square the model saw and its Grad-CAM overlay."""
@@ -118,7 +142,8 @@ class ScreeningApp:
         return "**Image checks — read this result with care:**\n" + "\n".join(f"- {w}" for w in r.warnings)
 
     def batch(self, files: list[str] | None, records: bool = False,
-              progress: gr.Progress = gr.Progress()):  # noqa: B008  Gradio's idiom
+              progress: gr.Progress = gr.Progress(),  # noqa: B008  Gradio's idiom
+              request: gr.Request | None = None):
         """Several images and/or zip files -> the batch Excel report (same code as batch.py), its
         summary line, the worklist in reading order and, with ``records``, a zip of the worklist
         with the PDF records of the REFER images (its links work once unzipped)."""
@@ -136,6 +161,7 @@ class ScreeningApp:
             paths = find_images(staging, recursive=True)
             if not paths:
                 raise refused("No image files found in the upload.")
+            hashes = [sha256_of(p) for p in paths] if self.audit else []  # the report's rows are in this order
             stamp = time.strftime("%Y%m%d-%H%M%S")
             out = work / f"skinscreen-report-{stamp}.xlsx"
             df, _ = screen_files(self.screener, paths, staging, out, link_images=False, progress=False,
@@ -152,6 +178,8 @@ class ScreeningApp:
                 for pdf in sorted((work / "records").rglob("*.pdf")):
                     z.write(pdf, pdf.relative_to(work).as_posix())
             shutil.rmtree(work / "records")  # the zip is the copy to download; no second one at rest
+        self._log(request, "batch", images=[{"image_sha256": h, "flag": row.flag if row.status == "ok" else "not read"}
+                                            for h, row in zip(hashes, df.itertuples())])
         text = f"**{tally(df)}.**\n\n> {NOTICE}"
         return str(out), text, triage(df), str(bundle) if bundle else None
 
@@ -177,12 +205,12 @@ def _uploaded_only(handler: Callable) -> Callable:
     image on this computer and get it back inside the Grad-CAM or the PDF record (or learn from
     the error whether a file exists)."""
 
-    @functools.wraps(handler)
-    def checked(payload):
+    @functools.wraps(handler)  # its signature too: Gradio passes the request it asks for
+    def checked(payload, *request):
         path = payload.get("path") if isinstance(payload, dict) else None
         if path and not is_in_or_equal(path, get_upload_folder()):
             raise refused("This image was not uploaded to SkinScreen; add it on the page or with handle_file().")
-        return handler(payload)
+        return handler(payload, *request)
 
     return checked
 
@@ -191,6 +219,12 @@ def refused(message: str) -> gr.Error:
     """The page's one-line refusal of a user's mistake. Gradio would also print each error's
     traceback in the text window, where a double-clicked program's user reads it as a crash."""
     return gr.Error(message, print_exception=False)
+
+
+def _sha256(image) -> str | None:
+    """The audit log's name for an uploaded image: its file's SHA-256 (none for an array)."""
+    source = _payload_source(image)
+    return sha256_of(source) if isinstance(source, (str, bytes)) else None
 
 
 def _opened(source: str | bytes | Image.Image | np.ndarray) -> Image.Image:
@@ -361,13 +395,20 @@ def parser() -> argparse.ArgumentParser:
 
 
 def launch(args: argparse.Namespace, block: bool = True) -> gr.Blocks:
-    url, settings = serving(args)
+    audit = AuditLog(args.audit_log) if args.audit_log else None
+    url, settings = serving(args, on_sign_in=audit.sign_in if audit else None)
     check_threshold(args.threshold)
     root = private_root()
     os.environ.setdefault("GRADIO_TEMP_DIR", str(root / "uploads"))  # a folder of one's own is respected
     sweep_every(root, *CACHE_SWEEP)
     can_quit = alone(args)  # else anyone reaching the page could stop it for everyone
-    demo = build(ScreeningApp(args.model, args.threshold), can_quit=can_quit)
+    app = ScreeningApp(args.model, args.threshold, audit)
+    demo = build(app, can_quit=can_quit)
+    if audit:
+        meta = app.screener.meta
+        audit.write("start", model=f"{meta.get('name')} {meta.get('version')}", threshold=app.screener.threshold,
+                    host=args.host, port=args.port)
+        atexit.register(audit.stop)
     print(f"SkinScreen: open {url} in a browser; press Ctrl+C here{' or Quit on the page' if can_quit else ''} "
           "to quit.", file=sys.stderr)
     # run_history off: Gradio 6 would keep every assessment (file names, results, links to the

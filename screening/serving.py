@@ -39,18 +39,23 @@ def add_serving_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--root-path", metavar="PATH", default="",
                    help="the path a reverse proxy serves the page at, such as /skinscreen (README.md: a tested "
                         "nginx block)")
+    g.add_argument("--audit-log", type=Path, metavar="FILE",
+                   help="append who assessed which image (by its SHA-256, not its name), when, and the answer, "
+                        "one JSON line each")
     g.add_argument("--ssl-certfile", type=Path, metavar="FILE", help="serve HTTPS with this certificate (PEM)...")
     g.add_argument("--ssl-keyfile", type=Path, metavar="FILE", help="...and this private key (PEM)")
 
 
-def serving(args: argparse.Namespace) -> tuple[str, dict]:
+def serving(args: argparse.Namespace,
+            on_sign_in: Callable[[str, bool], None] | None = None) -> tuple[str, dict]:
     """The address to open and Gradio's ``launch`` settings, after checking every option; warns
-    when others can reach the page without a sign-in."""
+    when others can reach the page without a sign-in. ``on_sign_in(user, accepted)`` hears of
+    each sign-in (the audit log)."""
     if not 0 < args.port < 65536:
         raise UserError(f"--port must be between 1 and 65535, got {args.port}")
     check_port_free(args.host, args.port)
     root = check_root_path(args.root_path)
-    signin = SignIn(read_auth_file(args.auth_file)) if args.auth_file else None
+    signin = SignIn(read_auth_file(args.auth_file), on_result=on_sign_in) if args.auth_file else None
     if not alone(args) and signin is None:
         where = ("anyone with the public link" if args.share else "other computers on the network"
                  if args.host not in LOOPBACK else f"whoever the proxy at {root} lets through")

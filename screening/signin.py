@@ -92,8 +92,9 @@ class SignIn:
     """
 
     def __init__(self, logins: list[tuple[str, str]], clock: Callable[[], float] = time.monotonic,
-                 delay_s: float = FAILURE_DELAY_S) -> None:
+                 delay_s: float = FAILURE_DELAY_S, on_result: Callable[[str, bool], None] | None = None) -> None:
         self.logins = dict(logins)
+        self.on_result = on_result or (lambda user, accepted: None)
         self.clock, self.delay_s = clock, delay_s
         self.failures: dict[str | None, list[float]] = {}
         self._dummy = hash_password(os.urandom(8).hex())
@@ -105,7 +106,9 @@ class SignIn:
         right = await asyncio.to_thread(verify, password, self.logins.get(username, self._dummy))
         if right and len(recent) < MAX_FAILURES:
             self.failures.pop(key, None)
+            self.on_result(username, True)
             return True
+        self.on_result(username, False)
         recent.append(now)
         if len(recent) == MAX_FAILURES:
             who = f"user name {username!r}" if key is not None else "unknown user names"

@@ -348,6 +348,49 @@ def test_with_an_auth_file_only_a_signed_in_client_gets_in(tiny_bundle, tmp_path
         demo.close()
 
 
+def test_the_audit_log_says_who_assessed_which_image_and_the_answer_but_not_its_name(tiny_bundle, tmp_path,
+                                                                                       image_file):
+    import json
+
+    from screening.app import ScreeningApp, launch, parser
+    from screening.audit import AuditLog, sha256_of
+    from tests.dicom_files import write_dicom
+
+    port, audit = free_port(), tmp_path / "audit.jsonl"
+    secret = tmp_path / "Jane Doe 1961-03-02.jpg"  # a file name that names a patient
+    shutil.copy(image_file, secret)
+    demo = launch(parser().parse_args(["--port", str(port), "--no-browser", "--model", str(tiny_bundle),
+                                       "--auth-file", str(auth_file(tmp_path, "nurse:s3cret\n")),
+                                       "--audit-log", str(audit), "--threshold", "0"]), block=False)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        with pytest.raises(ValueError, match="Could not login"):
+            gradio_client.Client(url, auth=("nurse", "wrong"), verbose=False)
+        client = gradio_client.Client(url, auth=("nurse", "s3cret"), verbose=False)
+        _, assessment, *_ = client.predict(gradio_client.handle_file(str(secret)), api_name="/predict")
+        client.predict(gradio_client.handle_file(str(secret)), api_name="/record")
+        client.predict([gradio_client.handle_file(str(secret)), gradio_client.handle_file(str(image_file))],
+                       api_name="/batch")
+    finally:
+        demo.close()
+    text = audit.read_text()
+    assert "Jane" not in text and "lesion.jpg" not in text  # no file names
+    entries = [json.loads(line) for line in text.splitlines()]
+    assert [e["action"] for e in entries] == ["start", "sign-in refused", "sign-in", "assess", "record", "batch"]
+    assert entries[0]["model"] and entries[0]["threshold"] == 0
+    assess, record, batch = entries[3:]
+    assert assess["user"] == "nurse" and assess["client"] == "127.0.0.1" and entries[1]["user"] == "nurse"
+    assert assess["image_sha256"] == record["image_sha256"] == sha256_of(secret)  # found again by hashing the file
+    assert assess["flag"] == "REFER" and f"{assess['malignancy_probability'] * 100:.1f}%" in assessment
+    assert [i["image_sha256"] for i in batch["images"]] == [sha256_of(secret), sha256_of(image_file)]
+    dicom = write_dicom(tmp_path / "IM0001", lesion_like())  # the DICOM button: which file became which picture
+    app = ScreeningApp(tiny_bundle, audit=AuditLog(audit))  # kept: its folder goes with it
+    shown = app.as_png(str(dicom))
+    opened = json.loads(audit.read_text().splitlines()[-1])
+    assert opened["action"] == "open DICOM" and opened["image_sha256"] == sha256_of(dicom)
+    assert opened["shown_as_sha256"] == sha256_of(shown)
+
+
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
 def test_https_with_a_certificate_and_key(tiny_bundle, tmp_path, image_file):
     from screening.app import launch, parser
