@@ -59,8 +59,9 @@ def find_images(folder: Path, recursive: bool) -> list[Path]:
     export names them ``IM0001`` or by a UID, without a suffix), in a stable, case-insensitive
     path order."""
     candidates = folder.rglob("*") if recursive else folder.iterdir()
-    found = [p for p in candidates if not p.name.startswith(".") and (p.is_file() or p.is_symlink())
-             and (p.suffix.lower() in IMAGE_SUFFIXES or (p.name != dicom.INDEX_NAME and dicom.has_marker(p)))]
+    found = [p for p in candidates if not p.name.startswith(".") and (
+        (p.suffix.lower() in IMAGE_SUFFIXES and (p.is_file() or p.is_symlink()))  # a broken link: a row saying so
+        or (p.is_file() and p.name != dicom.INDEX_NAME and dicom.has_marker(p)))]  # is_file: never open a pipe
     return sorted(found, key=lambda p: (str(p.relative_to(folder)).casefold(), str(p)))
 
 

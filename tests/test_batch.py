@@ -364,3 +364,22 @@ def test_version_names_the_software_and_the_packaged_model(capsys):
         main(["--version"])
     out = capsys.readouterr().out
     assert stop.value.code == 0 and out.startswith(f"SkinScreen {__version__} (Keras ") and "packaged model: " in out
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX named pipes")
+def test_a_named_pipe_in_the_folder_is_passed_over_not_opened(tmp_path):
+    """Looking for DICOM files by their marker must not open a pipe: it would wait forever."""
+    import threading
+
+    from screening.batch import find_images
+
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "link").symlink_to(tmp_path / "pipe")
+    Image.fromarray(lesion_like()).save(tmp_path / "photo.jpg")
+    found = []
+    search = threading.Thread(target=lambda: found.append(find_images(tmp_path, recursive=False)), daemon=True)
+    search.start()
+    search.join(10)
+    if search.is_alive():  # release it: a writer opening the pipe ends the reader's wait
+        os.close(os.open(tmp_path / "pipe", os.O_WRONLY | os.O_NONBLOCK))
+    assert found == [[tmp_path / "photo.jpg"]]
