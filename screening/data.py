@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import tempfile
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +15,7 @@ import pandas as pd
 
 from screening import dicom
 from screening.errors import UserError
-from screening.info import CLASS_CODES, DATASET
+from screening.info import CLASS_CODES, DATASET, ISIC_ONE_HOT, ISIC_UNKNOWN
 from screening.preprocessing import INPUT_SIZE, preprocess
 
 SPLITS = ("train", "val", "test")
@@ -34,6 +35,8 @@ def read_labels(csv_path: str | Path, columns: Sequence[str] = ("image_id", "dx"
         df = pd.read_csv(path, dtype=str)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: not a readable CSV ({err})") from None
+    if "image_id" not in df.columns and "image" in df.columns and set(ISIC_ONE_HOT) & set(df.columns):
+        df = _from_one_hot(df, path)
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise DataError(f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(df.columns)}")
@@ -41,6 +44,29 @@ def read_labels(csv_path: str | Path, columns: Sequence[str] = ("image_id", "dx"
     if unknown:
         raise DataError(f"{path}: unknown dx value(s) {', '.join(map(str, unknown))}")
     return df.reset_index(drop=True)
+
+
+def _from_one_hot(df: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """ISIC's ground truth (``image,MEL,NV,...``, one 1.0 per row) as ``image_id,dx``: the
+    external test sets a HAM10000 model is measured on come so. Rows of a class the model does
+    not know (2019's SCC and UNK) are left out, and the terminal says how many."""
+    known = [c for c in df.columns if c in ISIC_ONE_HOT or c in ISIC_UNKNOWN]
+    try:
+        hot = df[known].astype(float).to_numpy()
+    except ValueError:
+        raise DataError(f"{path}: the class columns ({', '.join(known)}) must hold 0 or 1") from None
+    bad = (hot == 1).sum(axis=1) != 1
+    if bad.any():
+        raise DataError(f"{path}: {int(bad.sum())} row(s) without exactly one class marked 1, such as "
+                        f"{df['image'][bad].iloc[0]}")
+    column = np.asarray(known)[hot.argmax(axis=1)]
+    other = np.isin(column, list(ISIC_UNKNOWN))
+    if other.any():
+        counts = ", ".join(f"{int((column == c).sum())} {c} ({ISIC_UNKNOWN[c]})" for c in ISIC_UNKNOWN
+                           if (column == c).any())
+        print(f"note: {path.name}: {counts} left out: classes the model does not know", file=sys.stderr)
+    return pd.DataFrame({"image_id": df["image"][~other],
+                         "dx": [ISIC_ONE_HOT[c] for c in column[~other]]}).reset_index(drop=True)
 
 
 def folder_order(prefer: Sequence[str] = ()) -> list[str]:

@@ -98,7 +98,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=Path, help="model bundle folder (default: the packaged model)")
     p.add_argument("--images", type=Path, nargs="+", required=True,
                    help="image folder(s), best first: each image_id is looked up as <id>.<ext>")
-    p.add_argument("--labels", type=Path, required=True, help="CSV with columns image_id,dx")
+    p.add_argument("--labels", type=Path, required=True,
+                   help="CSV with columns image_id,dx (and lesion_id, for intervals by lesion), or an ISIC "
+                        "challenge ground truth (image,MEL,NV,...; 2019's SCC and UNK rows left out)")
     p.add_argument("--out", type=Path, required=True, help="folder for metrics.json, report.md and plots")
     p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                    help="flip test-time augmentation (default: the bundle's setting)")

@@ -34,6 +34,13 @@ DATASET: dict = {
     ),
 }
 
+#: ISIC challenge ground truth (one column per class, 1.0 on the right one): 2018 Task 3 names
+#: the seven classes as here; 2019 calls akiec AK and adds classes no HAM10000 model knows.
+ISIC_ONE_HOT: dict[str, str] = {"MEL": "mel", "NV": "nv", "BCC": "bcc", "AKIEC": "akiec", "AK": "akiec",
+                                "BKL": "bkl", "DF": "df", "VASC": "vasc"}
+ISIC_UNKNOWN: dict[str, str] = {"SCC": "squamous cell carcinoma", "UNK": "none of the others"}
+
+
 def label_of(code: str) -> str:
     """How a class is shown to people: its name, then its code."""
     return f"{CLASS_NAMES[code]} ({code})"

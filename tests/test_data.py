@@ -60,6 +60,26 @@ def test_labels_csv_errors_name_the_path(tmp_path):
         read_labels(unknown)
 
 
+def test_isic_challenge_ground_truth_is_read_as_image_id_and_dx(tmp_path, capsys):
+    """The external test sets come as ISIC's one-hot CSVs: 2018 Task 3 with the seven classes,
+    2019 with AK for akiec and two classes a HAM10000 model does not know."""
+    task3 = tmp_path / "ISIC2018_Task3_Test_GroundTruth.csv"
+    task3.write_text("image,MEL,NV,BCC,AKIEC,BKL,DF,VASC\nISIC_0034524,0.0,1.0,0.0,0.0,0.0,0.0,0.0\n"
+                     "ISIC_0034525,0.0,0.0,0.0,1.0,0.0,0.0,0.0\n")
+    assert read_labels(task3).to_dict("records") == [{"image_id": "ISIC_0034524", "dx": "nv"},
+                                                     {"image_id": "ISIC_0034525", "dx": "akiec"}]
+    isic2019 = tmp_path / "ISIC_2019_Training_GroundTruth.csv"
+    isic2019.write_text("image,MEL,NV,BCC,AK,BKL,DF,VASC,SCC,UNK\nISIC_0000000,0,1,0,0,0,0,0,0,0\n"
+                        "ISIC_0000001,0,0,0,1,0,0,0,0,0\nISIC_0000002,0,0,0,0,0,0,0,1,0\n"
+                        "ISIC_0000003,1,0,0,0,0,0,0,0,0\n")
+    assert list(read_labels(isic2019)["dx"]) == ["nv", "akiec", "mel"]
+    assert "ISIC_2019_Training_GroundTruth.csv: 1 SCC (squamous cell carcinoma) left out" in capsys.readouterr().err
+    two = tmp_path / "two.csv"
+    two.write_text("image,MEL,NV,BCC,AKIEC,BKL,DF,VASC\nISIC_9,1,1,0,0,0,0,0\n")
+    with pytest.raises(DataError, match="two.csv: 1 row.s. without exactly one class marked 1, such as ISIC_9"):
+        read_labels(two)
+
+
 def test_metadata_best_copy_wins_and_missing_image_is_named(tmp_path):
     (tmp_path / "images_200x150").mkdir()
     (tmp_path / "images_224").mkdir()

@@ -101,3 +101,22 @@ def test_model_card_draft_uses_bundle_and_metrics(tiny_bundle, tmp_path):
     assert "### Other operating points" in text and f"| 0.95 | {m['operating_points'][3]['threshold']:.3f} |" in text
     assert "Training uses the `images_200x150` copy" in text and "test use each image's best copy" in text
     assert text.index("## Calibration") < text.index("## Why this recipe\nHand-written.") < text.index("## Validation")
+
+
+def test_an_isic_ground_truth_file_gives_the_same_evaluation_as_image_id_dx(tiny_bundle, tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    dx = ["mel", "nv", "bcc", "akiec"]
+    for i in range(len(dx)):
+        Image.fromarray(lesion_like(seed=i)).save(images / f"ISIC_{i}.jpg")
+    pd.DataFrame({"image_id": [f"ISIC_{i}" for i in range(len(dx))], "dx": dx}).to_csv(tmp_path / "l.csv", index=False)
+    one_hot = pd.DataFrame({"image": [f"ISIC_{i}" for i in range(len(dx))] + ["ISIC_9"]})
+    for column, code in (("MEL", "mel"), ("NV", "nv"), ("BCC", "bcc"), ("AK", "akiec"), ("BKL", "bkl"),
+                         ("DF", "df"), ("VASC", "vasc")):
+        one_hot[column] = [1.0 * (d == code) for d in dx] + [0.0]
+    one_hot["SCC"] = [0.0] * len(dx) + [1.0]  # an ISIC 2019 class the model does not know: left out
+    one_hot.to_csv(tmp_path / "ISIC_2019_GroundTruth.csv", index=False)
+    for labels, out in (("l.csv", "a"), ("ISIC_2019_GroundTruth.csv", "b")):
+        assert main(["--model", str(tiny_bundle), "--images", str(images), "--labels", str(tmp_path / labels),
+                     "--out", str(tmp_path / out)]) == 0
+    assert (tmp_path / "a" / "predictions.csv").read_text() == (tmp_path / "b" / "predictions.csv").read_text()
