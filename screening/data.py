@@ -19,7 +19,8 @@ from screening.info import CLASS_CODES, DATASET, ISIC_ONE_HOT, ISIC_UNKNOWN
 from screening.preprocessing import INPUT_SIZE, preprocess
 
 SPLITS = ("train", "val", "test")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".heic", ".heif") + dicom.SUFFIXES
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".avif", ".heic", ".heif",
+                  *dicom.SUFFIXES)
 
 
 class DataError(UserError):

@@ -366,6 +366,18 @@ def test_version_names_the_software_and_the_packaged_model(capsys):
     assert stop.value.code == 0 and out.startswith(f"SkinScreen {__version__} (Keras ") and "packaged model: " in out
 
 
+def test_avif_pictures_are_found_and_scored(tiny_bundle, tmp_path):
+    """AVIF, which Pillow reads (12.x wheels), was passed over unseen: not in the suffix list."""
+    from PIL import features
+
+    if not features.check_module("avif"):
+        pytest.skip("this Pillow was built without AVIF")
+    Image.fromarray(lesion_like()).save(tmp_path / "web.AVIF", "AVIF")
+    out = tmp_path / "r.csv"
+    assert main([str(tmp_path), "--out", str(out), "--model", str(tiny_bundle), "--quiet"]) == 0
+    assert pd.read_csv(out)[["file", "status"]].values.tolist() == [["web.AVIF", "ok"]]
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX named pipes")
 def test_a_named_pipe_in_the_folder_is_passed_over_not_opened(tmp_path):
     """Looking for DICOM files by their marker must not open a pipe: it would wait forever."""
