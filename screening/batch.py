@@ -61,7 +61,8 @@ def find_images(folder: Path, recursive: bool) -> list[Path]:
     candidates = folder.rglob("*") if recursive else folder.iterdir()
     found = [p for p in candidates if not p.name.startswith(".") and (
         (p.suffix.lower() in IMAGE_SUFFIXES and (p.is_file() or p.is_symlink()))  # a broken link: a row saying so
-        or (p.is_file() and p.name != dicom.INDEX_NAME and dicom.has_marker(p)))]  # is_file: never open a pipe
+        or (dicom.named_as_exported(p) and p.name != dicom.INDEX_NAME and p.is_file()  # is_file: never a pipe
+            and dicom.has_marker(p)))]
     return sorted(found, key=lambda p: (str(p.relative_to(folder)).casefold(), str(p)))
 
 

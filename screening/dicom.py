@@ -37,6 +37,13 @@ def has_marker(source: str | Path | bytes) -> bool:
     return head[MARKER_AT:] == b"DICM"
 
 
+def named_as_exported(path: Path) -> bool:
+    """A name a DICOM export gives its files: no suffix (``IM000001``) or a UID, whose last part
+    is a number (``1.2.840.113619.2.55.3.15``). Only such files are opened to look for the
+    marker, not every document in a folder (each open costs a round trip on a network share)."""
+    return path.suffix == "" or path.suffix[1:].isdigit()
+
+
 def is_dicom(source: str | Path | bytes) -> bool:
     """Named or marked as DICOM (a file without the Part 10 header is still tried by its name)."""
     return (not isinstance(source, bytes) and Path(source).suffix.lower() in SUFFIXES) or has_marker(source)

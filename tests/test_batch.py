@@ -395,3 +395,15 @@ def test_a_named_pipe_in_the_folder_is_passed_over_not_opened(tmp_path):
     if search.is_alive():  # release it: a writer opening the pipe ends the reader's wait
         os.close(os.open(tmp_path / "pipe", os.O_WRONLY | os.O_NONBLOCK))
     assert found == [[tmp_path / "photo.jpg"]]
+
+
+def test_only_files_named_as_dicom_exports_are_opened_to_look_for_the_marker(tmp_path, monkeypatch):
+    from screening import dicom
+    from screening.batch import find_images
+
+    for name in ("IM0001", "1.2.826.0.1.3680043.15", "minutes.pdf", "letter.docx", "DICOMDIR"):
+        (tmp_path / name).write_bytes(bytes(128) + b"DICM")
+    opened = []
+    monkeypatch.setattr(dicom, "has_marker", lambda p: opened.append(p.name) or True)
+    assert [p.name for p in find_images(tmp_path, recursive=False)] == ["1.2.826.0.1.3680043.15", "IM0001"]
+    assert sorted(opened) == ["1.2.826.0.1.3680043.15", "IM0001"]  # not each document of a shared folder
