@@ -29,14 +29,21 @@ from PIL import Image
 
 from screening.audit import AuditLog, sha256_of
 from screening.batch import find_images, screen_files
-from screening.cli import add_threshold_option, add_version_option, check_threshold, described, run_cli
+from screening.cli import add_malignancy_options, add_version_option, check_malignancy_options, described, run_cli
 from screening.errors import UserError
 from screening.explain import GradCAM
 from screening.inference import Result, Screener
 from screening.info import CLASS_CODES, NOTICE, label_of
 from screening.preprocessing import ImageError, open_image, preprocess
 from screening.record import write_record
-from screening.report import MALIGNANCY_MEANING, operating_point_text, recommendation, tally, triage
+from screening.report import (
+    MALIGNANCY_MEANING,
+    calibration_text,
+    operating_point_text,
+    recommendation,
+    tally,
+    triage,
+)
 from screening.scratch import private_root, sweep_every
 from screening.serving import add_serving_options, alone, serving, stop_like_ctrl_c, stop_soon
 from screening.signin import add_user
@@ -57,8 +64,8 @@ class ScreeningApp:
     """Holds the model and the Grad-CAM explainer; ``predict`` is the per-image handler."""
 
     def __init__(self, model: str | Path | None = None, threshold: float | None = None,
-                 audit: AuditLog | None = None) -> None:
-        self.screener = Screener(model, threshold=threshold, batch_size=1)
+                 audit: AuditLog | None = None, prevalence: float | None = None) -> None:
+        self.screener = Screener(model, threshold=threshold, batch_size=1, prevalence=prevalence)
         self.audit = audit
         self.cam = GradCAM(self.screener.model)
         self.workspace = tempfile.TemporaryDirectory(prefix="work-", dir=private_root(),  # removed at exit
@@ -131,7 +138,8 @@ class ScreeningApp:
         if self.screener.validated is not None:
             advice += f"\n\nThis threshold {operating_point_text(self.screener.validated)}."
         return (f"### Malignancy probability: {r.malignancy_probability * 100:.1f}%\n"
-                f"({MALIGNANCY_MEANING}, so it can differ from the sum of those three diagnosis probabilities)"
+                f"({MALIGNANCY_MEANING}, so it can differ from the sum of those three diagnosis probabilities; "
+                f"{calibration_text(self.screener.calibrated_share, self.screener.prevalence)})"
                 f"\n\n{advice}\n\n"
                 f"Most likely: **{label_of(r.predicted_class)}**, {r.confidence * 100:.1f}%.\n\n> {NOTICE}")
 
@@ -389,7 +397,7 @@ def parser() -> argparse.ArgumentParser:
     add_serving_options(p)
     p.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
     p.add_argument("--model", type=Path, help="model bundle folder (default: the packaged model)")
-    add_threshold_option(p)
+    add_malignancy_options(p)
     add_version_option(p)
     return p
 
@@ -397,17 +405,17 @@ def parser() -> argparse.ArgumentParser:
 def launch(args: argparse.Namespace, block: bool = True) -> gr.Blocks:
     audit = AuditLog(args.audit_log) if args.audit_log else None
     url, settings = serving(args, on_sign_in=audit.sign_in if audit else None)
-    check_threshold(args.threshold)
+    check_malignancy_options(args)
     root = private_root()
     os.environ.setdefault("GRADIO_TEMP_DIR", str(root / "uploads"))  # a folder of one's own is respected
     sweep_every(root, *CACHE_SWEEP)
     can_quit = alone(args)  # else anyone reaching the page could stop it for everyone
-    app = ScreeningApp(args.model, args.threshold, audit)
+    app = ScreeningApp(args.model, args.threshold, audit, args.prevalence)
     demo = build(app, can_quit=can_quit)
     if audit:
         meta = app.screener.meta
         audit.write("start", model=f"{meta.get('name')} {meta.get('version')}", threshold=app.screener.threshold,
-                    host=args.host, port=args.port)
+                    prevalence=app.screener.prevalence, host=args.host, port=args.port)
         atexit.register(audit.stop)
     print(f"SkinScreen: open {url} in a browser; press Ctrl+C here{' or Quit on the page' if can_quit else ''} "
           "to quit.", file=sys.stderr)

@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from screening import __version__, dicom
-from screening.cli import add_threshold_option, add_version_option, check_threshold, described, positive_int, run_cli
+from screening.cli import (
+    add_malignancy_options,
+    add_version_option,
+    check_malignancy_options,
+    described,
+    positive_int,
+    run_cli,
+)
 from screening.data import IMAGE_SUFFIXES
 from screening.errors import UserError
 from screening.info import NOTICE
@@ -40,7 +47,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--recursive", action="store_true", help="include images in subfolders")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report")
     p.add_argument("--model", type=Path, help="model bundle folder (default: the packaged model)")
-    add_threshold_option(p)
+    add_malignancy_options(p)
     add_version_option(p)
     p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                    help="flip test-time augmentation (default: the model's setting)")
@@ -147,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     check_output(args.out, args.overwrite)
     if args.thumbnails and args.out.suffix.lower() == ".csv":
         raise UserError("--thumbnails needs an Excel report (.xlsx)")
-    check_threshold(args.threshold)
+    check_malignancy_options(args)
     if args.records is not None:
         check_records_folder(args.records, args.overwrite)
     paths = [p for p in find_images(folder, args.recursive) if p.resolve() != args.out.resolve()]
@@ -159,7 +166,8 @@ def run(args: argparse.Namespace) -> int:
     from screening.report import tally
 
     start = time.perf_counter()
-    screener = Screener(args.model, threshold=args.threshold, tta=args.tta, batch_size=args.batch_size)
+    screener = Screener(args.model, threshold=args.threshold, tta=args.tta, batch_size=args.batch_size,
+                        prevalence=args.prevalence)
     df, written = screen_files(screener, paths, folder, args.out, workers=args.workers, thumbnails=args.thumbnails,
                                records=args.records, progress=False if args.quiet else None, start=start)
     if not args.quiet:
@@ -205,7 +213,7 @@ def screen_files(screener, paths: list[Path], folder: Path, out: Path, *, worker
         model_name=screener.meta.get("name", ""), model_version=str(screener.meta.get("version", "")),
         model_sha256=screener.meta.get("sha256", ""), software_version=__version__,
         date=datetime.now(UTC).isoformat(timespec="seconds"), elapsed_s=scored_s,
-        validated=screener.validated)
+        validated=screener.validated, calibration=report.calibration_text(screener.calibrated_share, screener.prevalence))
     thumbs = {i: png for i, p in enumerate(paths) if (png := thumbnail_png(p))} if thumbnails else None
     if pdfs is not None:
         info.records = f"{len(pdfs)} in {Path(os.path.relpath(records, out.parent)).as_posix()}"

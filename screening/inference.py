@@ -17,6 +17,7 @@ import numpy as np
 
 from screening import quality
 from screening.bundle import BundleError, load_bundle
+from screening.calibration import prevalence_shift, shifted
 from screening.info import CLASS_CODES, CLASS_NAMES
 from screening.metrics import IDENTITY, malignancy, softmax
 from screening.preprocessing import ImageError, ImageSource, open_image, preprocess
@@ -97,7 +98,10 @@ def batched_logits(forward: Callable[[np.ndarray], np.ndarray], images: np.ndarr
 class Screener:
     """Scores dermoscopy images with a calibrated model bundle.
 
-    ``threshold`` (on the scaled malignancy probability) and ``tta`` default to the bundle's values.
+    ``threshold`` (on the scaled malignancy probability, as the model card lists them) and
+    ``tta`` default to the bundle's values. ``prevalence``, the share of malignant lesions where
+    the model is used, converts the malignancy probability (and the threshold with it, so no flag
+    changes) from the share its validation images had.
     """
 
     def __init__(
@@ -107,14 +111,27 @@ class Screener:
         threshold: float | None = None,
         tta: bool | None = None,
         batch_size: int = 32,
+        prevalence: float | None = None,
     ) -> None:
         self.path = Path(model) if model is not None else default_model_path()
         self.model, self.meta = load_bundle(self.path)
         self.temperature = float(self.meta.get("temperature", 1.0))
-        self.scaling = tuple(map(float, self.meta.get("malignancy_scaling", IDENTITY)))
-        self.threshold = float(self.meta.get("threshold", 0.5) if threshold is None else threshold)
-        if not 0.0 <= self.threshold <= 1.0:
-            raise ValueError(f"threshold must be between 0 and 1, got {self.threshold}")
+        self.base_threshold = float(self.meta.get("threshold", 0.5) if threshold is None else threshold)
+        if not 0.0 <= self.base_threshold <= 1.0:
+            raise ValueError(f"threshold must be between 0 and 1, got {self.base_threshold}")
+        self.calibrated_share = calibrated_share(self.meta)
+        self.prevalence = prevalence
+        shift = 0.0
+        if prevalence is not None:
+            if not 0.0 < prevalence < 1.0:
+                raise ValueError(f"prevalence must be between 0 and 1, exclusive, got {prevalence}")
+            if self.calibrated_share is None:
+                raise BundleError(f"{self.path}: the model does not record the share of malignant lesions it was "
+                                  "calibrated at, so --prevalence cannot convert its probabilities")
+            shift = prevalence_shift(prevalence, self.calibrated_share)
+        a, b = map(float, self.meta.get("malignancy_scaling", IDENTITY))
+        self.scaling = (a, b + shift)
+        self.threshold = shifted(self.base_threshold, shift)
         self.tta = bool(self.meta.get("tta", False) if tta is None else tta)
         self.batch_size = batch_size
         self._forward = forward_fn(self.model, self.tta)
@@ -125,7 +142,7 @@ class Screener:
         images; None for a threshold other than the bundle's, with TTA (training measures without
         it), or for a bundle without the figures."""
         v = self.meta.get("metrics", {}).get("validation", {})
-        if self.threshold != float(self.meta.get("threshold", 0.5)) or self.tta or "sensitivity" not in v:
+        if self.base_threshold != float(self.meta.get("threshold", 0.5)) or self.tta or "sensitivity" not in v:
             return None
         return float(v["sensitivity"]), float(v["specificity"])
 
@@ -187,6 +204,16 @@ class Screener:
         )
         by_pos = dict(zip(good, scored))
         return [by_pos.get(j) or Result(source=names[idx[j]], error=decoded[j]) for j in range(len(idx))]
+
+
+def calibrated_share(meta: dict) -> float | None:
+    """The share of malignant lesions among the validation images the malignancy probability
+    was calibrated on (from the bundle's per-class counts), or None where it does not say."""
+    v = meta.get("metrics", {}).get("validation", {})
+    counts = {c: m.get("support", 0) for c, m in v.get("per_class", {}).items()}
+    total = sum(counts.values())
+    malignant = sum(counts.get(c, 0) for c in meta.get("malignant", ()))
+    return malignant / total if total and 0 < malignant < total else None
 
 
 def _decode(source: ImageSource) -> tuple[np.ndarray, tuple[int, int]] | str:

@@ -28,7 +28,7 @@ from screening import __version__
 from screening.files import write_atomically
 from screening.inference import Result, Screener
 from screening.info import CLASS_CODES, NOTICE, label_of
-from screening.report import MALIGNANCY_MEANING, operating_point_text, recommendation
+from screening.report import MALIGNANCY_MEANING, calibration_text, operating_point_text, recommendation
 
 A4 = (8.27, 11.69)  # inches
 FONT = "DejaVu Sans"  # matplotlib's own: Latin, Greek, Cyrillic, Hebrew, Arabic, but no Chinese, Japanese, Korean...
@@ -98,10 +98,12 @@ def write_record(path: Path, screener: Screener, r: Result, image: np.ndarray, h
              f"Assessed: {when.strftime('%Y-%m-%d %H:%M %Z')}",
              (f"Model: {meta.get('name', '')} {meta.get('version', '')}, sha256 {str(meta.get('sha256', ''))[:16]}"
              "..."),
-             f"Test-time augmentation {'on' if screener.tta else 'off'}; SkinScreen {__version__}"]
+             f"Test-time augmentation {'on' if screener.tta else 'off'}; SkinScreen {__version__}",
+             broken(f"Malignancy probability {calibration_text(screener.calibrated_share, screener.prevalence)}",
+                    [FONT], 1, TEXT_PT)]
     fig.text(0.07, 0.21, "\n".join(lines), fontsize=TEXT_PT, linespacing=1.6, fontfamily=fonts, **text)
     for i, name in enumerate(HAND_FIELDS[3:]):
-        fig.text(0.07 + i * 0.45, 0.11, f"{name}: ______________________________", fontsize=9, **text)
+        fig.text(0.07 + i * 0.45, 0.097, f"{name}: ______________________________", fontsize=9, **text)
     prose(0.06, f"{NOTICE} SkinScreen was trained on HAM10000 dermoscopy images only (seven diagnoses); it says "
           "nothing about other conditions or other kinds of photograph.", 7.5, color="#555555")
 

@@ -60,6 +60,7 @@ class RunInfo:
     date: str
     elapsed_s: float
     validated: tuple[float, float] | None = None  # Screener.validated
+    calibration: str = ""  # calibration_text
     records: str = ""  # with --records: how many PDF records, and where from the workbook
 
 
@@ -100,6 +101,19 @@ def operating_point_text(validated: tuple[float, float] | None) -> str:
             "validation images; expect other figures on other images")
 
 
+CALIBRATION_ITEM = "malignancy probability"
+
+
+def calibration_text(calibrated_share: float | None, prevalence: float | None) -> str:
+    """The share of malignant lesions the malignancy probability holds for, wherever it is
+    shown: the same image is less likely malignant where malignant lesions are rarer."""
+    if prevalence is not None:
+        return f"converted to a malignant share of {prevalence:.1%} (--prevalence; validation images: {calibrated_share:.1%})"
+    if calibrated_share is None:
+        return "for the malignant share of its validation images"
+    return f"for a malignant share of {calibrated_share:.1%}, as among its validation images"
+
+
 MALIGNANCY_MEANING = ("melanoma, basal cell carcinoma or actinic keratosis/intraepithelial carcinoma; calibrated on "
                       "its own")  # what the malignancy probability is, wherever it is shown
 
@@ -135,6 +149,7 @@ def summary(df: pd.DataFrame, info: RunInfo) -> pd.DataFrame:
     items += [
         (THRESHOLD_ITEM, info.threshold),
         (OPERATING_POINT_ITEM, operating_point_text(info.validated)),
+        *([(CALIBRATION_ITEM, info.calibration)] if info.calibration else []),
         ("test-time augmentation", "on" if info.tta else "off"),
         ("folder", shown(info.folder)),
         *([(RECORDS_ITEM, shown(info.records))] if info.records else []),

@@ -449,12 +449,25 @@ def test_a_port_in_use_is_one_line_that_says_what_to_do(capsys):
     assert err.count("\n") == 1 and f"port {port} is in use: is SkinScreen already running?" in err
 
 
-def test_refuses_a_threshold_that_is_not_a_probability(capsys):
+@pytest.mark.parametrize(("option", "message"), [("--threshold", "--threshold must be between 0 and 1, got 1.5"),
+                                                 ("--prevalence", "--prevalence must be a share between 0 and 1")])
+def test_refuses_a_threshold_or_prevalence_that_is_not_a_probability(capsys, option, message):
     from screening.app import main
 
-    assert main(["--threshold", "1.5", "--no-browser", "--port", str(free_port())]) == 2
+    assert main([option, "1.5", "--no-browser", "--port", str(free_port())]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--threshold must be between 0 and 1, got 1.5" in err
+    assert err.count("\n") == 1 and message in err
+
+
+def test_a_prevalence_of_ones_own_applies(tiny_bundle, tmp_path):
+    from screening.app import ScreeningApp
+    from tests.test_inference import _with_validation_mix
+
+    bundle = _with_validation_mix(tiny_bundle, tmp_path / "b")
+    base, rare = (ScreeningApp(bundle, prevalence=p).predict(lesion_like())[1] for p in (None, 0.05))
+    assert "for a malignant share of 20.0%, as among its validation images" in base
+    assert "converted to a malignant share of 5.0% (--prevalence; validation images: 20.0%)" in rare
+    assert base.split("Recommendation: ")[1][:5] == rare.split("Recommendation: ")[1][:5]  # the same flag
 
 
 def test_a_threshold_of_ones_own_applies(tiny_bundle):

@@ -213,6 +213,8 @@ def test_existing_report_is_never_overwritten_without_flag(folder, tiny_bundle, 
     ("suffix", "must end in .xlsx or .csv"),
     ("nodir", "does not exist"),
     ("threshold", "between 0 and 1"),
+    ("prevalence", "--prevalence must be a share between 0 and 1, such as 0.05, got 5.0"),
+    ("unrecorded", "does not record the share of malignant lesions it was calibrated at"),
     ("model", "not a SkinScreen model bundle"),
     ("records_full", "is not empty; use --overwrite"),
     ("records_file", "is a file; give a folder"),
@@ -230,6 +232,8 @@ def test_user_errors_are_one_line(case, message, tiny_bundle, tmp_path, folder, 
         out = tmp_path / "no" / "r.xlsx"
     elif case == "threshold":
         extra += ["--threshold", "2"]
+    elif case in ("prevalence", "unrecorded"):  # 5 meant as 5%; the tiny model has no validation counts
+        extra += ["--prevalence", "5" if case == "prevalence" else "0.05"]
     elif case == "model":
         extra = ["--model", str(tmp_path)]
     elif case.startswith("records"):
@@ -407,3 +411,21 @@ def test_only_files_named_as_dicom_exports_are_opened_to_look_for_the_marker(tmp
     monkeypatch.setattr(dicom, "has_marker", lambda p: opened.append(p.name) or True)
     assert [p.name for p in find_images(tmp_path, recursive=False)] == ["1.2.826.0.1.3680043.15", "IM0001"]
     assert sorted(opened) == ["1.2.826.0.1.3680043.15", "IM0001"]  # not each document of a shared folder
+
+
+def test_the_summary_says_which_malignant_share_the_probabilities_hold_for(tiny_bundle, tmp_path):
+    from tests.test_inference import _with_validation_mix
+
+    bundle = _with_validation_mix(tiny_bundle, tmp_path / "bundle")
+    Image.fromarray(lesion_like()).save(tmp_path / "a.jpg")
+    items = []
+    for prevalence in ([], ["--prevalence", "0.05"]):
+        out = tmp_path / f"r{len(items)}.xlsx"
+        assert main([str(tmp_path), "--out", str(out), "--model", str(bundle), "--quiet", *prevalence]) == 0
+        items.append(dict(pd.read_excel(out, sheet_name="Summary").values))
+    assert items[0]["malignancy probability"] == "for a malignant share of 20.0%, as among its validation images"
+    assert items[1]["malignancy probability"] == ("converted to a malignant share of 5.0% (--prevalence; validation "
+                                                  "images: 20.0%)")
+    assert items[1]["flagged REFER"] == items[0]["flagged REFER"]
+    assert items[1][OPERATING_POINT_ITEM] == items[0][OPERATING_POINT_ITEM]  # still known: same decisions
+

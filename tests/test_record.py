@@ -35,7 +35,20 @@ def test_the_record_says_what_the_tool_said_with_which_model_and_when(assessed, 
     assert advice.split(".")[0] in text and NOTICE in text
     assert "File: lesion.jpg (400 x 300 pixels)" in text and "2026-11-26" in text
     assert screener.meta["sha256"][:16] in text and "Patient:" in text and "Reviewed by:" in text
+    assert "Malignancy probability for the malignant share of its validation images" in text
     assert [p.name for p in tmp_path.iterdir()] == ["record.pdf"]
+
+
+def test_the_record_says_the_malignant_share_set_with_prevalence(assessed, tiny_bundle, tmp_path):
+    from tests.test_inference import _with_validation_mix
+
+    _, _, x, heatmap = assessed
+    screener = Screener(_with_validation_mix(tiny_bundle, tmp_path / "b"), prevalence=0.05)
+    (result,) = screener.score_arrays(x[None], [(400, 300)], ["upload"])
+    write_record(tmp_path / "record.pdf", screener, result, x, heatmap, source_name="lesion.jpg")
+    text = " ".join(pdf_text(tmp_path / "record.pdf").split())
+    assert "converted to a malignant share of 5.0% (--prevalence; validation images: 20.0%)" in text
+    assert f"referral threshold of {screener.threshold * 100:.1f}%" in text  # the converted threshold
 
 
 @pytest.mark.parametrize("name", ["a$\\foo$b.jpg", "price$5 and $6.jpg"])
