@@ -61,6 +61,21 @@ def check_version(exe: Path = EXE) -> str:
     return proc.stdout.strip()
 
 
+def check_saved_options(exe: Path = EXE) -> None:
+    """Started without arguments, as a double-click starts it, the executable takes the options
+    saved beside it (here ``--version``, so that it answers and exits)."""
+    from screening.__main__ import OPTIONS_FILE
+
+    saved = exe.parent / OPTIONS_FILE
+    saved.write_text("# as a clinic's IT would save them\n--version\n")
+    try:
+        proc = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120, check=False)
+    finally:
+        saved.unlink()
+    assert proc.returncode == 0 and proc.stdout.startswith("SkinScreen ") and \
+        f"options from {OPTIONS_FILE}: --version" in proc.stderr, proc.stdout + proc.stderr[-2000:]
+
+
 def check_add_user(exe: Path = EXE) -> None:
     """``--add-user`` stores a scrypt hash: the bundle's Python carries OpenSSL's scrypt."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -156,6 +171,8 @@ def main() -> int:
         if code:
             return code
     print(check_version())
+    check_saved_options()
+    print("saved options (double-click start): ok")
     check_add_user()
     print("--add-user: ok (scrypt)")
     took, n = check_batch()

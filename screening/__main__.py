@@ -3,15 +3,46 @@
     SkinScreen                        start the app and open the browser
     SkinScreen --no-browser --port P  serve headless
     SkinScreen batch FOLDER --out report.xlsx [batch.py options]
+
+A double-clicked executable has no command line, so its options (``--prevalence 0.05``,
+``--audit-log FILE``, ``--auth-file FILE``...) can be saved, one or more per line, in
+``SkinScreen-options.txt`` beside it; they apply when it starts without arguments.
 """
 
 from __future__ import annotations
 
+import shlex
 import sys
+from pathlib import Path
+
+from screening.errors import UserError
+
+OPTIONS_FILE = "SkinScreen-options.txt"
+
+
+def saved_options(folder: Path) -> list[str]:
+    """The options in ``folder/SkinScreen-options.txt`` (``#`` starts a comment; quotes as in a
+    shell, for paths with spaces), or none where there is no such file."""
+    path = folder / OPTIONS_FILE
+    if not path.is_file():
+        return []
+    try:
+        return shlex.split(path.read_text(encoding="utf-8-sig"), comments=True)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise UserError(f"{path}: cannot be read as options ({err})") from None
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    if argv is None:
+        argv = sys.argv[1:]
+        if not argv and getattr(sys, "frozen", False):  # the executable, double-clicked
+            try:
+                argv = saved_options(Path(sys.executable).parent)
+            except UserError as err:
+                print(f"SkinScreen: {err}", file=sys.stderr)
+                return 2
+            if argv:
+                print(f"SkinScreen: options from {OPTIONS_FILE}: {shlex.join(argv)}", file=sys.stderr)
     if argv and argv[0] == "batch":
         from screening.batch import main as batch_main
 

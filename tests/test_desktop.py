@@ -35,6 +35,7 @@ def test_batch_mode_writes_a_workbook(exe):
     import smoke_test
 
     smoke_test.check_version(exe)
+    smoke_test.check_saved_options(exe)
     smoke_test.check_add_user(exe)
     smoke_test.check_batch(exe)
 

@@ -1,0 +1,43 @@
+"""``python -m screening`` and the executable's entry: app or batch, and the options a
+double-clicked executable reads from beside itself."""
+
+import sys
+
+import pytest
+
+from screening.__main__ import OPTIONS_FILE, main, saved_options
+from screening.errors import UserError
+
+
+def test_saved_options_are_read_as_a_shell_would_split_them(tmp_path):
+    assert saved_options(tmp_path) == []  # no file: no options
+    (tmp_path / OPTIONS_FILE).write_text(
+        "\ufeff# set by the clinic's IT, 2026-11-26\n--prevalence 0.05   # our share of malignant lesions\n"
+        '--audit-log "C:\\\\SkinScreen logs\\\\audit.jsonl"\n', encoding="utf-8")  # Notepad's byte-order mark
+    assert saved_options(tmp_path) == ["--prevalence", "0.05", "--audit-log", "C:\\SkinScreen logs\\audit.jsonl"]
+    (tmp_path / OPTIONS_FILE).write_text('--audit-log "unclosed\n')
+    with pytest.raises(UserError, match=f"{OPTIONS_FILE}: cannot be read as options"):
+        saved_options(tmp_path)
+
+
+def test_the_executable_started_without_arguments_uses_them_and_says_so(tmp_path, monkeypatch, capsys):
+    (tmp_path / OPTIONS_FILE).write_text("--version\n")
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "SkinScreen"))
+    monkeypatch.setattr(sys, "argv", [str(tmp_path / "SkinScreen")])
+    with pytest.raises(SystemExit) as stop:
+        main()
+    assert stop.value.code == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("SkinScreen ") and f"options from {OPTIONS_FILE}: --version" in err
+    (tmp_path / OPTIONS_FILE).write_text('--port "7860\n')
+    assert main() == 2 and "cannot be read as options" in capsys.readouterr().err
+
+
+def test_a_command_line_or_python_m_ignores_the_file(tmp_path, monkeypatch, capsys):
+    (tmp_path / OPTIONS_FILE).write_text("--port not-a-number\n")
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setattr(sys, "argv", ["screening", "--version"])
+    with pytest.raises(SystemExit):
+        main()  # not frozen, and arguments given: the file is not read
+    assert "options from" not in capsys.readouterr().err
