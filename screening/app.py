@@ -284,7 +284,7 @@ def _extract_zip(path: Path, dest: Path) -> None:
         raise refused(f"{path.name}: not a readable zip file") from None
     except NotImplementedError:  # e.g. Deflate64, which Windows uses for some large archives
         raise refused(f"{path.name}: compressed in a way SkinScreen cannot read; unzip it first "
-                       "and add the images") from None
+                      "and add the images") from None
 
 
 def _legacy_zip_encodings() -> tuple[str, ...]:

@@ -26,6 +26,13 @@ def test_an_uncompressed_colour_image_reads_as_the_same_picture(tmp_path):
     np.testing.assert_array_equal(preprocess(path.read_bytes()), preprocess(pixels))  # as the app's upload
 
 
+def test_pixels_over_a_megabyte_read_after_the_header_give_the_same_picture(tmp_path):
+    pixels = np.asarray(Image.fromarray(lesion_like(150, 200)).resize((800, 600)))  # 1.4 MB: read when decoded
+    path = write_dicom(tmp_path / "big.dcm", pixels)
+    for source in (path, path.read_bytes()):
+        np.testing.assert_array_equal(preprocess(source), preprocess(pixels))
+
+
 def test_a_jpeg_in_ycbcr_as_cameras_store_it_comes_back_in_rgb(tmp_path):
     pixels = lesion_like(150, 200)
     out = preprocess(write_dicom(tmp_path / "photo.dcm", pixels, syntax="jpeg")).astype(int)
