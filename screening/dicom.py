@@ -78,8 +78,9 @@ def read(source: str | Path | bytes, name: str) -> Image.Image:
                          f"which SkinScreen cannot decode; {_EXPORT}")
     try:
         pixels = ds.pixel_array  # YBR (as JPEG stores colour) comes back as RGB
-    except Exception as err:  # noqa: BLE001  pydicom's decoders raise many kinds; each means a damaged file
-        raise ImageError(f"{name}: a damaged or truncated DICOM file ({_first_clause(err)})") from None
+    except Exception as err:  # noqa: BLE001  pydicom's decoders raise many kinds; none says which case it is
+        raise ImageError(f"{name}: a DICOM image that could not be decoded ({_first_clause(err)}): damaged, or stored "
+                         f"in a way SkinScreen cannot decode (12-bit JPEG, say); {_EXPORT}") from None
     img = Image.fromarray(_to_uint8(pixels, int(ds.get("BitsStored") or 8)), "RGB")
     if ds.get("ICCProfile"):
         img.info["icc_profile"] = bytes(ds.ICCProfile)

@@ -65,7 +65,7 @@ def test_a_bare_dataset_without_the_dicm_header_is_read_by_its_name(tmp_path):
     ("palette", "x.dcm: a palette-colour DICOM image, which SkinScreen does not read; export the image"),
     ("jpeg-ls", "x.dcm: a DICOM image stored as JPEG-LS Lossless Image Compression, which SkinScreen cannot decode; export"),
     ("junk", "x.dcm: not a readable DICOM file"),
-    ("cut", "x.dcm: a damaged or truncated DICOM file (The number of bytes of pixel data is less than expected (11288 vs 12288 bytes))"),
+    ("cut", "x.dcm: a DICOM image that could not be decoded (The number of bytes of pixel data is less than expected (11288 vs 12288 bytes)): damaged"),
     ("report", "x.dcm: a DICOM file without a picture (Basic Text SR Storage)"),
     ("huge", "x.dcm: image is too large (30000x30000 px, over 89 megapixels)"),
 ])
