@@ -1,7 +1,8 @@
 """Batch screening CLI: ``python batch.py FOLDER --out report.xlsx`` (also ``screening-batch``).
 
 Scores every image file in FOLDER into a worklist: an Excel workbook (Results, Summary,
-About sheets) or, with ``--out *.csv``, a CSV of the Results sheet. Unreadable files get a
+About sheets), with ``--out *.csv`` a CSV of the Results sheet, or with ``--out *.json`` the
+results and the summary for another program. Unreadable files get a
 row with status ``error``; the run goes on. The report is written atomically and an
 existing one is never replaced without ``--overwrite``.
 """
@@ -35,7 +36,7 @@ from screening.progress import Progress
 if TYPE_CHECKING:
     import pandas as pd
 
-REPORT_SUFFIXES = (".xlsx", ".csv")
+REPORT_SUFFIXES = (".xlsx", ".csv", ".json")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -43,7 +44,8 @@ def parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=NOTICE)
     p.add_argument("folder", type=Path, help="folder of dermoscopy images")
-    p.add_argument("--out", type=Path, required=True, help="report path: .xlsx (Excel) or .csv")
+    p.add_argument("--out", type=Path, required=True,
+                   help="report path: .xlsx (Excel), .csv (the Results sheet) or .json (results and summary)")
     p.add_argument("--recursive", action="store_true", help="include images in subfolders")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report")
     p.add_argument("--model", type=Path, help="model bundle folder (default: the packaged model)")
@@ -76,7 +78,7 @@ def find_images(folder: Path, recursive: bool) -> list[Path]:
 def check_output(out: Path, overwrite: bool) -> None:
     """Refuse before any work: wrong suffix, existing report, or a folder we cannot write."""
     if out.suffix.lower() not in REPORT_SUFFIXES:
-        raise UserError(f"--out must end in .xlsx or .csv, got {out.name}")
+        raise UserError(f"--out must end in .xlsx, .csv or .json, got {out.name}")
     if out.is_dir():
         raise UserError(f"--out {out} is a folder; give a file name such as {out / 'report.xlsx'}")
     if out.exists() and not overwrite:
@@ -152,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     if not folder.is_dir():
         raise UserError(f"not a folder: {folder}")
     check_output(args.out, args.overwrite)
-    if args.thumbnails and args.out.suffix.lower() == ".csv":
+    if args.thumbnails and args.out.suffix.lower() != ".xlsx":
         raise UserError("--thumbnails needs an Excel report (.xlsx)")
     check_malignancy_options(args)
     if args.records is not None:

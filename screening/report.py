@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import unicodedata
 from collections.abc import Sequence
@@ -202,10 +203,21 @@ def write(df: pd.DataFrame, out: Path, info: RunInfo, thumbnails: dict[int, byte
     ``records`` (row -> PDF) a ``record`` column links to the PDF records."""
     if out.suffix.lower() == ".csv":
         write_atomically(out, lambda tmp: defuse_formulas(df).to_csv(tmp, index=False))
+    elif out.suffix.lower() == ".json":
+        write_atomically(out, lambda tmp: tmp.write_text(as_json(df, info), encoding="utf-8"))
     else:
         links = [link_to(image, out.parent) for image in images] if images is not None else None
         pdfs = {i: link_to(pdf, out.parent) for i, pdf in records.items()} if records is not None else None
         write_atomically(out, lambda tmp: _write_excel(df, tmp, info, thumbnails, links, pdfs))
+
+
+def as_json(df: pd.DataFrame, info: RunInfo) -> str:
+    """The report for another program: ``{"summary": {...}, "results": [...]}``, the Summary
+    sheet's items (model, threshold, malignant share...) beside the rows, which a CSV leaves
+    behind; missing values are null."""
+    rows = json.loads(df.to_json(orient="records", force_ascii=False))
+    items = json.loads(summary(df, info).to_json(orient="values", force_ascii=False))
+    return json.dumps({"summary": dict(items), "results": rows}, ensure_ascii=False, indent=1) + "\n"
 
 
 FORMULA_STARTS = ("=", "+", "-", "@")  # a tab or return cannot start a cell: shown() wrote them as \x09, \x0d

@@ -210,7 +210,7 @@ def test_existing_report_is_never_overwritten_without_flag(folder, tiny_bundle, 
 @pytest.mark.parametrize("case, message", [
     ("missing", "folder not found"),
     ("empty", "no image files"),
-    ("suffix", "must end in .xlsx or .csv"),
+    ("suffix", "must end in .xlsx, .csv or .json"),
     ("nodir", "does not exist"),
     ("threshold", "between 0 and 1"),
     ("prevalence", "--prevalence must be a share between 0 and 1, such as 0.05, got 5.0"),
@@ -428,4 +428,21 @@ def test_the_summary_says_which_malignant_share_the_probabilities_hold_for(tiny_
                                                   "images: 20.0%)")
     assert items[1]["flagged REFER"] == items[0]["flagged REFER"]
     assert items[1][OPERATING_POINT_ITEM] == items[0][OPERATING_POINT_ITEM]  # still known: same decisions
+
+
+def test_a_json_report_carries_the_summary_a_csv_leaves_behind(folder, tiny_bundle, tmp_path):
+    import json
+
+    out = tmp_path / "r.json"
+    assert main([str(folder), "--out", str(out), "--model", str(tiny_bundle), "--quiet"]) == 0
+    report = json.loads(out.read_text(encoding="utf-8"))  # strict JSON: no NaN
+    csv = tmp_path / "r.csv"
+    assert main([str(folder), "--out", str(csv), "--model", str(tiny_bundle), "--quiet"]) == 0
+    rows = pd.read_csv(csv)
+    assert [r["file"] for r in report["results"]] == list(rows["file"])
+    broken = next(r for r in report["results"] if r["status"] == "error")
+    assert broken["malignancy_probability"] is None and broken["error"]
+    assert report["summary"]["model"] == "tiny-test-model" and report["summary"]["images found"] == len(rows)
+    assert report["summary"]["referral threshold (malignancy probability)"] == 0.3
+    assert main([str(folder), "--out", str(tmp_path / "t.json"), "--thumbnails"]) == 2  # previews need a workbook
 
