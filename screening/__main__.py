@@ -21,13 +21,16 @@ OPTIONS_FILE = "SkinScreen-options.txt"
 
 
 def saved_options(folder: Path) -> list[str]:
-    """The options in ``folder/SkinScreen-options.txt`` (``#`` starts a comment; quotes as in a
-    shell, for paths with spaces), or none where there is no such file."""
+    """The options in ``folder/SkinScreen-options.txt`` (``#`` starts a comment; quotes around
+    paths with spaces), or none where there is no such file. A backslash is a backslash, as in
+    a Windows path (``C:\\logs\\audit.jsonl``), not a shell's escape."""
     path = folder / OPTIONS_FILE
     if not path.is_file():
         return []
     try:
-        return shlex.split(path.read_text(encoding="utf-8-sig"), comments=True)
+        words = shlex.shlex(path.read_text(encoding="utf-8-sig"), posix=True)
+        words.whitespace_split, words.escape = True, ""
+        return list(words)
     except (ValueError, UnicodeDecodeError) as err:
         raise UserError(f"{path}: cannot be read as options ({err})") from None
 

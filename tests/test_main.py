@@ -9,12 +9,14 @@ from screening.__main__ import OPTIONS_FILE, main, saved_options
 from screening.errors import UserError
 
 
-def test_saved_options_are_read_as_a_shell_would_split_them(tmp_path):
+def test_saved_options_are_read_with_comments_quotes_and_windows_paths(tmp_path):
     assert saved_options(tmp_path) == []  # no file: no options
     (tmp_path / OPTIONS_FILE).write_text(
         "\ufeff# set by the clinic's IT, 2026-11-26\n--prevalence 0.05   # our share of malignant lesions\n"
-        '--audit-log "C:\\\\SkinScreen logs\\\\audit.jsonl"\n', encoding="utf-8")  # Notepad's byte-order mark
-    assert saved_options(tmp_path) == ["--prevalence", "0.05", "--audit-log", "C:\\SkinScreen logs\\audit.jsonl"]
+        '--audit-log "C:\\SkinScreen logs\\audit.jsonl" --auth-file D:\\logins.txt\n',
+        encoding="utf-8")  # Notepad's byte-order mark; Windows paths, quoted where they hold a space
+    assert saved_options(tmp_path) == ["--prevalence", "0.05", "--audit-log", "C:\\SkinScreen logs\\audit.jsonl",
+                                       "--auth-file", "D:\\logins.txt"]
     (tmp_path / OPTIONS_FILE).write_text('--audit-log "unclosed\n')
     with pytest.raises(UserError, match=f"{OPTIONS_FILE}: cannot be read as options"):
         saved_options(tmp_path)
