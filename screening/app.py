@@ -161,12 +161,14 @@ class ScreeningApp:
         staging = work / "images"
         staging.mkdir()
         try:  # the copies of the images go as soon as they are scored; the report stays to be downloaded
+            chosen = []  # files added one by one: each gets a row (a zip's other files are passed over)
             for f in map(Path, files):  # two uploads of one name (from two folders) both count
                 if f.suffix.lower() == ".zip":
                     _extract_zip(f, _unused(staging / f.stem))
                 else:
-                    _unused(staging / f.name).write_bytes(f.read_bytes())
-            paths = find_images(staging, recursive=True)
+                    chosen.append(_unused(staging / f.name))
+                    chosen[-1].write_bytes(f.read_bytes())
+            paths = find_images(staging, recursive=True, chosen=chosen)
             if not paths:
                 raise refused("No image files found in the upload.")
             hashes = [sha256_of(p) for p in paths] if self.audit else []  # the report's rows are in this order
@@ -362,8 +364,8 @@ def build(app: ScreeningApp, can_quit: bool = False) -> gr.Blocks:
                 predict, inputs=image, outputs=[classes, assessment, heatmap, checks], api_visibility="private",
                 preprocess=False)
         with gr.Tab("Several images"):
-            files = gr.File(label="Images or zip files", file_count="multiple",
-                            file_types=["image", ".zip", ".tif", ".tiff", ".heic", ".heif", ".dcm", ".dicom"])
+            # no file_types: a DICOM export names its files without a suffix, and Gradio refused them
+            files = gr.File(label="Images (DICOM files too) or zip files", file_count="multiple")
             want_records = gr.Checkbox(label="Also a PDF record (with Grad-CAM) of each REFER image")
             run = gr.Button("Screen all and build the Excel report", variant="primary")
             summary = gr.Markdown()

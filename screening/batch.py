@@ -14,7 +14,7 @@ import io
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -63,16 +63,17 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def find_images(folder: Path, recursive: bool) -> list[Path]:
+def find_images(folder: Path, recursive: bool, chosen: Iterable[Path] = ()) -> list[Path]:
     """Image files by extension (case-insensitive), and DICOM files by their marker (a PACS
     export names them ``IM0001`` or by a UID, without a suffix), in a stable, case-insensitive
-    path order."""
+    path order; ``chosen`` files (in ``folder``) too, whatever their names: a file someone
+    picked gets a row, if only to say it is not an image."""
     candidates = folder.rglob("*") if recursive else folder.iterdir()
-    found = [p for p in candidates if not p.name.startswith(".") and (
+    found = {p for p in candidates if not p.name.startswith(".") and (
         (p.suffix.lower() in IMAGE_SUFFIXES and (p.is_file() or p.is_symlink()))  # a broken link: a row saying so
         or (dicom.named_as_exported(p) and p.name != dicom.INDEX_NAME and p.is_file()  # is_file: never a pipe
-            and dicom.has_marker(p)))]
-    return sorted(found, key=lambda p: (str(p.relative_to(folder)).casefold(), str(p)))
+            and dicom.has_marker(p)))}
+    return sorted(found.union(chosen), key=lambda p: (str(p.relative_to(folder)).casefold(), str(p)))
 
 
 def check_output(out: Path, overwrite: bool) -> None:

@@ -514,6 +514,12 @@ def test_a_dicom_export_in_both_tabs(tiny_bundle, client, tmp_path):
     report, *_ = client.predict([gradio_client.handle_file(str(archive))], api_name="/batch")
     rows = list(openpyxl.load_workbook(report)["Results"].iter_rows(min_row=2, max_col=2, values_only=True))
     assert rows == [("export/DICOM/PAT1/IM0001", "ok"), ("export/DICOM/PAT1/IM0002", "error")]
+    notes = tmp_path / "notes.txt"  # files added one by one, suffix or none: each gets a row
+    notes.write_text("not an image")
+    report, *_ = client.predict([gradio_client.handle_file(str(export)), gradio_client.handle_file(str(notes))],
+                                api_name="/batch")
+    rows = list(openpyxl.load_workbook(report)["Results"].iter_rows(min_row=2, max_col=2, values_only=True))
+    assert rows == [("IM0001", "ok"), ("notes.txt", "error")]
 
 
 def test_version_option(capsys):
