@@ -1,9 +1,10 @@
 """Gradio app: ``python app.py`` (also ``screening-app``) serves a local page on 127.0.0.1:7860.
 
-Tabs: one image (class probabilities, calibrated malignancy probability and referral
-advice, Grad-CAM, image-check warnings, a PDF record for the patient file), several images
-or a zip (the batch Excel report), help for clinic staff, and the model card. The scoring
-function is the API endpoint ``predict``; ``record`` returns the PDF.
+Tabs: one image or DICOM file (class probabilities, calibrated malignancy probability and
+referral advice, Grad-CAM, image-check warnings, a PDF record for the patient file), several
+images or a zip (the batch Excel report), help for clinic staff, and the model card. The
+scoring function is the API endpoint ``predict``; ``record`` returns the PDF. With
+``--audit-log`` each use is written down (``screening.audit``).
 """
 
 from __future__ import annotations
