@@ -57,6 +57,9 @@ MAX_ZIP_MEMBERS, MAX_ZIP_BYTES = 2000, 1_000_000_000
 MAX_UPLOAD = MAX_ZIP_BYTES  # per file: a zip of a clinic's dermatoscope originals (3-10 MB each) must fit
 GUIDE = Path(__file__).parent / "USER_GUIDE.md"  # for clinic staff; also beside the executable
 MODEL_PLOTS = ("confusion_matrix.png", "roc.png", "reliability.png")  # shipped beside the model card
+# What every current browser shows in the image box (Pillow's names; MPO: a phone's JPEG). Others
+# (TIFF, HEIC) show as a broken picture, so the box gets a PNG of them.
+BROWSERS_SHOW = ("JPEG", "MPO", "PNG", "GIF", "WEBP", "BMP", "AVIF")
 # Gradio's default image buttons include "share", which uploads the picture to huggingface.co
 NO_SHARE = ["download", "fullscreen"]
 
@@ -105,8 +108,21 @@ class ScreeningApp:
         img = _opened(path)
         out = self._new_folder() / f"{Path(path).name[:200]}.png"  # "IM0001.png": the record names the source
         img.save(out, compress_level=1)  # untagged sRGB, as open_image leaves it: read back to the same pixels
-        self._log(request, "open DICOM", image_sha256=sha256_of(path), shown_as_sha256=sha256_of(out))
+        self._log(request, "shown as PNG", image_sha256=sha256_of(path), shown_as_sha256=sha256_of(out))
         return str(out)
+
+    def viewable(self, image: dict | None, request: gr.Request | None = None):
+        """An upload the browser cannot show (TIFF, as dermatoscope cameras save, or HEIC: a
+        broken picture in the box) replaced by its PNG; anything else left as it is."""
+        path = image.get("path") if isinstance(image, dict) else None
+        if not path:
+            return gr.skip()
+        try:
+            with Image.open(path) as img:
+                shown = img.format in BROWSERS_SHOW
+        except (OSError, ValueError):  # not an image Pillow knows: the assessment says why
+            return gr.skip()
+        return gr.skip() if shown else self.as_png(path, request)
 
     def _flag(self, result: Result) -> str:
         return recommendation(result, self.screener.threshold)[0]
@@ -357,8 +373,9 @@ def build(app: ScreeningApp, can_quit: bool = False) -> gr.Blocks:
             predict, save_record = _uploaded_only(app.predict), _uploaded_only(app.record)
             button.click(predict, inputs=image, outputs=[classes, assessment, heatmap, checks], api_name="predict",
                          preprocess=False)
-            image.upload(predict, inputs=image, outputs=[classes, assessment, heatmap, checks],
-                         api_visibility="private", preprocess=False)
+            image.upload(_uploaded_only(app.viewable), inputs=image, outputs=image, api_visibility="private",
+                         preprocess=False).success(predict, inputs=image, outputs=[classes, assessment, heatmap, checks],
+                                                   api_visibility="private", preprocess=False)
             save.click(save_record, inputs=image, outputs=record, api_name="record", preprocess=False)
             image.change(lambda: None, outputs=record, api_visibility="private")  # no record of another image
             dicom_file.upload(app.as_png, inputs=dicom_file, outputs=image, api_visibility="private").success(

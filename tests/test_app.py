@@ -387,7 +387,7 @@ def test_the_audit_log_says_who_assessed_which_image_and_the_answer_but_not_its_
     app = ScreeningApp(tiny_bundle, audit=AuditLog(audit))  # kept: its folder goes with it
     shown = app.as_png(str(dicom))
     opened = json.loads(audit.read_text().splitlines()[-1])
-    assert opened["action"] == "open DICOM" and opened["image_sha256"] == sha256_of(dicom)
+    assert opened["action"] == "shown as PNG" and opened["image_sha256"] == sha256_of(dicom)
     assert opened["shown_as_sha256"] == sha256_of(shown)
 
 
@@ -488,6 +488,22 @@ def test_phone_heic_photo_in_both_tabs(client, tmp_path):
     report, *_ = client.predict([gradio_client.handle_file(str(HEIC))], api_name="/batch")
     (row,) = openpyxl.load_workbook(report)["Results"].iter_rows(min_row=2, max_col=2, values_only=True)
     assert row == (HEIC.name, "ok")
+
+
+def test_an_upload_the_browser_cannot_show_is_replaced_by_its_png(tiny_bundle, tmp_path, image_file):
+    """TIFF (as dermatoscope cameras save) and HEIC showed as a broken picture in Chromium's
+    image box; the box now gets a PNG of the same pixels. What browsers show is left alone."""
+    from screening.app import ScreeningApp
+    from screening.preprocessing import preprocess
+
+    app = ScreeningApp(tiny_bundle)
+    tiff = tmp_path / "camera.tif"
+    Image.fromarray(lesion_like()).save(tiff)
+    shown = app.viewable({"path": str(tiff)})
+    assert Path(shown).name == "camera.tif.png" and (preprocess(shown) == preprocess(tiff)).all()
+    for kept in (image_file, tmp_path / "not-an-image.png"):  # a JPEG; a broken file (its message comes next)
+        kept.touch()
+        assert not isinstance(app.viewable({"path": str(kept)}), str)
 
 
 def test_a_dicom_export_in_both_tabs(tiny_bundle, client, tmp_path):

@@ -75,6 +75,12 @@ def test_upload_in_a_real_browser_shows_the_assessment(tiny_bundle, tmp_path):
             with page.expect_download() as download:
                 link.click()
             download.value.save_as(tmp_path / "dicom-record.pdf")
+            tiff = tmp_path / "camera.tif"  # no browser but Safari shows TIFF: the box gets its PNG
+            Image.open(image).save(tiff)
+            page.locator("input[type=file]").first.set_input_files(str(tiff))
+            shown = page.locator('img[src*="camera.tif.png"]').first
+            shown.wait_for(timeout=60_000)
+            assert page.evaluate("(img) => img.naturalWidth", shown.element_handle()) > 0
             kept = page.evaluate("() => Object.keys(localStorage).concat(Object.keys(sessionStorage))")
             assert not [k for k in kept if "run-history" in k], kept  # no assessments left in the browser
             assert page.request.get(f"http://127.0.0.1:{port}/gradio_api/runs").status == 404
