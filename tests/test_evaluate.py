@@ -9,14 +9,20 @@ from screening.metrics import wilson_interval
 from tests.conftest import lesion_like
 
 
-def test_evaluate_writes_report_and_plots(tiny_bundle, tmp_path):
+def labelled(tmp_path, dx: list[str], prefix: str = "I", suffix: str = ".png"):
+    """An image folder of generated lesions and its ``image_id,dx`` CSV (``tmp_path/l.csv``)."""
     images = tmp_path / "images"
     images.mkdir()
-    dx = ["mel", "nv", "bcc", "nv", "bkl", "akiec"]
     for i in range(len(dx)):
-        Image.fromarray(lesion_like(seed=i)).save(images / f"IMG_{i}.jpg")
-    labels = pd.DataFrame({"image_id": [f"IMG_{i}" for i in range(len(dx))], "dx": dx})
-    labels.to_csv(tmp_path / "l.csv", index=False)
+        Image.fromarray(lesion_like(seed=i)).save(images / f"{prefix}{i}{suffix}")
+    pd.DataFrame({"image_id": [f"{prefix}{i}" for i in range(len(dx))], "dx": dx}).to_csv(tmp_path / "l.csv",
+                                                                                          index=False)
+    return images
+
+
+def test_evaluate_writes_report_and_plots(tiny_bundle, tmp_path):
+    dx = ["mel", "nv", "bcc", "nv", "bkl", "akiec"]
+    images = labelled(tmp_path, dx, "IMG_", ".jpg")
     out = tmp_path / "eval"
     assert main(["--model", str(tiny_bundle), "--images", str(images), "--labels", str(tmp_path / "l.csv"),
                  "--out", str(out)]) == 0
@@ -74,12 +80,7 @@ def test_errors_are_one_line(tiny_bundle, tmp_path, capsys, problem):
 def test_model_card_draft_uses_bundle_and_metrics(tiny_bundle, tmp_path):
     from screening.model_card import main as card_main
 
-    images = tmp_path / "images"
-    images.mkdir()
-    dx = ["mel", "nv", "bcc", "nv"]
-    for i in range(len(dx)):
-        Image.fromarray(lesion_like(seed=i)).save(images / f"I{i}.png")
-    pd.DataFrame({"image_id": [f"I{i}" for i in range(4)], "dx": dx}).to_csv(tmp_path / "l.csv", index=False)
+    images = labelled(tmp_path, ["mel", "nv", "bcc", "nv"])
     assert main(["--model", str(tiny_bundle), "--images", str(images), "--labels", str(tmp_path / "l.csv"),
                  "--out", str(tmp_path / "val")]) == 0
     out = tmp_path / "MODEL_CARD.md"
@@ -104,12 +105,8 @@ def test_model_card_draft_uses_bundle_and_metrics(tiny_bundle, tmp_path):
 
 
 def test_an_isic_ground_truth_file_gives_the_same_evaluation_as_image_id_dx(tiny_bundle, tmp_path):
-    images = tmp_path / "images"
-    images.mkdir()
     dx = ["mel", "nv", "bcc", "akiec"]
-    for i in range(len(dx)):
-        Image.fromarray(lesion_like(seed=i)).save(images / f"ISIC_{i}.jpg")
-    pd.DataFrame({"image_id": [f"ISIC_{i}" for i in range(len(dx))], "dx": dx}).to_csv(tmp_path / "l.csv", index=False)
+    images = labelled(tmp_path, dx, "ISIC_", ".jpg")
     one_hot = pd.DataFrame({"image": [f"ISIC_{i}" for i in range(len(dx))] + ["ISIC_9"]})
     for column, code in (("MEL", "mel"), ("NV", "nv"), ("BCC", "bcc"), ("AK", "akiec"), ("BKL", "bkl"),
                          ("DF", "df"), ("VASC", "vasc")):
