@@ -54,19 +54,21 @@ def read(source: str | Path | bytes, name: str) -> Image.Image:
     as for any image); an ImageError names the file and what to do."""
     pydicom = _pydicom()
     try:
-        ds = pydicom.dcmread(io.BytesIO(source) if isinstance(source, bytes) else source,
-                             force=not has_marker(source),  # a bare dataset: known by its name
-                             defer_size="1 MB")  # pixels read only if the header passes (a 2 GB series would not)
-    except pydicom.errors.InvalidDicomError:
-        raise ImageError(f"{name}: not a readable DICOM file") from None
-    except (OSError, ValueError, EOFError, KeyError, TypeError) as err:
-        raise ImageError(f"{name}: a damaged or truncated DICOM file ({_first_clause(err)})") from None
-    try:
-        _check(ds, name)
+        return _read(pydicom, source, name)
     except ImageError:
         raise
-    except (ValueError, TypeError, AttributeError) as err:  # a header value of the wrong kind ("1A" rows)
+    except pydicom.errors.InvalidDicomError:
+        raise ImageError(f"{name}: not a readable DICOM file") from None
+    except Exception as err:  # noqa: BLE001  pydicom parses an element when it is first used, and a damaged
+        # one raises what its parser meets (struct.error, NotImplementedError for an unknown VR...)
         raise ImageError(f"{name}: a damaged DICOM file ({_first_clause(err)})") from None
+
+
+def _read(pydicom, source: str | Path | bytes, name: str) -> Image.Image:
+    ds = pydicom.dcmread(io.BytesIO(source) if isinstance(source, bytes) else source,
+                         force=not has_marker(source),  # a bare dataset: known by its name
+                         defer_size="1 MB")  # pixels read only if the header passes (a 2 GB series would not)
+    _check(ds, name)
     syntax = ds.file_meta.get("TransferSyntaxUID")
     if syntax is None:  # a bare dataset is uncompressed, in the encoding it was read in
         implicit, little = ds.original_encoding
@@ -96,6 +98,9 @@ def _check(ds, name: str) -> None:
         if sop == _pydicom().uid.MediaStorageDirectoryStorage:
             raise ImageError(f"{name}: the index of a DICOM export, not a picture; choose one of the files "
                              "in its folders")
+        if "Image" in sop.name:  # an image's kind of file, its picture gone
+            raise ImageError(f"{name}: a DICOM file of the {sop.name} kind with no picture in it (damaged, or "
+                             "exported without its pixels)")
         raise ImageError(f"{name}: a DICOM file without a picture ({sop.name or sop})")
     frames = int(ds.get("NumberOfFrames") or 1)
     if frames > 1:
@@ -104,10 +109,13 @@ def _check(ds, name: str) -> None:
     samples, photometric = int(ds.get("SamplesPerPixel") or 1), str(ds.get("PhotometricInterpretation", ""))
     if photometric == "PALETTE COLOR":
         raise ImageError(f"{name}: a palette-colour DICOM image, which SkinScreen does not read; {_EXPORT}")
-    if samples != 3:
+    if samples == 1 and (photometric.startswith("MONOCHROME") or not photometric):
         modality = f", modality {ds.Modality}" if ds.get("Modality") else ""
         raise ImageError(f"{name}: a greyscale DICOM image ({photometric or 'one sample per pixel'}{modality}); "
                          "SkinScreen assesses colour dermoscopy images")
+    if samples != 3 or photometric.startswith("MONOCHROME"):
+        raise ImageError(f"{name}: a damaged DICOM file ({photometric or 'no colour model'} with {samples} "
+                         "samples per pixel)")
     rows, columns = int(ds.get("Rows") or 0), int(ds.get("Columns") or 0)
     if rows * columns > Image.MAX_IMAGE_PIXELS:
         raise ImageError(f"{name}: image is too large ({columns}x{rows} px, over "

@@ -137,3 +137,27 @@ def test_every_file_other_toolkits_wrote_is_a_picture_or_one_line_that_says_why(
     assert outcomes["CT_small.dcm"] == "a greyscale DICOM image"
     assert outcomes["DICOMDIR"].startswith("the index of a DICOM export")
     assert outcomes["badVR.dcm"] == "a damaged DICOM file"
+
+
+def test_damaged_files_are_one_line_whatever_the_damage(tmp_path):
+    """pydicom parses each element when it is first used, so damage surfaces anywhere, as
+    whatever its parser meets (struct.error, NotImplementedError for an unknown value
+    representation, BytesLengthException...): each must be a one-line refusal, not a traceback."""
+    rng = np.random.default_rng(0)
+    files = [write_dicom(tmp_path / f"{s}.dcm", lesion_like(48, 64), syntax=s).read_bytes() for s in ("raw", "jpeg")]
+    outcomes = set()
+    for i in range(300):
+        damaged = bytearray(files[i % 2])
+        if i % 3 == 0:
+            damaged = damaged[:rng.integers(132, len(damaged))]  # cut short
+        else:  # bytes changed in the header (i % 3 == 1) or anywhere
+            for _ in range(rng.integers(1, 8)):
+                damaged[rng.integers(132, 800 if i % 3 == 1 else len(damaged))] = rng.integers(256)
+        try:
+            preprocess(bytes(damaged))
+            outcomes.add("read")
+        except ImageError as err:
+            assert "\n" not in str(err)
+            outcomes.add(str(err).split(": ", 1)[1].split(" (")[0])
+    assert "read" in outcomes and "a damaged DICOM file" in outcomes  # both kinds were met
+
