@@ -85,8 +85,8 @@ def open_image(source: ImageSource) -> Image.Image:
                 f"{2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} for a JPEG), refused as a possible decompression bomb; "
                 "save it at a lower resolution"
             ) from None
-        except (OSError, SyntaxError, ValueError) as err:
-            raise ImageError(f"{name}: damaged or truncated image ({err})") from None
+        except (OSError, SyntaxError, ValueError, EOFError, RuntimeError) as err:  # RuntimeError: AVIF, EOFError: HEIC
+            raise ImageError(f"{name}: damaged or truncated image ({' '.join(str(err).split())})") from None  # one line
     try:
         if img.getexif().get(0x0112, 1) in (5, 6, 7, 8) and "source_size" not in img.info:
             size = size[::-1]  # EXIF says the picture is turned a quarter

@@ -159,3 +159,30 @@ def test_a_profile_that_cannot_be_used_leaves_the_pixels_as_they_are(profile):
     icc = profile or ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()  # None: sRGB itself
     out = preprocess(_png_bytes(img, icc_profile=icc)).astype(int)
     assert np.abs(out - preprocess(img).astype(int)).max() <= 1
+
+
+def test_damaged_files_of_every_format_are_one_line(tmp_path):
+    """Cut short or with bytes changed, a file of any format read gives the picture or an
+    ImageError (Pillow's AVIF reader raised RuntimeError, pi-heif's EOFError: the app showed a
+    traceback and Gradio's bare 'Error')."""
+    from PIL import features
+
+    from screening.preprocessing import HEIF
+
+    formats = ["JPEG", "PNG", "TIFF", "WEBP", "GIF", "BMP"] + (["AVIF"] if features.check_module("avif") else [])
+    files = {f: _png_bytes(Image.fromarray(lesion_like(48, 64)), f) for f in formats}
+    if HEIF:
+        files["HEIC"] = HEIC.read_bytes()
+    rng = np.random.default_rng(1)
+    for name, data in files.items():
+        for i in range(60):
+            damaged = bytearray(data)
+            if i % 3 == 0:
+                damaged = damaged[:rng.integers(8, len(damaged))]
+            else:
+                for _ in range(rng.integers(1, 8)):
+                    damaged[rng.integers(0, min(len(damaged), 300) if i % 3 == 1 else len(damaged))] = rng.integers(256)
+            try:
+                preprocess(bytes(damaged))
+            except ImageError as err:
+                assert "\n" not in str(err), (name, str(err))
