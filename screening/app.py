@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -299,8 +300,9 @@ def _extract_zip(path: Path, dest: Path) -> None:
                     continue  # "../" or absolute names: skipped
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(z.read(m))
-    except zipfile.BadZipFile:
-        raise refused(f"{path.name}: not a readable zip file") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError):  # damaged: a bad CRC, compressed data cut or altered
+        raise refused(f"{path.name}: not a readable zip file (damaged); unzip it on the computer to see "
+                      "which files survive") from None
     except NotImplementedError:  # e.g. Deflate64, which Windows uses for some large archives
         raise refused(f"{path.name}: compressed in a way SkinScreen cannot read; unzip it first "
                       "and add the images") from None

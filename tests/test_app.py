@@ -209,6 +209,31 @@ def test_a_password_protected_zip_is_a_message(tiny_bundle, tmp_path, image_file
         ScreeningApp(tiny_bundle).batch([str(locked)])
 
 
+def test_a_damaged_zip_is_a_message_whatever_the_damage(tmp_path):
+    """Altered compressed data raised zlib.error or EOFError out of the extraction: a traceback
+    and Gradio's bare 'Error' instead of a message."""
+    import gradio as gr
+    import numpy as np
+
+    from screening.app import _extract_zip
+
+    rng = np.random.default_rng(2)
+    archive = tmp_path / "clinic.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("lesion.jpg", bytes(rng.integers(0, 256, 3000, dtype=np.uint8)) + b"x" * 2000)
+    data, messages = archive.read_bytes(), set()
+    for i in range(40):
+        damaged = bytearray(data)
+        for _ in range(3):
+            damaged[rng.integers(40, len(data) - 120)] = rng.integers(256)  # inside the compressed data
+        archive.write_bytes(bytes(damaged))
+        with pytest.raises(gr.Error) as refusal:
+            _extract_zip(archive, tmp_path / f"out{i}")
+        messages.add(refusal.value.message)
+    assert messages == {("clinic.zip: not a readable zip file (damaged); unzip it on the computer to see which "
+                         "files survive")}
+
+
 def test_names_in_a_zip_made_without_the_utf8_flag_are_read_as_written(tiny_bundle, tmp_path, image_file):
     from screening.app import ScreeningApp
 
