@@ -445,4 +445,10 @@ def test_a_json_report_carries_the_summary_a_csv_leaves_behind(folder, tiny_bund
     assert report["summary"]["model"] == "tiny-test-model" and report["summary"]["images found"] == len(rows)
     assert report["summary"]["referral threshold (malignancy probability)"] == 0.3
     assert main([str(folder), "--out", str(tmp_path / "t.json"), "--thumbnails"]) == 2  # previews need a workbook
+    with_records = tmp_path / "w.json"  # every readable image referred: each row names its PDF, from the report
+    assert main([str(folder), "--out", str(with_records), "--model", str(tiny_bundle), "--threshold", "0",
+                 "--records", str(tmp_path / "records"), "--quiet"]) == 0
+    for row in json.loads(with_records.read_text(encoding="utf-8"))["results"]:
+        assert (row["status"] == "ok") == ("record" in row)
+        assert row["status"] != "ok" or (tmp_path / row["record"]).read_bytes().startswith(b"%PDF")
 
