@@ -68,8 +68,12 @@ class RunInfo:
 def shown(text: str) -> str:
     """Text as a report can hold it: the undecodable bytes of a file name and control characters
     written as ``\\xNN``, as ``ls -b`` shows them. UTF-8 cannot hold the first, openpyxl refuses
-    the second, and either used to lose the whole report."""
-    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    the second, and either used to lose the whole report. A lone surrogate that stands for no
+    byte (a Windows name may hold one) is written as ``\\udNNN``."""
+    try:
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return "".join(f"\\x{ord(c):02x}" if unicodedata.category(c) == "Cc" else c for c in text)
 
 

@@ -179,6 +179,23 @@ def test_file_names_with_control_characters_or_undecodable_bytes_are_shown_escap
     assert len(list(records.rglob("*.pdf"))) == len(odd)
 
 
+def test_a_lone_surrogate_in_a_windows_name_is_shown_escaped_in_every_report(tmp_path):
+    """NTFS names are UTF-16 and may hold an unpaired surrogate, which Python keeps as it is and
+    UTF-8 cannot encode: the report was lost (UnicodeEncodeError). No Linux file can be named so,
+    hence the rows are built directly."""
+    from screening.inference import Result
+    from screening.report import RunInfo, rows, write
+
+    name = "photo\ud800.jpg"
+    df = rows([Result(source=name, error="not a readable image")], [name])
+    info = RunInfo(folder="f", threshold=0.1, tta=False, model_name="m", model_version="v", model_sha256="s",
+                   software_version="0", date="d", elapsed_s=1.0)
+    for out in (tmp_path / "r.xlsx", tmp_path / "r.csv", tmp_path / "r.json"):
+        write(df, out, info)
+    assert openpyxl.load_workbook(tmp_path / "r.xlsx")["Results"]["A2"].value == "photo\\ud800.jpg"
+    assert "photo\\ud800.jpg" in (tmp_path / "r.csv").read_text(encoding="utf-8")
+
+
 def test_a_full_disk_is_one_line_and_the_earlier_report_stays(folder, tiny_bundle, tmp_path, capsys, monkeypatch):
     import screening.report
 
