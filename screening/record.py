@@ -8,6 +8,7 @@ passes through the tool.
 
 from __future__ import annotations
 
+import logging
 import re
 import warnings
 from collections.abc import Iterator
@@ -29,6 +30,10 @@ from screening.files import write_atomically
 from screening.inference import Result, Screener
 from screening.info import CLASS_CODES, NOTICE, label_of
 from screening.report import MALIGNANCY_MEANING, calibration_text, operating_point_text, recommendation
+
+# A font found for a file name's script may come only in a near weight (DejaVu Sans Condensed:
+# 380, not 400); matplotlib then uses it and logs a warning line in the terminal for each record.
+logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
 
 A4 = (8.27, 11.69)  # inches
 FONT = "DejaVu Sans"  # matplotlib's own: Latin, Greek, Cyrillic, Hebrew, Arabic, but no Chinese, Japanese, Korean...

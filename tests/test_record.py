@@ -133,3 +133,18 @@ def test_recommendation_follows_the_flag():
     assert recommendation(refer, 0.2)[0] == "REFER" and "dermatologist" in recommendation(refer, 0.2)[1]
     flag, advice = recommendation(Result(source="x", probabilities={"nv": 1.0}, malignancy_probability=0.1), 0.2)
     assert flag == "routine" and "does not rule out cancer" in advice and "20.0%" in advice
+
+
+def test_a_font_found_only_in_a_near_weight_logs_nothing(assessed, tmp_path, caplog):
+    """Where the font holding a name's character comes only in a near weight (Debian's DejaVu
+    Sans Condensed, 380), matplotlib used it and logged "findfont: Failed to find font weight
+    normal" in the terminal for each record."""
+    from screening.record import fonts_for
+
+    screener, result, x, heatmap = assessed
+    name = "lesion \U0001f643.jpg"  # an emoji that matplotlib's own DejaVu Sans lacks
+    if fonts_for(name)[1]:
+        pytest.skip("no installed font has this character")
+    write_record(tmp_path / "record.pdf", screener, result, x, heatmap, source_name=name)
+    assert not [r for r in caplog.records if r.name.startswith("matplotlib")], caplog.text
+
