@@ -84,7 +84,7 @@ class ScreeningApp:
         Gradio's generic error.
         """
         result, _, overlay = self._assess(image)
-        self._log(request, "assess", image_sha256=_sha256(image), flag=self._flag(result),
+        self._log(request, "assess", image=image, flag=self._flag(result),
                   malignancy_probability=round(result.malignancy_probability, 4))
         confidences = {label_of(c): p for c, p in result.probabilities.items()}
         return confidences, self.assessment(result), overlay, self.warnings(result)
@@ -92,7 +92,7 @@ class ScreeningApp:
     def record(self, image: dict | Image.Image | np.ndarray | str | None, request: gr.Request | None = None) -> str:
         """image -> a one-page PDF of its assessment for the patient file (``screening.record``)."""
         result, x, overlay = self._assess(image)
-        self._log(request, "record", image_sha256=_sha256(image), flag=self._flag(result),
+        self._log(request, "record", image=image, flag=self._flag(result),
                   malignancy_probability=round(result.malignancy_probability, 4))
         original = image.get("orig_name") if isinstance(image, dict) else None
         stem = re.sub(r"[^\w-]+", "_", Path(original).stem)[:40] + "-" if original else ""  # findable in Downloads
@@ -109,7 +109,7 @@ class ScreeningApp:
         img = _opened(path)
         out = self._new_folder() / f"{Path(path).name[:200]}.png"  # "IM0001.png": the record names the source
         img.save(out, compress_level=1)  # untagged sRGB, as open_image leaves it: read back to the same pixels
-        self._log(request, "shown as PNG", image_sha256=sha256_of(path), shown_as_sha256=sha256_of(out))
+        self._log(request, "shown as PNG", image=path, shown_as=str(out))
         return str(out)
 
     def viewable(self, image: dict | None, request: gr.Request | None = None):
@@ -128,10 +128,16 @@ class ScreeningApp:
     def _flag(self, result: Result) -> str:
         return recommendation(result, self.screener.threshold)[0]
 
-    def _log(self, request: gr.Request | None, action: str, **details) -> None:
-        """An audit-log entry, where there is a log: no result leaves without its entry."""
+    def _log(self, request: gr.Request | None, action: str, image=None, shown_as: str | None = None,
+             **details) -> None:
+        """An audit-log entry, where there is a log: no result leaves without its entry. The
+        image (and the PNG shown for it) are hashed only then, not on every assessment."""
         if self.audit is None:
             return
+        hashes = {"image_sha256": _sha256(image)} if image is not None else {}
+        if shown_as is not None:
+            hashes["shown_as_sha256"] = sha256_of(shown_as)
+        details = {**hashes, **details}
         client = getattr(request, "client", None)
         try:
             self.audit.write(action, user=getattr(request, "username", None),
