@@ -4,19 +4,36 @@ tool answered, for a clinic that must account for each use of patient images.
 One JSON object per line, appended. An image is named by its SHA-256, not its file name (which
 may hold a patient's name): the clinic finds the entry of a given image by hashing it
 (``sha256sum``), and the log alone discloses no patient. Nothing in it is ever rewritten.
+
+Each entry carries ``prev``, the SHA-256 of the line before it, so the entries form a chain:
+an entry changed, removed or inserted later breaks it at that point, which
+``python -m screening.audit FILE`` finds. A chain alone cannot show that the newest entries
+were cut off, or that the whole log was rewritten from some entry on with new hashes; the
+hash the check prints, kept elsewhere (a ticket, an e-mail), and checked later with
+``--anchor`` shows that everything up to it is still as it was.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
 import sys
 import threading
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from screening.cli import described, run_cli
 from screening.errors import UserError
+
+try:  # several app processes may append to one log: each reads the last line under the lock
+    import fcntl
+except ImportError:  # Windows: one process per log (the threading lock still holds)
+    fcntl = None
+
+TAIL_CHUNK = 1 << 16
 
 
 def sha256_of(source: str | Path | bytes) -> str:
@@ -27,6 +44,20 @@ def sha256_of(source: str | Path | bytes) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
+def last_line(fd: int) -> bytes:
+    """The file's last line with its newline (possibly a write cut short, without one); b"" if empty."""
+    end = os.fstat(fd).st_size
+    tail = b""
+    while end > 0:
+        start = max(0, end - TAIL_CHUNK)
+        tail = os.pread(fd, end - start, start) + tail
+        end = start
+        cut = tail.rfind(b"\n", 0, len(tail) - 1)
+        if cut >= 0:
+            return tail[cut + 1:]
+    return tail
+
+
 class AuditLog:
     """Appends entries to ``path`` (created owner-only), each in one write so that entries from
     several users at once never interleave; refused at start-up if it cannot be written."""
@@ -34,7 +65,7 @@ class AuditLog:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         except OSError as err:
             raise UserError(f"--audit-log {path}: cannot be written ({err.strerror or err})") from None
         self._lock = threading.Lock()
@@ -42,10 +73,19 @@ class AuditLog:
     def write(self, action: str, user: str | None = None, client: str | None = None, **details) -> None:
         entry = {"time": datetime.now().astimezone().isoformat(timespec="seconds"), "action": action,
                  "user": user, "client": client, **details}
-        line = (json.dumps(entry, ensure_ascii=False) + "\n").encode()
         try:
             with self._lock:
-                os.write(self._fd, line)
+                if fcntl:
+                    fcntl.flock(self._fd, fcntl.LOCK_EX)
+                try:
+                    before = last_line(self._fd)
+                    # A last line cut short (a full disk, a crash) is ended, so that it stays one bad line.
+                    end = b"" if not before or before.endswith(b"\n") else b"\n"
+                    entry["prev"] = hashlib.sha256(before + end).hexdigest() if before else None
+                    os.write(self._fd, end + (json.dumps(entry, ensure_ascii=False) + "\n").encode())
+                finally:
+                    if fcntl:
+                        fcntl.flock(self._fd, fcntl.LOCK_UN)
         except OSError as err:  # a full disk: the caller withholds the result rather than leave no trace
             raise UserError(f"the audit log {self.path} cannot be written ({err.strerror or err})") from None
 
@@ -63,3 +103,80 @@ class AuditLog:
             os.close(self._fd)
         except (UserError, OSError):
             pass
+
+
+@dataclass
+class Check:
+    """What :func:`check` found: entries, the unchained ones before the chain began (logs
+    written before entries were chained), each break, and the last line's hash."""
+
+    entries: int = 0
+    unchained: int = 0
+    breaks: list[str] = field(default_factory=list)
+    anchor_line: int | None = None
+    last_hash: str | None = None
+
+
+def check(path: Path, anchor: str | None = None) -> Check:
+    """Follow the chain through ``path``; ``anchor``, a hash printed by an earlier check, must
+    be the hash of one of its lines."""
+    try:
+        lines = path.read_bytes().splitlines(keepends=True)
+    except OSError as err:
+        raise UserError(f"{path}: cannot be read ({err.strerror or err})") from None
+    found = Check()
+    prev: str | None = None
+    chained = False
+    for number, line in enumerate(lines, 1):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            entry = None
+        if not isinstance(entry, dict):
+            found.breaks.append(f"line {number}: not an entry (a write cut short, or an edit)")
+        else:
+            found.entries += 1
+            if "prev" not in entry and not chained:
+                found.unchained += 1
+            elif entry.get("prev") != prev:
+                found.breaks.append(f"line {number}: does not follow line {number - 1} (line {number - 1} "
+                                    "was changed, or entries between them removed or inserted)" if number > 1 else
+                                    "line 1: the log does not begin here (entries before it were removed)")
+            chained = chained or "prev" in entry
+        prev = hashlib.sha256(line).hexdigest()
+        if prev == anchor:
+            found.anchor_line = number
+    found.last_hash = prev
+    return found
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m screening.audit", description=described(__doc__))
+    p.add_argument("log", type=Path, help="the file given to the app's --audit-log")
+    p.add_argument("--anchor", metavar="HASH", help="a last-entry hash an earlier check printed: "
+                   "the log must still hold that entry, unchanged, and all before it")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    def run(args: argparse.Namespace) -> int:
+        found = check(args.log, args.anchor)
+        for line in found.breaks:
+            print(f"{args.log}: {line}")
+        if args.anchor and found.anchor_line is None:
+            found.breaks.append("anchor")
+            print(f"{args.log}: no entry has the hash {args.anchor}: the entries up to it were changed or removed")
+        elif args.anchor:
+            print(f"{args.log}: the anchored entry is line {found.anchor_line}")
+        older = f" ({found.unchained} at the start written before entries were chained)" if found.unchained else ""
+        verdict = "BROKEN" if found.breaks else "intact"
+        print(f"{args.log}: {found.entries} entries{older}; chain {verdict}")
+        if found.last_hash and not found.breaks:
+            print(f"last entry's hash (keep it elsewhere, check later with --anchor): {found.last_hash}")
+        return 1 if found.breaks else 0
+
+    return run_cli(parser(), run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,13 +1,14 @@
 import errno
 import hashlib
 import json
+import multiprocessing
 import os
 import stat
 import threading
 
 import pytest
 
-from screening.audit import AuditLog, sha256_of
+from screening.audit import AuditLog, check, main, sha256_of
 from screening.errors import UserError
 
 
@@ -59,3 +60,95 @@ def test_a_log_that_cannot_be_written_is_one_line_at_start_and_on_each_entry(tmp
     monkeypatch.setattr(os, "write", full)
     with pytest.raises(UserError, match=r"the audit log .* cannot be written \(No space left on device\)"):
         log.write("assess")
+
+
+def _lines(path):
+    return path.read_bytes().splitlines(keepends=True)
+
+
+def _written(path, n=5):
+    log = AuditLog(path)
+    for i in range(n):
+        log.write("assess", user="nurse", image_sha256=f"{i:064x}", flag="REFER" if i % 2 else "routine")
+    log.stop()
+    return path
+
+
+def test_each_entry_names_the_hash_of_the_line_before_it(tmp_path):
+    path = _written(tmp_path / "audit.jsonl")
+    lines = _lines(path)
+    entries = [json.loads(line) for line in lines]
+    assert entries[0]["prev"] is None
+    assert all(e["prev"] == hashlib.sha256(before).hexdigest() for e, before in zip(entries[1:], lines))
+    found = check(path)
+    assert (found.entries, found.breaks, found.last_hash) == (6, [], hashlib.sha256(lines[-1]).hexdigest())
+    _written(path, 2)  # the app started again: the chain goes on from the last line
+    assert check(path).breaks == [] and check(path).entries == 9
+
+
+@pytest.mark.parametrize("tamper, broken_at", [
+    (lambda lines: lines[:1] + [lines[1].replace(b"REFER", b"routine")] + lines[2:], 3),  # an answer changed
+    (lambda lines: lines[:2] + lines[3:], 3),  # an entry removed
+    (lambda lines: lines[:3] + [lines[1]] + lines[3:], 4),  # an entry copied in
+    (lambda lines: lines[2:], 1),  # the oldest entries removed
+])
+def test_an_entry_changed_removed_or_inserted_breaks_the_chain_there(tmp_path, tamper, broken_at, capsys):
+    path = _written(tmp_path / "audit.jsonl")
+    path.write_bytes(b"".join(tamper(_lines(path))))
+    assert main([str(path)]) == 1
+    out = capsys.readouterr().out
+    assert f": line {broken_at}: " in out and "chain BROKEN" in out
+
+
+def test_an_anchor_kept_elsewhere_shows_the_log_was_not_rewritten_up_to_it(tmp_path, capsys):
+    path = _written(tmp_path / "audit.jsonl")
+    assert main([str(path)]) == 0
+    anchor = capsys.readouterr().out.split()[-1]
+    _written(path, 3)
+    assert main([str(path), "--anchor", anchor]) == 0
+    assert "the anchored entry is line 6" in capsys.readouterr().out
+    # Rewritten from line 3 on with freshly computed hashes: the chain holds, the anchor does not.
+    lines = _lines(path)
+    path.write_bytes(b"".join(lines[:2]))
+    log = AuditLog(path)
+    for line in lines[2:]:
+        entry = json.loads(line)
+        entry.pop("prev")
+        entry["flag"] = "routine"
+        log.write(**entry)
+    assert check(path).breaks == []
+    assert main([str(path), "--anchor", anchor]) == 1
+    assert "no entry has the hash" in capsys.readouterr().out
+
+
+def test_a_log_from_before_the_chain_and_a_write_cut_short_are_told_apart(tmp_path, capsys):
+    path = tmp_path / "audit.jsonl"
+    path.write_text('{"action": "start"}\n{"action": "assess"}\n{"action": "ass')  # the disk filled mid-line
+    _written(path, 2)
+    assert main([str(path)]) == 1
+    out = capsys.readouterr().out
+    assert out.count(": line ") == 1 and "line 3: not an entry (a write cut short" in out
+    assert "5 entries (2 at the start written before entries were chained)" in out
+
+
+def _append(path, user):
+    log = AuditLog(path)
+    for _ in range(40):
+        log.write("assess", user=user, images=["ef" * 32] * 50)
+
+
+def test_several_app_processes_on_one_log_keep_one_chain(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    processes = [multiprocessing.get_context("fork").Process(target=_append, args=(path, f"p{i}")) for i in range(3)]
+    for p in processes:
+        p.start()
+    for p in processes:
+        p.join()
+    found = check(path)
+    assert (found.entries, found.breaks) == (120, [])
+
+
+def test_checking_a_log_that_is_not_there_is_one_line(tmp_path, capsys):
+    assert main([str(tmp_path / "nowhere.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nowhere.jsonl: cannot be read (No such file or directory)" in err
