@@ -89,10 +89,10 @@ class AuditLog:
         except OSError as err:  # a full disk: the caller withholds the result rather than leave no trace
             raise UserError(f"the audit log {self.path} cannot be written ({err.strerror or err})") from None
 
-    def sign_in(self, user: str, accepted: bool) -> None:
+    def sign_in(self, user: str, accepted: bool, client: str | None = None) -> None:
         """A sign-in, let in or refused (a failure here is printed: the page cannot show it)."""
         try:
-            self.write("sign-in" if accepted else "sign-in refused", user=user)
+            self.write("sign-in" if accepted else "sign-in refused", user=user, client=client)
         except UserError as err:
             print(f"warning: {err}", file=sys.stderr)
 

@@ -16,9 +16,11 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from starlette.middleware import Middleware
+
 from screening.errors import UserError
 from screening.info import NOTICE
-from screening.signin import SignIn, read_auth_file
+from screening.signin import RememberClient, SignIn, read_auth_file
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 ANY_ADDRESS = ("0.0.0.0", "::", "")
@@ -47,10 +49,10 @@ def add_serving_options(p: argparse.ArgumentParser) -> None:
 
 
 def serving(args: argparse.Namespace,
-            on_sign_in: Callable[[str, bool], None] | None = None) -> tuple[str, dict]:
+            on_sign_in: Callable[[str, bool, str | None], None] | None = None) -> tuple[str, dict]:
     """The address to open and Gradio's ``launch`` settings, after checking every option; warns
-    when others can reach the page without a sign-in. ``on_sign_in(user, accepted)`` hears of
-    each sign-in (the audit log)."""
+    when others can reach the page without a sign-in. ``on_sign_in(user, accepted, client)``
+    hears of each sign-in (the audit log)."""
     if not 0 < args.port < 65536:
         raise UserError(f"--port must be between 1 and 65535, got {args.port}")
     check_port_free(args.host, args.port)
@@ -79,6 +81,7 @@ def serving(args: argparse.Namespace,
         url += f" (through the proxy: its address followed by {root}/)" if root.startswith("/") else f" ({root}/)"
     return url, {"server_name": args.host, "server_port": args.port, "share": args.share, "root_path": root,
                  "auth": signin.check if signin else None,
+                 "app_kwargs": {"middleware": [Middleware(RememberClient)]} if signin else None,
                  "auth_message": f"SkinScreen: sign in. {NOTICE}",
                  "ssl_certfile": str(args.ssl_certfile) if https else None,
                  "ssl_keyfile": str(args.ssl_keyfile) if https else None,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextvars
 import getpass
 import hashlib
 import hmac
@@ -26,6 +27,23 @@ from screening.errors import UserError
 MAX_FAILURES, LOCKOUT_S, FAILURE_DELAY_S = 5, 900, 1.0
 SCRYPT = {"n": 2**15, "r": 8, "p": 1}  # about 0.1 s and 32 MiB per check
 PREFIX = "scrypt$"
+
+# Gradio hands its ``auth`` check a user name and password only; the address a sign-in came
+# from, for the audit log and the lock-out warning, is set here by ``RememberClient``.
+CLIENT: contextvars.ContextVar[str | None] = contextvars.ContextVar("sign_in_client", default=None)
+
+
+class RememberClient:
+    """ASGI middleware: each request's client address in ``CLIENT`` while it is handled (the
+    proxy's forwarded address behind a proxy on this computer, as for the assessments)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope.get("client"):
+            CLIENT.set(scope["client"][0])
+        await self.app(scope, receive, send)
 
 
 def hash_password(password: str, salt: bytes | None = None) -> str:
@@ -92,9 +110,10 @@ class SignIn:
     """
 
     def __init__(self, logins: list[tuple[str, str]], clock: Callable[[], float] = time.monotonic,
-                 delay_s: float = FAILURE_DELAY_S, on_result: Callable[[str, bool], None] | None = None) -> None:
+                 delay_s: float = FAILURE_DELAY_S,
+                 on_result: Callable[[str, bool, str | None], None] | None = None) -> None:
         self.logins = dict(logins)
-        self.on_result = on_result or (lambda user, accepted: None)
+        self.on_result = on_result or (lambda user, accepted, client: None)
         self.clock, self.delay_s = clock, delay_s
         self.failures: dict[str | None, list[float]] = {}
         self._dummy = hash_password(os.urandom(8).hex())
@@ -104,16 +123,17 @@ class SignIn:
         now = self.clock()
         recent = [t for t in self.failures.get(key, []) if now - t < LOCKOUT_S]
         right = await asyncio.to_thread(verify, password, self.logins.get(username, self._dummy))
+        client = CLIENT.get()
         if right and len(recent) < MAX_FAILURES:
             self.failures.pop(key, None)
-            self.on_result(username, True)
+            self.on_result(username, True, client)
             return True
-        self.on_result(username, False)
+        self.on_result(username, False, client)
         recent.append(now)
         if len(recent) == MAX_FAILURES:
             who = f"user name {username!r}" if key is not None else "unknown user names"
-            print(f"warning: {MAX_FAILURES} failed sign-ins for {who}: refused for the next "
-                  f"{LOCKOUT_S // 60} minutes (restart the app to clear)", file=sys.stderr)
+            print(f"warning: {MAX_FAILURES} failed sign-ins for {who}{f', the last from {client}' if client else ''}: "
+                  f"refused for the next {LOCKOUT_S // 60} minutes (restart the app to clear)", file=sys.stderr)
         self.failures[key] = recent[-MAX_FAILURES:]
         await asyncio.sleep(self.delay_s)
         return False

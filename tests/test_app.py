@@ -405,6 +405,7 @@ def test_the_audit_log_says_who_assessed_which_image_and_the_answer_but_not_its_
     assert entries[0]["model"] and entries[0]["threshold"] == 0
     assess, record, batch = entries[3:]
     assert assess["user"] == "nurse" and assess["client"] == "127.0.0.1" and entries[1]["user"] == "nurse"
+    assert entries[1]["client"] == entries[2]["client"] == "127.0.0.1"  # where each sign-in came from
     assert assess["image_sha256"] == record["image_sha256"] == sha256_of(secret)  # found again by hashing the file
     assert assess["flag"] == "REFER" and f"{assess['malignancy_probability'] * 100:.1f}%" in assessment
     assert [i["image_sha256"] for i in batch["images"]] == [sha256_of(secret), sha256_of(image_file)]

@@ -9,7 +9,7 @@ import stat
 import pytest
 
 from screening.errors import UserError
-from screening.signin import LOCKOUT_S, MAX_FAILURES, SignIn, add_user, hash_password, read_auth_file, verify
+from screening.signin import CLIENT, LOCKOUT_S, MAX_FAILURES, SignIn, add_user, hash_password, read_auth_file, verify
 from tests.conftest import auth_file
 
 POSIX = pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX permissions")
@@ -69,6 +69,21 @@ def test_a_guessed_user_name_is_locked_out_then_let_in_again(capsys):
     assert not check("nurse", "s3cret-pass")  # a try while locked keeps it locked
     clock.now += LOCKOUT_S
     assert check("nurse", "s3cret-pass")
+
+
+def test_each_sign_in_is_heard_of_with_the_address_it_came_from(capsys):
+    heard = []
+    signin = SignIn([("nurse", "plain-pass")], delay_s=0, on_result=lambda *a: heard.append(a))
+
+    async def from_address(address, password):
+        CLIENT.set(address)  # as RememberClient does for each request
+        return await signin.check("nurse", password)
+
+    assert asyncio.run(from_address("10.0.0.7", "plain-pass"))
+    for _ in range(MAX_FAILURES):
+        asyncio.run(from_address("10.0.0.9", "guess"))
+    assert heard[:2] == [("nurse", True, "10.0.0.7"), ("nurse", False, "10.0.0.9")]
+    assert "failed sign-ins for user name 'nurse', the last from 10.0.0.9: refused" in capsys.readouterr().err
 
 
 def test_add_user_writes_a_private_file_of_hashes_and_changes_a_password(tmp_path):
