@@ -163,7 +163,7 @@ class ScreeningApp:
             advice += f"\n\nThis threshold {operating_point_text(self.screener.validated)}."
         return (f"### Malignancy probability: {r.malignancy_probability * 100:.1f}%\n"
                 f"({MALIGNANCY_MEANING}, so it can differ from the sum of those three diagnosis probabilities; "
-                f"{calibration_text(self.screener.calibrated_share, self.screener.prevalence)})"
+                f"{calibration_text(self.screener)})"
                 f"\n\n{advice}\n\n"
                 f"Most likely: **{label_of(r.predicted_class)}**, {r.confidence * 100:.1f}%.\n\n> {NOTICE}")
 

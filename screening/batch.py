@@ -216,7 +216,7 @@ def screen_files(screener, paths: list[Path], folder: Path, out: Path, *, worker
         model_name=screener.meta.get("name", ""), model_version=str(screener.meta.get("version", "")),
         model_sha256=screener.meta.get("sha256", ""), software_version=__version__,
         date=datetime.now(UTC).isoformat(timespec="seconds"), elapsed_s=scored_s,
-        validated=screener.validated, calibration=report.calibration_text(screener.calibrated_share, screener.prevalence))
+        validated=screener.validated, calibration=report.calibration_text(screener))
     thumbs = {i: png for i, p in enumerate(paths) if (png := thumbnail_png(p))} if thumbnails else None
     if pdfs is not None:
         info.records = f"{len(pdfs)} in {Path(os.path.relpath(records, out.parent)).as_posix()}"

@@ -104,7 +104,7 @@ def write_record(path: Path, screener: Screener, r: Result, image: np.ndarray, h
              (f"Model: {meta.get('name', '')} {meta.get('version', '')}, sha256 {str(meta.get('sha256', ''))[:16]}"
              "..."),
              f"Test-time augmentation {'on' if screener.tta else 'off'}; SkinScreen {__version__}",
-             broken(f"Malignancy probability {calibration_text(screener.calibrated_share, screener.prevalence)}",
+             broken(f"Malignancy probability {calibration_text(screener)}",
                     [FONT], 1, TEXT_PT)]
     fig.text(0.07, 0.21, "\n".join(lines), fontsize=TEXT_PT, linespacing=1.6, fontfamily=fonts, **text)
     for i, name in enumerate(HAND_FIELDS[3:]):

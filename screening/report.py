@@ -15,7 +15,7 @@ from urllib.parse import quote
 import pandas as pd
 
 from screening.files import write_atomically
-from screening.inference import Result
+from screening.inference import Result, Screener
 from screening.info import CLASS_CODES, CLASS_NAMES, MALIGNANT, NOTICE
 
 PROB_COLUMNS = [f"p_{c}" for c in CLASS_CODES]
@@ -109,9 +109,10 @@ def operating_point_text(validated: tuple[float, float] | None) -> str:
 CALIBRATION_ITEM = "malignancy probability"
 
 
-def calibration_text(calibrated_share: float | None, prevalence: float | None) -> str:
-    """The share of malignant lesions the malignancy probability holds for, wherever it is
-    shown: the same image is less likely malignant where malignant lesions are rarer."""
+def calibration_text(screener: Screener) -> str:
+    """The share of malignant lesions the screener's malignancy probability holds for, wherever
+    it is shown: the same image is less likely malignant where malignant lesions are rarer."""
+    calibrated_share, prevalence = screener.calibrated_share, screener.prevalence
     if prevalence is not None:
         return f"converted to a malignant share of {prevalence:.1%} (--prevalence; validation images: {calibrated_share:.1%})"
     if calibrated_share is None:
