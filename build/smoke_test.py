@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import shutil
 import socket
 import subprocess
@@ -129,12 +130,14 @@ def _answers(url: str) -> bool:
 
 
 def check_ui(exe: Path = EXE, timeout: float = 300) -> float:
-    """Start the UI headless; return seconds until it answers HTTP, then check a PDF record and
-    that the page's Quit button ends the program cleanly."""
+    """Start the UI headless with an audit log; return seconds until it answers HTTP, then
+    check a PDF record, that the page's Quit button ends the program cleanly, and the log's
+    chain with ``SkinScreen audit``."""
     port = _free_port()
     start = time.perf_counter()
-    proc = subprocess.Popen([str(exe), "--no-browser", "--port", str(port)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    log = Path(tempfile.mkdtemp()) / "audit.jsonl"
+    proc = subprocess.Popen([str(exe), "--no-browser", "--port", str(port), "--audit-log", str(log)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         while not _answers(f"http://127.0.0.1:{port}/"):
             if proc.poll() is not None:
@@ -153,6 +156,10 @@ def check_ui(exe: Path = EXE, timeout: float = 300) -> float:
         Client(f"http://127.0.0.1:{port}/", verbose=False).predict(api_name="/quit")
         if proc.wait(60) != 0:
             raise AssertionError(f"Quit ended the UI with {proc.returncode}: {proc.stdout.read()[-2000:]}")
+        check = subprocess.run([str(exe), "audit", str(log)], capture_output=True, text=True, timeout=120, check=False)
+        actions = [json.loads(line)["action"] for line in log.read_text().splitlines()]
+        assert check.returncode == 0 and "3 entries; chain intact" in check.stdout, check.stdout + check.stderr
+        assert actions == ["start", "record", "stop"], actions
         return took
     finally:
         proc.terminate()
@@ -160,6 +167,7 @@ def check_ui(exe: Path = EXE, timeout: float = 300) -> float:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+        shutil.rmtree(log.parent, ignore_errors=True)
 
 
 def main() -> int:
@@ -177,7 +185,7 @@ def main() -> int:
     print("--add-user: ok (scrypt)")
     took, n = check_batch()
     print(f"batch mode: ok ({took:.1f} s for {n} files, including start-up)")
-    print(f"UI: answered {check_ui():.1f} s after start (cold start); PDF record: ok; Quit: ok")
+    print(f"UI: answered {check_ui():.1f} s after start (cold start); PDF record: ok; Quit: ok; audit log: ok")
     return 0
 
 

@@ -3,6 +3,7 @@
     SkinScreen                        start the app and open the browser
     SkinScreen --no-browser --port P  serve headless
     SkinScreen batch FOLDER --out report.xlsx [batch.py options]
+    SkinScreen audit LOG [--anchor HASH]  check an --audit-log's chain of entries
 
 A double-clicked executable has no command line, so its options (``--prevalence 0.05``,
 ``--audit-log FILE``, ``--auth-file FILE``...) can be saved, one or more per line, in
@@ -50,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         from screening.batch import main as batch_main
 
         return batch_main(argv[1:])
+    if argv and argv[0] == "audit":
+        from screening.audit import main as audit_main
+
+        return audit_main(argv[1:])
     from screening.app import main as app_main
 
     return app_main(argv)

@@ -151,7 +151,8 @@ def check(path: Path, anchor: str | None = None) -> Check:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m screening.audit", description=described(__doc__))
+    prog = "SkinScreen audit" if getattr(sys, "frozen", False) else "python -m screening.audit"
+    p = argparse.ArgumentParser(prog=prog, description=described(__doc__))
     p.add_argument("log", type=Path, help="the file given to the app's --audit-log")
     p.add_argument("--anchor", metavar="HASH", help="a last-entry hash an earlier check printed: "
                    "the log must still hold that entry, unchanged, and all before it")
@@ -170,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.log}: the anchored entry is line {found.anchor_line}")
         older = f" ({found.unchained} at the start written before entries were chained)" if found.unchained else ""
         verdict = "BROKEN" if found.breaks else "intact"
-        print(f"{args.log}: {found.entries} entries{older}; chain {verdict}")
+        entries = f"{found.entries} entr{'y' if found.entries == 1 else 'ies'}"
+        print(f"{args.log}: {entries}{older}; chain {verdict}")
         if found.last_hash and not found.breaks:
             print(f"last entry's hash (keep it elsewhere, check later with --anchor): {found.last_hash}")
         return 1 if found.breaks else 0

@@ -43,3 +43,13 @@ def test_a_command_line_or_python_m_ignores_the_file(tmp_path, monkeypatch, caps
     with pytest.raises(SystemExit):
         main()  # not frozen, and arguments given: the file is not read
     assert "options from" not in capsys.readouterr().err
+
+
+def test_the_executable_checks_an_audit_log(tmp_path, capsys):
+    from screening.audit import AuditLog
+
+    log = tmp_path / "audit.jsonl"
+    AuditLog(log).stop()
+    assert main(["audit", str(log)]) == 0 and "1 entry; chain intact" in capsys.readouterr().out
+    log.write_text("edited\n" + log.read_text())
+    assert main(["audit", str(log)]) == 1 and "line 1: not an entry" in capsys.readouterr().out
