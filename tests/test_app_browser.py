@@ -58,6 +58,10 @@ def test_upload_in_a_real_browser_shows_the_assessment(tiny_bundle, tmp_path):
             assert page.get_by_text("not a medical device").count() >= 1
             shot = os.environ.get("SKINSCREEN_SCREENSHOT")
             page.screenshot(path=shot or str(tmp_path / "app.png"), full_page=True)
+            page.set_viewport_size({"width": 390, "height": 844})  # a phone's width: one column, no sideways scrolling
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
+            assert page.get_by_text("Recommendation:").first.bounding_box()["width"] <= 390
+            page.set_viewport_size({"width": 1280, "height": 1100})
             page.get_by_role("button", name="Save a PDF record of this assessment").click()
             link = page.locator('a[download$=".pdf"]').first
             link.wait_for(timeout=60_000)
