@@ -22,7 +22,7 @@ import time
 import zipfile
 import zlib
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import gradio as gr
 import numpy as np
@@ -30,7 +30,7 @@ from gradio.utils import get_upload_folder, is_in_or_equal
 from PIL import Image
 
 from screening.audit import AuditLog, sha256_of
-from screening.batch import find_images, screen_files
+from screening.batch import find_images, may_be_image, screen_files
 from screening.cli import add_malignancy_options, add_version_option, check_malignancy_options, described, run_cli
 from screening.errors import UserError
 from screening.explain import GradCAM
@@ -291,21 +291,25 @@ def _unused(path: Path) -> Path:
 
 
 def _extract_zip(path: Path, dest: Path) -> None:
-    """Extract images only, refusing path tricks and oversized archives."""
+    """Extract the files that may be images (as the batch tool finds them), refusing path
+    tricks and oversized archives; each is streamed to disk, so a member inflating to hundreds
+    of megabytes never sits in memory."""
     try:
         with zipfile.ZipFile(path) as z:
-            members = [m for m in z.infolist() if not m.is_dir()]
-            if len(members) > MAX_ZIP_MEMBERS or sum(m.file_size for m in members) > MAX_ZIP_BYTES:
-                raise refused(f"{path.name}: too large (at most {MAX_ZIP_MEMBERS} files, 1 GB)")
-            if any(m.flag_bits & 0x1 for m in members):
+            members = [(m, name) for m in z.infolist() if not m.is_dir()
+                       and may_be_image(PurePosixPath(name := _member_name(m)))]
+            if len(members) > MAX_ZIP_MEMBERS or sum(m.file_size for m, _ in members) > MAX_ZIP_BYTES:
+                raise refused(f"{path.name}: too large (at most {MAX_ZIP_MEMBERS} images, 1 GB)")
+            if any(m.flag_bits & 0x1 for m, _ in members):
                 raise refused(f"{path.name}: password-protected; unzip it first and add the images")
             dest.mkdir(parents=True, exist_ok=True)
-            for m in members:
-                target = (dest / _member_name(m)).resolve()
+            for m, name in members:
+                target = (dest / name).resolve()
                 if dest.resolve() not in target.parents:
                     continue  # "../" or absolute names: skipped
                 target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(z.read(m))
+                with z.open(m) as member, open(target, "wb") as out:
+                    shutil.copyfileobj(member, out, 1 << 20)
     except (zipfile.BadZipFile, zlib.error, EOFError):  # damaged: a bad CRC, compressed data cut or altered
         raise refused(f"{path.name}: not a readable zip file (damaged); unzip it on the computer to see "
                       "which files survive") from None

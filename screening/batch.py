@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 
 from screening import __version__, dicom
@@ -63,16 +63,22 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def may_be_image(path: PurePath) -> bool:
+    """By its name alone, a file :func:`find_images` looks at: an image suffix, or a name a
+    DICOM export gives (not its ``DICOMDIR`` index); never a hidden file."""
+    return not path.name.startswith(".") and (path.suffix.lower() in IMAGE_SUFFIXES or (
+        dicom.named_as_exported(path) and path.name != dicom.INDEX_NAME))
+
+
 def find_images(folder: Path, recursive: bool, chosen: Iterable[Path] = ()) -> list[Path]:
     """Image files by extension (case-insensitive), and DICOM files by their marker (a PACS
     export names them ``IM0001`` or by a UID, without a suffix), in a stable, case-insensitive
     path order; ``chosen`` files (in ``folder``) too, whatever their names: a file someone
     picked gets a row, if only to say it is not an image."""
     candidates = folder.rglob("*") if recursive else folder.iterdir()
-    found = {p for p in candidates if not p.name.startswith(".") and (
-        (p.suffix.lower() in IMAGE_SUFFIXES and (p.is_file() or p.is_symlink()))  # a broken link: a row saying so
-        or (dicom.named_as_exported(p) and p.name != dicom.INDEX_NAME and p.is_file()  # is_file: never a pipe
-            and dicom.has_marker(p)))}
+    found = {p for p in candidates if may_be_image(p) and (
+        (p.is_file() or p.is_symlink()) if p.suffix.lower() in IMAGE_SUFFIXES  # a broken link: a row saying so
+        else p.is_file() and dicom.has_marker(p))}  # is_file: never a pipe
     return sorted(found.union(chosen), key=lambda p: (str(p.relative_to(folder)).casefold(), str(p)))
 
 

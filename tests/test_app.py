@@ -234,6 +234,32 @@ def test_a_damaged_zip_is_a_message_whatever_the_damage(tmp_path):
                          "files survive")}
 
 
+def test_a_zip_gives_up_its_images_only_and_never_holds_one_in_memory(tmp_path):
+    """Each member was read whole into memory (a 0.8 MB zip of a 500 MB member: 1,000 MiB), and
+    every file was extracted, a clinic folder's videos too, to be passed over."""
+    import tracemalloc
+
+    from screening.app import _extract_zip
+
+    archive = tmp_path / "clinic.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        with z.open("visit/big.jpg", "w") as member:
+            for _ in range(40):
+                member.write(bytes(1 << 20))
+        for name in ("visit/video.mp4", "notes.docx", "__MACOSX/visit/._big.jpg", "DICOM/DICOMDIR"):
+            z.writestr(name, b"not wanted")
+        z.writestr("DICOM/PAT1/IM0001", b"a DICOM export's name")
+    tracemalloc.start()
+    try:
+        _extract_zip(archive, tmp_path / "out")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    extracted = sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*") if p.is_file())
+    assert extracted == ["DICOM/PAT1/IM0001", "visit/big.jpg"]
+    assert (tmp_path / "out" / "visit" / "big.jpg").stat().st_size == 40 << 20 and peak < 8 << 20
+
+
 def test_names_in_a_zip_made_without_the_utf8_flag_are_read_as_written(tiny_bundle, tmp_path, image_file):
     from screening.app import ScreeningApp
 
