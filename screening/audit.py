@@ -21,6 +21,7 @@ import json
 import os
 import sys
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -50,7 +51,8 @@ def last_line(fd: int) -> bytes:
     tail = b""
     while end > 0:
         start = max(0, end - TAIL_CHUNK)
-        tail = os.pread(fd, end - start, start) + tail
+        os.lseek(fd, start, os.SEEK_SET)  # not os.pread: Windows has none (writes append wherever this points)
+        tail = os.read(fd, end - start) + tail
         end = start
         cut = tail.rfind(b"\n", 0, len(tail) - 1)
         if cut >= 0:
@@ -65,7 +67,8 @@ class AuditLog:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+            # O_BINARY: Windows would otherwise write each newline as CRLF, and the hashes read back would differ
+            self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)
         except OSError as err:
             raise UserError(f"--audit-log {path}: cannot be written ({err.strerror or err})") from None
         self._lock = threading.Lock()
@@ -121,9 +124,13 @@ def check(path: Path, anchor: str | None = None) -> Check:
     """Follow the chain through ``path``; ``anchor``, a hash printed by an earlier check, must
     be the hash of one of its lines."""
     try:
-        lines = path.read_bytes().splitlines(keepends=True)
+        with open(path, "rb") as lines:  # line by line: years of entries need not fit in memory
+            return _follow(lines, anchor)
     except OSError as err:
         raise UserError(f"{path}: cannot be read ({err.strerror or err})") from None
+
+
+def _follow(lines: Iterable[bytes], anchor: str | None) -> Check:
     found = Check()
     prev: str | None = None
     chained = False

@@ -152,3 +152,12 @@ def test_checking_a_log_that_is_not_there_is_one_line(tmp_path, capsys):
     assert main([str(tmp_path / "nowhere.jsonl")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "nowhere.jsonl: cannot be read (No such file or directory)" in err
+
+
+def test_an_entry_longer_than_the_tail_read_is_chained_whole(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path)
+    log.write("batch", images=["ab" * 32] * 2000)  # a 2,000-image batch: one ~140 KB line
+    log.write("assess")
+    lines = _lines(path)
+    assert len(lines[0]) > 2 * 65536 and json.loads(lines[1])["prev"] == hashlib.sha256(lines[0]).hexdigest()
