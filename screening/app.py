@@ -227,7 +227,7 @@ class ScreeningApp:
         """The bundle's model card without its image lines (the plots are shown as images)."""
         card = self.screener.path / "MODEL_CARD.md"
         if card.is_file():
-            return "\n".join(line for line in card.read_text().splitlines() if not line.startswith("!["))
+            return "\n".join(line for line in card.read_text(encoding="utf-8").splitlines() if not line.startswith("!["))
         m = self.screener.meta
         return (f"# {m.get('name')}\n\nNo model card ships with this model.\n\n"
                 f"Threshold {self.screener.threshold:.3f}, temperature {self.screener.temperature:.3f}.\n\n> {NOTICE}")

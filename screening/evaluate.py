@@ -151,7 +151,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     reliability_png(y, {"before calibration (T=1, unscaled)": (raw, IDENTITY),
                         f"calibrated (T={screener.temperature:.2f}; malignancy a={a:.2f}, b={b:.2f})":
                             (probs, screener.scaling)}, args.out / "reliability.png")
-    (args.out / "report.md").write_text(markdown(metrics))
+    (args.out / "report.md").write_text(markdown(metrics), encoding="utf-8")
     return metrics
 
 

@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     def run(args: argparse.Namespace) -> int:
         _, meta = read_meta(args.model)
         notes = args.notes.read_text(encoding="utf-8") if args.notes else ""
-        args.out.write_text(render(meta, args.validation, args.test, args.out, notes))
+        args.out.write_text(render(meta, args.validation, args.test, args.out, notes), encoding="utf-8")
         print(f"wrote {args.out}")
         return 0
 
