@@ -60,6 +60,19 @@ def last_line(fd: int) -> bytes:
     return tail
 
 
+def _flock(fd: int, lock: bool) -> bool:
+    """Take (or release) the lock that orders several processes' entries; False where there is
+    none, or where the file system refuses it (some network shares): an entry is never withheld
+    for want of it, and one process's entries stay chained by the threading lock."""
+    if fcntl is None:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if lock else fcntl.LOCK_UN)
+    except OSError:
+        return False
+    return True
+
+
 class AuditLog:
     """Appends entries to ``path`` (created owner-only), each in one write so that entries from
     several users at once never interleave; refused at start-up if it cannot be written."""
@@ -78,8 +91,7 @@ class AuditLog:
                  "user": user, "client": client, **details}
         try:
             with self._lock:
-                if fcntl:
-                    fcntl.flock(self._fd, fcntl.LOCK_EX)
+                locked = _flock(self._fd, True)
                 try:
                     before = last_line(self._fd)
                     # A last line cut short (a full disk, a crash) is ended, so that it stays one bad line.
@@ -87,8 +99,8 @@ class AuditLog:
                     entry["prev"] = hashlib.sha256(before + end).hexdigest() if before else None
                     os.write(self._fd, end + (json.dumps(entry, ensure_ascii=False) + "\n").encode())
                 finally:
-                    if fcntl:
-                        fcntl.flock(self._fd, fcntl.LOCK_UN)
+                    if locked:
+                        _flock(self._fd, False)
         except OSError as err:  # a full disk: the caller withholds the result rather than leave no trace
             raise UserError(f"the audit log {self.path} cannot be written ({err.strerror or err})") from None
 

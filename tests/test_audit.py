@@ -161,3 +161,14 @@ def test_an_entry_longer_than_the_tail_read_is_chained_whole(tmp_path):
     log.write("assess")
     lines = _lines(path)
     assert len(lines[0]) > 2 * 65536 and json.loads(lines[1])["prev"] == hashlib.sha256(lines[0]).hexdigest()
+
+
+def test_a_share_that_refuses_file_locks_still_gets_every_entry(tmp_path, monkeypatch):
+    from screening import audit
+
+    def refused(fd, operation):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(audit.fcntl, "flock", refused)
+    path = _written(tmp_path / "audit.jsonl")
+    assert check(path).entries == 6 and check(path).breaks == []
