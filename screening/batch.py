@@ -82,6 +82,14 @@ def find_images(folder: Path, recursive: bool, chosen: Iterable[Path] = ()) -> l
     return sorted(found.union(chosen), key=lambda p: (str(p.relative_to(folder)).casefold(), str(p)))
 
 
+def identified(path: Path) -> str:
+    """A DICOM file's patient, date and site (:func:`screening.dicom.identification`); "" for
+    others, which are not opened for it (a JPEG's name is what identifies it)."""
+    if path.suffix.lower() in IMAGE_SUFFIXES and path.suffix.lower() not in dicom.SUFFIXES:
+        return ""
+    return dicom.identification(path) if path.suffix.lower() in dicom.SUFFIXES or dicom.has_marker(path) else ""
+
+
 def check_output(out: Path, overwrite: bool) -> None:
     """Refuse before any work: wrong suffix, existing report, or a folder we cannot write."""
     if out.suffix.lower() not in REPORT_SUFFIXES:
@@ -108,10 +116,12 @@ def check_records_folder(folder: Path, overwrite: bool) -> None:
 
 def write_records(screener, paths: list[Path], names: list[str], results: list, folder: Path,
                   progress: bool | None = None,
-                  on_progress: Callable[[int, int, str], None] | None = None) -> dict[int, Path]:
+                  on_progress: Callable[[int, int, str], None] | None = None,
+                  ids: list[str] | None = None) -> dict[int, Path]:
     """A PDF record (:mod:`screening.record`) of each referred image, at its relative path in
     ``folder`` plus ``.pdf``; returns row -> record. A record that fails is a warning on its
-    row, not the end of the run (and of the report on the images already scored)."""
+    row, not the end of the run (and of the report on the images already scored). ``ids``:
+    each file's :func:`identified`, printed on its record."""
     from screening.explain import GradCAM
     from screening.info import CLASS_CODES
     from screening.preprocessing import open_image, preprocess
@@ -128,7 +138,7 @@ def write_records(screener, paths: list[Path], names: list[str], results: list, 
             try:
                 out.parent.mkdir(parents=True, exist_ok=True)
                 write_record(out, screener, r, x, cam.overlay(x, CLASS_CODES.index(r.predicted_class)),
-                             source_name=shown(name))
+                             source_name=shown(name), identification=shown(ids[i]) if ids else "")
                 written[i] = out
             except Exception as err:  # noqa: BLE001  e.g. a disk full, or a drawing bug on one odd file name
                 r.warnings.append(f"PDF record not written ({type(err).__name__}: {err})")
@@ -215,8 +225,9 @@ def screen_files(screener, paths: list[Path], folder: Path, out: Path, *, worker
             on_progress(len(results), len(paths), "scoring")
     bar.close()
     scored_s = time.perf_counter() - start
-    pdfs = write_records(screener, paths, names, results, records, progress, on_progress) if records else None
-    df = report.rows(results, names)  # after the records: a record not written is a warning on its row
+    ids = [identified(p) for p in paths]
+    pdfs = write_records(screener, paths, names, results, records, progress, on_progress, ids) if records else None
+    df = report.rows(results, names, ids)  # after the records: a record not written is a warning on its row
     info = report.RunInfo(
         folder=str(folder), threshold=screener.threshold, tta=screener.tta,
         model_name=screener.meta.get("name", ""), model_version=str(screener.meta.get("version", "")),

@@ -89,6 +89,28 @@ def _read(pydicom, source: str | Path | bytes, name: str) -> Image.Image:
     return img
 
 
+def identification(source: str | Path) -> str:
+    """Whose and which picture a DICOM file holds, from its header: patient ID, study date, body
+    site (and side), such as ``patient 12345; 2026-11-20; forearm, left``. A worklist row of
+    ``DICOM/PAT1/IM0001`` is matched to its patient by this alone. "" where the header says none
+    of it, or cannot be read (the row's error says why)."""
+    try:
+        ds = _pydicom().dcmread(source, stop_before_pixels=True, force=not has_marker(source), defer_size="64 KB")
+        date = str(ds.get("StudyDate") or ds.get("ContentDate") or "").strip()
+        region = ds.get("AnatomicRegionSequence")
+        site = str((region[0].get("CodeMeaning") if region else None) or ds.get("BodyPartExamined") or "").strip()
+        side = _SIDES.get(str(ds.get("ImageLaterality") or ds.get("Laterality") or "").strip().upper(), "")
+        parts = [f"patient {str(ds.get('PatientID') or '').strip()}" if ds.get("PatientID") else "",
+                 f"{date[:4]}-{date[4:6]}-{date[6:8]}" if len(date) == 8 and date.isdigit() else "",
+                 ", ".join(filter(None, (site.lower(), side)))]
+    except Exception:  # noqa: BLE001  a damaged header: the row says so already
+        return ""
+    return "; ".join(filter(None, parts))
+
+
+_SIDES = {"L": "left", "R": "right", "B": "both sides", "U": ""}  # (0020,0062) Image Laterality; U: unpaired
+
+
 def _check(ds, name: str) -> None:
     """Refuse, before decoding, what is not one colour picture of a size that can be read."""
     sop = ds.get("SOPClassUID") or ds.file_meta.get("MediaStorageSOPClassUID")

@@ -42,7 +42,7 @@ PREDICTIONS = "predictions.csv"
 def predictions(labels: pd.DataFrame, results: list[Result]) -> pd.DataFrame:
     """Per image: the label (and lesion) beside the batch worklist's columns, for error analysis
     and for ``screening.compare``."""
-    table = rows(results, list(labels["image_id"])).drop(columns=["status", "error"]).rename(columns={"file": "image_id"})
+    table = rows(results, list(labels["image_id"])).drop(columns=["status", "error", "dicom"]).rename(columns={"file": "image_id"})
     table.insert(1, "dx", labels["dx"].to_numpy())
     if "lesion_id" in labels.columns:
         table.insert(2, "lesion_id", labels["lesion_id"].to_numpy())

@@ -43,9 +43,10 @@ HAND_FIELDS = ("Patient", "Date of birth", "Lesion site", "Reviewed by", "Decisi
 
 
 def write_record(path: Path, screener: Screener, r: Result, image: np.ndarray, heatmap: Image.Image,
-                 source_name: str, when: datetime | None = None) -> None:
+                 source_name: str, when: datetime | None = None, identification: str = "") -> None:
     """Draw the page and write it to ``path`` (never half a PDF). ``image`` is the 224x224
-    square the model saw, ``heatmap`` its Grad-CAM overlay."""
+    square the model saw, ``heatmap`` its Grad-CAM overlay; ``identification``, what a DICOM
+    file's header says of whose image it is."""
     when = (when or datetime.now()).astimezone()
     flag, advice = recommendation(r, screener.threshold)
     fig = Figure(figsize=A4)
@@ -96,10 +97,11 @@ def write_record(path: Path, screener: Screener, r: Result, image: np.ndarray, h
     else:
         fig.text(0.07, 0.255, "Image checks: no problems found", fontsize=9, **text)
     meta = screener.meta
-    fonts, undrawable = fonts_for(source_name)
+    fonts, undrawable = fonts_for(source_name + identification)
     boxes = " (characters that no font on this computer can draw show as boxes)" if undrawable else ""
     file_line = broken(f"File: {source_name} ({r.width} x {r.height} pixels){boxes}", fonts)
     lines = [file_line.replace("$", r"\$"),  # matplotlib reads text between two "$" as TeX
+             *([broken(f"DICOM header: {identification}", fonts).replace("$", r"\$")] if identification else []),
              f"Assessed: {when.strftime('%Y-%m-%d %H:%M %Z')}",
              (f"Model: {meta.get('name', '')} {meta.get('version', '')}, sha256 {str(meta.get('sha256', ''))[:16]}"
              "..."),

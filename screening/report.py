@@ -20,7 +20,7 @@ from screening.info import CLASS_CODES, CLASS_NAMES, MALIGNANT, NOTICE
 
 PROB_COLUMNS = [f"p_{c}" for c in CLASS_CODES]
 COLUMNS = ["file", "status", "predicted_class", "predicted_label", "confidence", "malignancy_probability", "flag",
-           *PROB_COLUMNS, "width", "height", "warnings", "error"]
+           *PROB_COLUMNS, "width", "height", "warnings", "error", "dicom"]
 PERCENT_COLUMNS = ["confidence", "malignancy_probability", *PROB_COLUMNS]
 
 RECORDS_ITEM = "PDF records (folder relative to this workbook)"
@@ -41,6 +41,8 @@ COLUMN_HELP = {
     "warnings": "Reasons to trust this result less: very small, very blurry, unusually low confidence, "
                 "unlike the dermoscopy training images, only the centre square of a wide picture assessed.",
     "error": "Why the file could not be scored (status error).",
+    "dicom": ("A DICOM file's patient ID, study date and body site, from its header, to match the row to the "
+              "patient (its file name, such as IM0001, does not); empty for other images."),
     "review": "Left blank for the reader's decision or notes (Excel only); SkinScreen never fills it.",
     "record": "A link to the referred image's one-page PDF record (with --records).",
     "thumbnail": "A small preview of the image (with --thumbnails).",
@@ -77,11 +79,13 @@ def shown(text: str) -> str:
     return "".join(f"\\x{ord(c):02x}" if unicodedata.category(c) == "Cc" else c for c in text)
 
 
-def rows(results: Sequence[Result], names: Sequence[str]) -> pd.DataFrame:
-    """One row per result, columns exactly ``COLUMNS``."""
+def rows(results: Sequence[Result], names: Sequence[str], dicom: Sequence[str] | None = None) -> pd.DataFrame:
+    """One row per result, columns exactly ``COLUMNS``; ``dicom``, each file's
+    :func:`screening.dicom.identification` ("" for other images)."""
     records = []
-    for name, r in zip(names, results):
-        rec = {"file": shown(name), "status": "ok" if r.ok else "error", "error": shown(r.error or "")}
+    for i, (name, r) in enumerate(zip(names, results)):
+        rec = {"file": shown(name), "status": "ok" if r.ok else "error", "error": shown(r.error or ""),
+               "dicom": shown(dicom[i]) if dicom else ""}
         if r.ok:
             rec.update(predicted_class=r.predicted_class, predicted_label=r.predicted_label, confidence=r.confidence,
                        malignancy_probability=r.malignancy_probability, flag="REFER" if r.refer else "routine",
@@ -178,7 +182,7 @@ def triage(df: pd.DataFrame) -> pd.DataFrame:
     order = df.assign(rank=rank).sort_values(["rank", "malignancy_probability"], ascending=[True, False], kind="stable")
     ok = order["status"] == "ok"
     return pd.DataFrame({
-        "file": order["file"],
+        "file": order["file"].where(order["dicom"] == "", order["file"] + " (" + order["dicom"] + ")"),
         "flag": order["flag"].where(ok, "not read"),
         "malignancy probability": order["malignancy_probability"].map("{:.1%}".format).where(ok, ""),
         "most likely": order["predicted_label"].where(ok, ""),

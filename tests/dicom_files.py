@@ -22,9 +22,10 @@ SYNTAXES = {"raw": ExplicitVRLittleEndian, "jpeg": JPEGBaseline8Bit, "jpeg-ls": 
 
 
 def write_dicom(path: Path, pixels: np.ndarray, *, syntax: str = "raw", frames: int = 1, icc: bytes | None = None,
-                modality: str = "XC", preamble: bool = True) -> Path:
+                modality: str = "XC", preamble: bool = True, **header) -> Path:
     """A VL photographic image (what dermoscopy is stored as): RGB (H, W, 3) or greyscale (H, W)
-    uint8/uint16 pixels, uncompressed or as JPEG (YBR_FULL_422, as cameras store it)."""
+    uint8/uint16 pixels, uncompressed or as JPEG (YBR_FULL_422, as cameras store it); ``header``
+    sets more elements by keyword (``StudyDate="20261120"``)."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = VLPhotographicImageStorage
     meta.MediaStorageSOPInstanceUID = generate_uid()
@@ -33,6 +34,8 @@ def write_dicom(path: Path, pixels: np.ndarray, *, syntax: str = "raw", frames: 
     ds.file_meta = meta
     ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
     ds.Modality, ds.PatientName, ds.PatientID = modality, "Test^Patient", "TEST-0001"
+    for keyword, value in header.items():
+        setattr(ds, keyword, value)
     ds.Rows, ds.Columns = pixels.shape[:2]
     colour = pixels.ndim == 3
     ds.SamplesPerPixel = 3 if colour else 1

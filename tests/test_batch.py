@@ -1,6 +1,7 @@
 """batch.py end to end on a folder of generated images and broken files."""
 
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -17,7 +18,7 @@ from PIL import Image
 from screening.batch import main
 from screening.info import CLASS_CODES
 from screening.report import COLUMNS, OPERATING_POINT_ITEM, RECORDS_ITEM, operating_point_text
-from tests.conftest import HEIC, ROOT, lesion_like
+from tests.conftest import HEIC, ROOT, lesion_like, pdf_text
 from tests.dicom_files import write_dicom
 
 
@@ -315,9 +316,10 @@ def test_a_dicom_export_is_scored_like_the_images_themselves(tiny_bundle, tmp_pa
     src = tmp_path / "export"
     (src / "DICOM" / "PAT1").mkdir(parents=True)
     Image.fromarray(lesion_like()).save(src / "photo.jpg")
-    write_dicom(src / "DICOM" / "PAT1" / "IM0001", lesion_like())
+    write_dicom(src / "DICOM" / "PAT1" / "IM0001", lesion_like(), PatientID="12345", StudyDate="20261120",
+                BodyPartExamined="FOREARM", ImageLaterality="L")
     write_dicom(src / "DICOM" / "PAT1" / "1.2.826.0.1.3680043.8.498.1", lesion_like(), syntax="jpeg")
-    write_dicom(src / "DICOM" / "PAT1" / "IM0002", lesion_like()[..., 0], modality="CR")
+    write_dicom(src / "DICOM" / "PAT1" / "IM0002", lesion_like()[..., 0], modality="CR", StudyDate="20261120")
     write_dicom(src / "lesion.DCM", lesion_like())  # found whatever the case
     (src / "DICOMDIR").write_bytes(bytes(128) + b"DICM" + bytes(64))  # the index: no picture, no row
     (src / "notes.txt").write_bytes(bytes(200))
@@ -328,6 +330,25 @@ def test_a_dicom_export_is_scored_like_the_images_themselves(tiny_bundle, tmp_pa
                               "lesion.DCM", "photo.jpg"]
     assert (df.drop("DICOM/PAT1/IM0002").status == "ok").all()
     assert "greyscale DICOM image (MONOCHROME2, modality CR)" in df.loc["DICOM/PAT1/IM0002", "error"]
+    # IM0001 says nothing of whose it is: the header does, on the row (refused ones too)
+    assert df.loc["DICOM/PAT1/IM0001", "dicom"] == "patient 12345; 2026-11-20; forearm, left"
+    assert df.loc["DICOM/PAT1/IM0002", "dicom"] == "patient TEST-0001; 2026-11-20"
+    assert pd.isna(df.loc["photo.jpg", "dicom"])
+    from screening.report import triage
+
+    shown = triage(pd.read_csv(out).fillna({"dicom": "", "warnings": "", "error": ""}))["file"]  # the app's on-page worklist
+    assert "DICOM/PAT1/IM0001 (patient 12345; 2026-11-20; forearm, left)" in list(shown) and "photo.jpg" in list(shown)
+
+
+def test_a_dicom_files_record_says_whose_image_it_is(tiny_bundle, tmp_path):
+    src = tmp_path / "DICOM" / "PAT1"
+    src.mkdir(parents=True)
+    write_dicom(src / "IM0001", lesion_like(), PatientID="12345", StudyDate="20261120", BodyPartExamined="BACK")
+    out, records = tmp_path / "r.json", tmp_path / "records"
+    assert main([str(tmp_path / "DICOM"), "--out", str(out), "--model", str(tiny_bundle), "--recursive",
+                 "--threshold", "0", "--records", str(records), "--quiet"]) == 0
+    assert "DICOM header: patient 12345; 2026-11-20; back" in pdf_text(records / "PAT1" / "IM0001.pdf")
+    assert json.loads(out.read_text())["results"][0]["dicom"] == "patient 12345; 2026-11-20; back"
 
 
 def test_thin_entry_point_runs(tiny_bundle, folder, tmp_path):

@@ -161,3 +161,16 @@ def test_damaged_files_are_one_line_whatever_the_damage(tmp_path):
             outcomes.add(str(err).split(": ", 1)[1].split(" (")[0])
     assert "read" in outcomes and "a damaged DICOM file" in outcomes  # both kinds were met
 
+
+
+def test_the_header_says_whose_picture_it_is(tmp_path):
+    site = Dataset()
+    site.CodeValue, site.CodingSchemeDesignator, site.CodeMeaning = "14975008", "SCT", "Forearm"
+    coded = write_dicom(tmp_path / "IM0001", lesion_like(), PatientID=" 12345 ", StudyDate="20261120",
+                        AnatomicRegionSequence=[site], Laterality="R", BodyPartExamined="ARM")
+    assert dicom.identification(coded) == "patient 12345; 2026-11-20; forearm, right"  # the coded site first
+    bare = write_dicom(tmp_path / "IM0002", lesion_like(), preamble=False, StudyDate="2026")
+    assert dicom.identification(bare) == "patient TEST-0001"  # a date that is no date is left out
+    damaged = tmp_path / "IM0003"
+    damaged.write_bytes(coded.read_bytes()[:150])
+    assert dicom.identification(damaged) == "" and dicom.identification(tmp_path / "gone") == ""
