@@ -28,7 +28,9 @@ import gradio as gr
 import numpy as np
 from gradio.utils import get_upload_folder, is_in_or_equal
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
+from screening import dicom
 from screening.audit import AuditLog, sha256_of
 from screening.batch import find_images, may_be_image, screen_files
 from screening.cli import add_malignancy_options, add_version_option, check_malignancy_options, described, run_cli
@@ -43,6 +45,7 @@ from screening.report import (
     calibration_text,
     operating_point_text,
     recommendation,
+    shown,
     tally,
     triage,
 )
@@ -55,6 +58,7 @@ from screening.signin import add_user
 # removes its own copies when the app stops (Blocks.delete_cache).
 CACHE_SWEEP = (600, 3600)
 MAX_ZIP_MEMBERS, MAX_ZIP_BYTES = 2000, 1_000_000_000
+IDENTIFICATION_KEY = "SkinScreen DICOM identification"  # a PNG text chunk: patient, date, site
 MAX_UPLOAD = MAX_ZIP_BYTES  # per file: a zip of a clinic's dermatoscope originals (3-10 MB each) must fit
 GUIDE = Path(__file__).parent / "USER_GUIDE.md"  # for clinic staff; also beside the executable
 MODEL_PLOTS = ("confusion_matrix.png", "roc.png", "reliability.png")  # shipped beside the model card
@@ -98,7 +102,8 @@ class ScreeningApp:
         stem = re.sub(r"[^\w-]+", "_", Path(original).stem)[:40] + "-" if original else ""  # findable in Downloads
         out = self._new_folder() / f"skinscreen-record-{stem}{time.strftime('%Y%m%d-%H%M%S')}.pdf"
         name = original or "pasted or webcam image"
-        write_record(out, self.screener, result, x, overlay, source_name=name)
+        write_record(out, self.screener, result, x, overlay, source_name=name,
+                     identification=shown(_identification(_payload_source(image))))
         return str(out)
 
     def as_png(self, path: str | None, request: gr.Request | None = None) -> str:
@@ -108,7 +113,10 @@ class ScreeningApp:
             raise refused("Please choose a file first.")
         img = _opened(path)
         out = self._new_folder() / f"{Path(path).name[:200]}.png"  # "IM0001.png": the record names the source
-        img.save(out, compress_level=1)  # untagged sRGB, as open_image leaves it: read back to the same pixels
+        text = PngInfo()  # whose image it is travels with the picture, to its PDF record
+        if ident := _identification(path):
+            text.add_itxt(IDENTIFICATION_KEY, ident)
+        img.save(out, compress_level=1, pnginfo=text)  # untagged sRGB, as open_image leaves it: the same pixels
         self._log(request, "shown as PNG", image=path, shown_as=str(out))
         return str(out)
 
@@ -259,6 +267,20 @@ def _sha256(image) -> str | None:
     """The audit log's name for an uploaded image: its file's SHA-256 (none for an array)."""
     source = _payload_source(image)
     return sha256_of(source) if isinstance(source, (str, bytes)) else None
+
+
+def _identification(source) -> str:
+    """What a DICOM file's header says of whose image it is (:func:`screening.dicom.identification`),
+    for the file itself or for the PNG "Open a DICOM file" made of it; "" for anything else."""
+    if not isinstance(source, str) or not Path(source).is_file():
+        return ""
+    if Path(source).suffix.lower() == ".png":
+        try:
+            with Image.open(source) as img:
+                return str(getattr(img, "text", {}).get(IDENTIFICATION_KEY, ""))
+        except (OSError, ValueError):
+            return ""
+    return dicom.identification(source) if dicom.is_dicom(source) else ""
 
 
 def _opened(source: str | bytes | Image.Image | np.ndarray) -> Image.Image:

@@ -558,7 +558,7 @@ def test_an_upload_the_browser_cannot_show_is_replaced_by_its_png(tiny_bundle, t
         assert not isinstance(app.viewable({"path": str(kept)}), str)
 
 
-def test_a_dicom_export_in_both_tabs(tiny_bundle, client, tmp_path):
+def test_a_dicom_export_in_both_tabs(tiny_bundle, client, tmp_path, image_file):
     """The One image tab's "Open a DICOM file" shows what it reads as a PNG (no browser shows
     DICOM) and assesses it; a zip of a PACS export, suffix-less files and all, is a worklist."""
     import openpyxl
@@ -567,10 +567,13 @@ def test_a_dicom_export_in_both_tabs(tiny_bundle, client, tmp_path):
     from screening.preprocessing import preprocess
     from tests.dicom_files import write_dicom
 
-    export = write_dicom(tmp_path / "IM0001", lesion_like(), syntax="jpeg")
+    export = write_dicom(tmp_path / "IM0001", lesion_like(), syntax="jpeg", PatientID="12345", StudyDate="20261120")
     app = ScreeningApp(tiny_bundle)
     shown = app.as_png(str(export))
     assert Path(shown).name == "IM0001.png" and (preprocess(shown) == preprocess(export)).all()
+    for image in (shown, str(export)):  # its record says whose image it is, from the PNG shown or the file itself
+        assert "DICOM header: patient 12345; 2026-11-20" in pdf_text(app.record(image))
+    assert "DICOM header" not in pdf_text(app.record(str(image_file)))
     grey = write_dicom(tmp_path / "IM0002", lesion_like()[..., 0], modality="CR")
     with pytest.raises(Exception, match="This file cannot be used: a greyscale DICOM image"):
         app.as_png(str(grey))

@@ -90,7 +90,8 @@ def test_upload_in_a_real_browser_shows_the_assessment(tiny_bundle, tmp_path):
             assert page.request.get(f"http://127.0.0.1:{port}/gradio_api/runs").status == 404
             browser.close()
         assert "Malignancy probability" in pdf_text(tmp_path / "record.pdf")
-        assert "File: IM0001.png" in pdf_text(tmp_path / "dicom-record.pdf")
+        assert "File: IM0001.png" in (text := pdf_text(tmp_path / "dicom-record.pdf"))
+        assert "DICOM header: patient TEST-0001" in text  # through the PNG the page showed
         assert elsewhere == []
     finally:
         demo.close()
