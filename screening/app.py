@@ -30,9 +30,8 @@ from gradio.utils import get_upload_folder, is_in_or_equal
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from screening import dicom
 from screening.audit import AuditLog, sha256_of
-from screening.batch import find_images, may_be_image, screen_files
+from screening.batch import find_images, identified, may_be_image, screen_files
 from screening.cli import add_malignancy_options, add_version_option, check_malignancy_options, described, run_cli
 from screening.errors import UserError
 from screening.explain import GradCAM
@@ -280,7 +279,7 @@ def _identification(source) -> str:
                 return str(getattr(img, "text", {}).get(IDENTIFICATION_KEY, ""))
         except (OSError, ValueError):
             return ""
-    return dicom.identification(source) if dicom.is_dicom(source) else ""
+    return identified(Path(source))
 
 
 def _opened(source: str | bytes | Image.Image | np.ndarray) -> Image.Image:

@@ -85,9 +85,10 @@ def find_images(folder: Path, recursive: bool, chosen: Iterable[Path] = ()) -> l
 def identified(path: Path) -> str:
     """A DICOM file's patient, date and site (:func:`screening.dicom.identification`); "" for
     others, which are not opened for it (a JPEG's name is what identifies it)."""
-    if path.suffix.lower() in IMAGE_SUFFIXES and path.suffix.lower() not in dicom.SUFFIXES:
-        return ""
-    return dicom.identification(path) if path.suffix.lower() in dicom.SUFFIXES or dicom.has_marker(path) else ""
+    suffix = path.suffix.lower()
+    if suffix in dicom.SUFFIXES or (suffix not in IMAGE_SUFFIXES and dicom.has_marker(path)):
+        return dicom.identification(path)
+    return ""
 
 
 def check_output(out: Path, overwrite: bool) -> None:
