@@ -108,7 +108,7 @@ def check_batch(exe: Path = EXE) -> tuple[float, int]:
     return took, n
 
 
-def check_record(url: str) -> None:
+def check_record(url: str, auth: tuple[str, str] | None = None) -> None:
     """Assess an image and save its PDF record through the app's API, as the page's buttons do
     (this exercises the model, Grad-CAM and matplotlib's PDF output inside the bundle)."""
     from gradio_client import Client, handle_file
@@ -117,7 +117,7 @@ def check_record(url: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         image = Path(tmp) / "lesion.jpg"
         Image.new("RGB", (400, 300), (180, 120, 110)).save(image)
-        record = Client(url, verbose=False).predict(handle_file(str(image)), api_name="/record")
+        record = Client(url, auth=auth, verbose=False).predict(handle_file(str(image)), api_name="/record")
         assert Path(record).read_bytes().startswith(b"%PDF"), record
 
 
@@ -130,14 +130,17 @@ def _answers(url: str) -> bool:
 
 
 def check_ui(exe: Path = EXE, timeout: float = 300) -> float:
-    """Start the UI headless with an audit log; return seconds until it answers HTTP, then
-    check a PDF record, that the page's Quit button ends the program cleanly, and the log's
-    chain with ``SkinScreen audit``."""
+    """Start the UI headless with a sign-in and an audit log; return seconds until it answers
+    HTTP, then check a PDF record, that the page's Quit button ends the program cleanly, and
+    the log (who signed in from where, its chain checked by ``SkinScreen audit``)."""
     port = _free_port()
     start = time.perf_counter()
-    log = Path(tempfile.mkdtemp()) / "audit.jsonl"
-    proc = subprocess.Popen([str(exe), "--no-browser", "--port", str(port), "--audit-log", str(log)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log, logins = (Path(tempfile.mkdtemp()) / name for name in ("audit.jsonl", "logins.txt"))
+    logins.write_text("nurse:long-passphrase\n")
+    logins.chmod(0o600)
+    auth = ("nurse", "long-passphrase")
+    proc = subprocess.Popen([str(exe), "--no-browser", "--port", str(port), "--audit-log", str(log),
+                             "--auth-file", str(logins)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         while not _answers(f"http://127.0.0.1:{port}/"):
             if proc.poll() is not None:
@@ -147,19 +150,20 @@ def check_ui(exe: Path = EXE, timeout: float = 300) -> float:
             time.sleep(0.5)
         took = time.perf_counter() - start
         try:
-            check_record(f"http://127.0.0.1:{port}/")
+            check_record(f"http://127.0.0.1:{port}/", auth)
         except Exception as err:  # the app's own log says why
             proc.terminate()
             raise AssertionError(f"PDF record failed ({err}): {proc.communicate(timeout=30)[0][-3000:]}") from err
         from gradio_client import Client
 
-        Client(f"http://127.0.0.1:{port}/", verbose=False).predict(api_name="/quit")
+        Client(f"http://127.0.0.1:{port}/", auth=auth, verbose=False).predict(api_name="/quit")
         if proc.wait(60) != 0:
             raise AssertionError(f"Quit ended the UI with {proc.returncode}: {proc.stdout.read()[-2000:]}")
         check = subprocess.run([str(exe), "audit", str(log)], capture_output=True, text=True, timeout=120, check=False)
-        actions = [json.loads(line)["action"] for line in log.read_text().splitlines()]
-        assert check.returncode == 0 and "3 entries; chain intact" in check.stdout, check.stdout + check.stderr
-        assert actions == ["start", "record", "stop"], actions
+        entries = [json.loads(line) for line in log.read_text().splitlines()]
+        assert check.returncode == 0 and "5 entries; chain intact" in check.stdout, check.stdout + check.stderr
+        assert [e["action"] for e in entries] == ["start", "sign-in", "record", "sign-in", "stop"], entries
+        assert entries[1]["client"] == "127.0.0.1" and entries[2]["user"] == "nurse", entries
         return took
     finally:
         proc.terminate()
@@ -168,6 +172,7 @@ def check_ui(exe: Path = EXE, timeout: float = 300) -> float:
         except subprocess.TimeoutExpired:
             proc.kill()
         shutil.rmtree(log.parent, ignore_errors=True)
+        shutil.rmtree(logins.parent, ignore_errors=True)
 
 
 def main() -> int:
