@@ -2,10 +2,13 @@
 
 The file holds ``user:password`` lines; ``python app.py --auth-file FILE --add-user NAME``
 writes the password as a salted scrypt hash instead, so the file no longer gives the
-passwords away. Wrong sign-ins are answered after a delay, and a user name with
-``MAX_FAILURES`` of them within ``LOCKOUT_S`` is refused, even with its password, until
-``LOCKOUT_S`` has passed without another try (a restart clears it): Gradio itself allows
-unlimited guesses at full speed.
+passwords away. Wrong sign-ins are answered after a delay. A user name with ``MAX_FAILURES``
+of them from one address within ``LOCKOUT_S`` is refused there, even with its password, until
+``LOCKOUT_S`` has passed without another try; with ``MAX_FAILURES_PER_NAME`` from any
+addresses, it is refused from all of them (a restart clears both). So a mistyped password at
+one desk does not lock a clinic's shared user name out of every other desk, and a guesser
+spread over many addresses still gets few tries. Gradio itself allows unlimited guesses at
+full speed.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from pathlib import Path
 
 from screening.errors import UserError
 
-MAX_FAILURES, LOCKOUT_S, FAILURE_DELAY_S = 5, 900, 1.0
+MAX_FAILURES, MAX_FAILURES_PER_NAME, LOCKOUT_S, FAILURE_DELAY_S = 5, 20, 900, 1.0
+MAX_TRACKED = 10_000  # (name, address) pairs with failures kept before the expired ones are dropped
 SCRYPT = {"n": 2**15, "r": 8, "p": 1}  # about 0.1 s and 32 MiB per check
 PREFIX = "scrypt$"
 
@@ -105,8 +109,9 @@ def read_auth_file(path: Path, empty_ok: bool = False) -> list[tuple[str, str]]:
 class SignIn:
     """Gradio's ``auth`` check: the logins of an auth file, with delay and lock-out.
 
-    Unknown user names share one count (and are checked against a dummy hash, so they take
-    as long as known ones): guessing names neither grows memory nor locks anyone out.
+    Unknown user names share one name's counts (and are checked against a dummy hash, so they
+    take as long as known ones): guessing names locks no one out. Without an address (no
+    request), all tries count as one address's.
     """
 
     def __init__(self, logins: list[tuple[str, str]], clock: Callable[[], float] = time.monotonic,
@@ -115,26 +120,35 @@ class SignIn:
         self.logins = dict(logins)
         self.on_result = on_result or (lambda user, accepted, client: None)
         self.clock, self.delay_s = clock, delay_s
-        self.failures: dict[str | None, list[float]] = {}
+        self.failures: dict[tuple[str | None, str | None], list[float]] = {}  # (name, address) -> times
+        self.name_failures: dict[str | None, list[float]] = {}  # name -> times, from any address
         self._dummy = hash_password(os.urandom(8).hex())
 
     async def check(self, username: str, password: str) -> bool:
-        key = username if username in self.logins else None
-        now = self.clock()
-        recent = [t for t in self.failures.get(key, []) if now - t < LOCKOUT_S]
+        key, client, now = username if username in self.logins else None, CLIENT.get(), self.clock()
+        pair = (key, client)
+        here = [t for t in self.failures.get(pair, []) if now - t < LOCKOUT_S]
+        anywhere = [t for t in self.name_failures.get(key, []) if now - t < LOCKOUT_S]
         right = await asyncio.to_thread(verify, password, self.logins.get(username, self._dummy))
-        client = CLIENT.get()
-        if right and len(recent) < MAX_FAILURES:
-            self.failures.pop(key, None)
+        if right and len(here) < MAX_FAILURES and len(anywhere) < MAX_FAILURES_PER_NAME:
+            self.failures.pop(pair, None)  # the name's count from other addresses stays
             self.on_result(username, True, client)
             return True
         self.on_result(username, False, client)
-        recent.append(now)
-        if len(recent) == MAX_FAILURES:
-            who = f"user name {username!r}" if key is not None else "unknown user names"
-            print(f"warning: {MAX_FAILURES} failed sign-ins for {who}{f', the last from {client}' if client else ''}: "
-                  f"refused for the next {LOCKOUT_S // 60} minutes (restart the app to clear)", file=sys.stderr)
-        self.failures[key] = recent[-MAX_FAILURES:]
+        here.append(now)
+        anywhere.append(now)
+        who = f"user name {username!r}" if key is not None else "unknown user names"
+        minutes = f"for the next {LOCKOUT_S // 60} minutes (restart the app to clear)"
+        if len(here) == MAX_FAILURES:
+            print(f"warning: {MAX_FAILURES} failed sign-ins for {who} from {client or 'one address'}: refused "
+                  f"there {minutes}", file=sys.stderr)
+        if len(anywhere) == MAX_FAILURES_PER_NAME:
+            print(f"warning: {MAX_FAILURES_PER_NAME} failed sign-ins for {who}, the last from {client or 'one address'}: "
+                  f"refused from every address {minutes}", file=sys.stderr)
+        self.failures[pair] = here[-MAX_FAILURES:]
+        self.name_failures[key] = anywhere[-MAX_FAILURES_PER_NAME:]
+        if len(self.failures) > MAX_TRACKED:  # many addresses: forget those whose tries have expired
+            self.failures = {k: v for k, v in self.failures.items() if now - v[-1] < LOCKOUT_S}
         await asyncio.sleep(self.delay_s)
         return False
 

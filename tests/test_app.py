@@ -607,7 +607,10 @@ NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 @pytest.mark.skipif(not Path(NGINX).is_file(), reason="nginx not installed (apt-get install nginx-light)")
 def test_behind_nginx_at_a_sub_path_with_the_readme_block(tiny_bundle, tmp_path, image_file):
     """The README's nginx block, in front of ``--root-path /skinscreen``: the page, an
-    assessment and its PDF record through the proxy; no Quit button for everyone behind it."""
+    assessment and its PDF record through the proxy; no Quit button for everyone behind it; the
+    audit log names the address each sign-in came from, not the proxy's."""
+    import json
+
     import httpx
 
     from screening.app import launch, parser
@@ -621,18 +624,24 @@ def test_behind_nginx_at_a_sub_path_with_the_readme_block(tiny_bundle, tmp_path,
         f"http {{\naccess_log off;\n{temp}server {{\nlisten 127.0.0.1:{proxy_port};\n"
         f"{block.replace('127.0.0.1:7860', f'127.0.0.1:{app_port}')}}}\n}}\n")
     proxy = subprocess.Popen([NGINX, "-c", str(tmp_path / "nginx.conf"), "-g", "daemon off;"], stderr=subprocess.PIPE)
+    audit = tmp_path / "audit.jsonl"
     demo = launch(parser().parse_args(["--port", str(app_port), "--no-browser", "--model", str(tiny_bundle),
-                                       "--root-path", "/skinscreen/"]), block=False)
+                                       "--root-path", "/skinscreen/", "--audit-log", str(audit),
+                                       "--auth-file", str(auth_file(tmp_path, "nurse:s3cret\n"))]), block=False)
     try:
         url = f"http://127.0.0.1:{proxy_port}/skinscreen/"
         for _ in range(50):  # nginx takes a moment to listen
             if httpx.get(url, timeout=10).status_code == 200:
                 break
             time.sleep(0.1)
-        config = httpx.get(url + "config", timeout=30).json()
+        desk = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2"))  # another computer, as it were
+        assert desk.post(url + "login", data={"username": "nurse", "password": "s3cret"}, timeout=30).status_code == 200
+        signed_in = json.loads(audit.read_text().splitlines()[-1])
+        assert signed_in["action"] == "sign-in" and signed_in["client"] == "127.0.0.2"  # not the proxy's 127.0.0.1
+        config = desk.get(url + "config", timeout=30).json()
         assert config["root"].endswith("/skinscreen") and "quit" not in {d.get("api_name") for d in
                                                                           config["dependencies"]}
-        client = gradio_client.Client(url, verbose=False)
+        client = gradio_client.Client(url, auth=("nurse", "s3cret"), verbose=False)
         _, assessment, _, _ = client.predict(gradio_client.handle_file(str(image_file)), api_name="/predict")
         assert "Malignancy probability" in assessment
         record = client.predict(gradio_client.handle_file(str(image_file)), api_name="/record")

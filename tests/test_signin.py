@@ -71,19 +71,51 @@ def test_a_guessed_user_name_is_locked_out_then_let_in_again(capsys):
     assert check("nurse", "s3cret-pass")
 
 
-def test_each_sign_in_is_heard_of_with_the_address_it_came_from(capsys):
-    heard = []
-    signin = SignIn([("nurse", "plain-pass")], delay_s=0, on_result=lambda *a: heard.append(a))
+def test_a_lock_out_holds_where_the_guesses_came_from_until_they_come_from_many(capsys):
+    """A mistyped password at one desk locked a clinic's shared user name out of every desk."""
+    clock, heard = Clock(), []
+    signin = SignIn([("nurse", "plain-pass")], clock=clock, delay_s=0, on_result=lambda *a: heard.append(a))
 
-    async def from_address(address, password):
-        CLIENT.set(address)  # as RememberClient does for each request
-        return await signin.check("nurse", password)
+    def from_address(address, password):
+        async def attempt():
+            CLIENT.set(address)  # as RememberClient does for each request
+            return await signin.check("nurse", password)
+        return asyncio.run(attempt())
 
-    assert asyncio.run(from_address("10.0.0.7", "plain-pass"))
+    assert from_address("10.0.0.7", "plain-pass")
     for _ in range(MAX_FAILURES):
-        asyncio.run(from_address("10.0.0.9", "guess"))
-    assert heard[:2] == [("nurse", True, "10.0.0.7"), ("nurse", False, "10.0.0.9")]
-    assert "failed sign-ins for user name 'nurse', the last from 10.0.0.9: refused" in capsys.readouterr().err
+        assert not from_address("10.0.0.9", "typo")
+    assert heard[:2] == [("nurse", True, "10.0.0.7"), ("nurse", False, "10.0.0.9")]  # the audit log's entries
+    assert "5 failed sign-ins for user name 'nurse' from 10.0.0.9: refused there" in capsys.readouterr().err
+    assert not from_address("10.0.0.9", "plain-pass")  # locked there, even with the password...
+    assert from_address("10.0.0.7", "plain-pass")  # ...not at the other desk
+    for desk in range(2, 5):  # guesses spread over addresses: 20 in all lock the name everywhere
+        for _ in range(MAX_FAILURES):
+            assert not from_address(f"10.0.1.{desk}", "guess")
+    assert not from_address("10.0.1.5", "guess")
+    assert "refused from every address" in capsys.readouterr().err
+    assert not from_address("10.0.0.7", "plain-pass")
+    clock.now += LOCKOUT_S
+    assert from_address("10.0.0.7", "plain-pass") and from_address("10.0.0.9", "plain-pass")
+
+
+def test_guesses_from_many_addresses_do_not_grow_memory_for_ever(monkeypatch):
+    from screening import signin as module
+
+    monkeypatch.setattr(module, "MAX_TRACKED", 10)
+    clock = Clock()
+    signin = SignIn([("nurse", "plain-pass")], clock=clock, delay_s=0)
+
+    async def attempt(address):
+        CLIENT.set(address)
+        return await signin.check("intruder", "x")
+
+    for i in range(10):
+        asyncio.run(attempt(f"10.0.2.{i}"))
+    clock.now += LOCKOUT_S
+    for i in range(10, 12):
+        asyncio.run(attempt(f"10.0.2.{i}"))
+    assert len(signin.failures) == 2  # the ten expired addresses were dropped once there were too many
 
 
 def test_add_user_writes_a_private_file_of_hashes_and_changes_a_password(tmp_path):
