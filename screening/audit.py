@@ -183,18 +183,18 @@ def main(argv: list[str] | None = None) -> int:
         found = check(args.log, args.anchor)
         for line in found.breaks:
             print(f"{args.log}: {line}")
-        if args.anchor and found.anchor_line is None:
-            found.breaks.append("anchor")
+        anchor_lost = bool(args.anchor) and found.anchor_line is None
+        if anchor_lost:
             print(f"{args.log}: no entry has the hash {args.anchor}: the entries up to it were changed or removed")
         elif args.anchor:
             print(f"{args.log}: the anchored entry is line {found.anchor_line}")
+        broken = bool(found.breaks) or anchor_lost
         older = f" ({found.unchained} at the start written before entries were chained)" if found.unchained else ""
-        verdict = "BROKEN" if found.breaks else "intact"
         entries = f"{found.entries} entr{'y' if found.entries == 1 else 'ies'}"
-        print(f"{args.log}: {entries}{older}; chain {verdict}")
-        if found.last_hash and not found.breaks:
+        print(f"{args.log}: {entries}{older}; chain {'BROKEN' if broken else 'intact'}")
+        if found.last_hash and not broken:
             print(f"last entry's hash (keep it elsewhere, check later with --anchor): {found.last_hash}")
-        return 1 if found.breaks else 0
+        return 1 if broken else 0
 
     return run_cli(parser(), run, argv)
 

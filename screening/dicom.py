@@ -96,11 +96,12 @@ def identification(source: str | Path) -> str:
     of it, or cannot be read (the row's error says why)."""
     try:
         ds = _pydicom().dcmread(source, stop_before_pixels=True, force=not has_marker(source), defer_size="64 KB")
+        patient = str(ds.get("PatientID") or "").strip()
         date = str(ds.get("StudyDate") or ds.get("ContentDate") or "").strip()
         region = ds.get("AnatomicRegionSequence")
         site = str((region[0].get("CodeMeaning") if region else None) or ds.get("BodyPartExamined") or "").strip()
         side = _SIDES.get(str(ds.get("ImageLaterality") or ds.get("Laterality") or "").strip().upper(), "")
-        parts = [f"patient {str(ds.get('PatientID') or '').strip()}" if ds.get("PatientID") else "",
+        parts = [f"patient {patient}" if patient else "",
                  f"{date[:4]}-{date[4:6]}-{date[6:8]}" if len(date) == 8 and date.isdigit() else "",
                  ", ".join(filter(None, (site.lower(), side)))]
     except Exception:  # noqa: BLE001  a damaged header: the row says so already

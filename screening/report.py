@@ -83,9 +83,9 @@ def rows(results: Sequence[Result], names: Sequence[str], dicom: Sequence[str] |
     """One row per result, columns exactly ``COLUMNS``; ``dicom``, each file's
     :func:`screening.dicom.identification` ("" for other images)."""
     records = []
-    for i, (name, r) in enumerate(zip(names, results)):
+    for name, r, ident in zip(names, results, dicom or [""] * len(results)):
         rec = {"file": shown(name), "status": "ok" if r.ok else "error", "error": shown(r.error or ""),
-               "dicom": shown(dicom[i]) if dicom else ""}
+               "dicom": shown(ident)}
         if r.ok:
             rec.update(predicted_class=r.predicted_class, predicted_label=r.predicted_label, confidence=r.confidence,
                        malignancy_probability=r.malignancy_probability, flag="REFER" if r.refer else "routine",
