@@ -4,16 +4,20 @@
 
 Runs a fresh Python process three times, each importing screening, loading the model
 and scoring one image: (1) with the cache turned off, (2) with an empty cache folder,
-(3) again with that now-filled folder. Prints seconds from process start to result.
+(3) again with that now-filled folder. Prints seconds from process start to result. Then
+starts ``python app.py`` twice with that folder and prints seconds until its page answers.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import socket
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,6 +39,29 @@ def run(model: str, cache: str) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def app_start(model: Path | None, cache: str) -> float:
+    """Seconds from starting ``python app.py`` until its page answers."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [sys.executable, str(ROOT / "app.py"), "--no-browser", "--port", str(port)]
+    command += ["--model", str(model)] if model else []
+    start = time.perf_counter()
+    app = subprocess.Popen(command, env={**os.environ, "SKINSCREEN_CACHE_DIR": cache},
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while app.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2):
+                    return time.perf_counter() - start
+            except OSError:
+                time.sleep(0.1)
+        raise SystemExit(f"app.py exited with {app.returncode} before answering")
+    finally:
+        app.terminate()
+        app.wait(30)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", type=Path)
@@ -44,7 +71,10 @@ def main() -> int:
         off = run(model, "")
         first = run(model, cache)
         second = run(model, cache)
-    print(f"start-up to first result: no cache {off:.2f} s, empty cache {first:.2f} s, filled cache {second:.2f} s")
+        print(f"start-up to first result: no cache {off:.2f} s, empty cache {first:.2f} s, "
+              f"filled cache {second:.2f} s", flush=True)
+        pages = [app_start(args.model, cache) for _ in range(2)]
+    print("python app.py, start until the page answers, filled cache: " + ", ".join(f"{t:.1f} s" for t in pages))
     return 0
 
 

@@ -34,3 +34,17 @@ def test_training_sets_them_before_jax_starts_and_inference_does_not():
     assert _flags_in_a_new_process(f"from screening import inference\n{started}") == ""
     late = f"{started}\nfrom screening.backend import use_training_flags\nassert not use_training_flags()"
     assert _flags_in_a_new_process(late) == ""  # too late to take effect: left alone
+
+
+def test_a_second_start_compiles_nothing(tmp_path):
+    """Loading a model compiles one small program per weight shape (its random initialisers,
+    each under 0.5 s); the cache keeps them too, which halved the app's start-up."""
+    code = ("import jax, screening\nfrom jax import monitoring\nmisses = []\n"
+            "monitoring.register_event_listener(lambda e, **kw: misses.append(e) "
+            "if e == '/jax/compilation_cache/cache_misses' else None)\n"
+            "from screening.inference import Screener\nScreener()\nprint(len(misses))")
+    env = {**os.environ, "SKINSCREEN_CACHE_DIR": str(tmp_path)}
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+            for _ in range(2)]
+    first, second = (int(r.stdout.split()[-1]) for r in runs)
+    assert first > 10 and second == 0
