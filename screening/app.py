@@ -457,13 +457,18 @@ def parser() -> argparse.ArgumentParser:
 
 def launch(args: argparse.Namespace, block: bool = True) -> gr.Blocks:
     audit = AuditLog(args.audit_log) if args.audit_log else None
-    url, settings = serving(args, on_sign_in=audit.sign_in if audit else None)
-    check_malignancy_options(args)
-    root = private_root()
-    os.environ.setdefault("GRADIO_TEMP_DIR", str(root / "uploads"))  # a folder of one's own is respected
-    sweep_every(root, *CACHE_SWEEP)
+    try:
+        url, settings = serving(args, on_sign_in=audit.sign_in if audit else None)
+        check_malignancy_options(args)
+        root = private_root()
+        os.environ.setdefault("GRADIO_TEMP_DIR", str(root / "uploads"))  # a folder of one's own is respected
+        sweep_every(root, *CACHE_SWEEP)
+        app = ScreeningApp(args.model, args.threshold, audit, args.prevalence)
+    except BaseException:
+        if audit:
+            audit.abandon()
+        raise
     can_quit = alone(args)  # else anyone reaching the page could stop it for everyone
-    app = ScreeningApp(args.model, args.threshold, audit, args.prevalence)
     demo = build(app, can_quit=can_quit)
     if audit:
         meta = app.screener.meta

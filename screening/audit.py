@@ -79,6 +79,7 @@ class AuditLog:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._created = not path.exists()
         try:
             # O_BINARY: Windows would otherwise write each newline as CRLF, and the hashes read back would differ
             self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)
@@ -110,6 +111,16 @@ class AuditLog:
             self.write("sign-in" if accepted else "sign-in refused", user=user, client=client)
         except UserError as err:
             print(f"warning: {err}", file=sys.stderr)
+
+    def abandon(self) -> None:
+        """The app did not start after all (a port taken, a model refused): close, and remove the
+        file if this created it and nothing was written, so a refused start leaves no trace."""
+        os.close(self._fd)
+        try:
+            if self._created and self.path.stat().st_size == 0:
+                self.path.unlink()
+        except OSError:
+            pass
 
     def stop(self) -> None:
         """The last entry, as the app exits."""

@@ -501,6 +501,19 @@ def test_a_port_in_use_is_one_line_that_says_what_to_do(capsys):
     assert err.count("\n") == 1 and f"port {port} is in use: is SkinScreen already running?" in err
 
 
+def test_a_refused_start_leaves_no_audit_log_behind_and_an_existing_one_as_it_was(tmp_path, capsys):
+    from screening.app import main
+
+    new, kept = tmp_path / "new.jsonl", tmp_path / "kept.jsonl"
+    kept.write_text('{"action": "stop"}\n')
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        for log in (new, kept):
+            assert main(["--port", str(port), "--no-browser", "--audit-log", str(log)]) == 2
+    assert capsys.readouterr().err.count("is in use") == 2
+    assert not new.exists() and kept.read_text() == '{"action": "stop"}\n'
+
+
 @pytest.mark.parametrize(("option", "message"), [("--threshold", "--threshold must be between 0 and 1, got 1.5"),
                                                  ("--prevalence", "--prevalence must be a share between 0 and 1")])
 def test_refuses_a_threshold_or_prevalence_that_is_not_a_probability(capsys, option, message):
