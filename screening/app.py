@@ -34,7 +34,7 @@ from screening.audit import AuditLog, sha256_of
 from screening.batch import find_images, identified, may_be_image, screen_files
 from screening.cli import add_malignancy_options, add_version_option, check_malignancy_options, described, run_cli
 from screening.errors import UserError
-from screening.explain import GradCAM
+from screening.explain import CAPTION, GradCAM
 from screening.inference import Result, Screener
 from screening.info import CLASS_CODES, NOTICE, label_of
 from screening.preprocessing import ImageError, open_image, preprocess
@@ -397,7 +397,7 @@ def build(app: ScreeningApp, can_quit: bool = False) -> gr.Blocks:
                     classes = gr.Label(label="Diagnosis probabilities (rougher than the malignancy probability: "
                                              "see Help)", num_top_classes=len(CLASS_CODES))
             with gr.Row():
-                heatmap = gr.Image(label="Grad-CAM: regions that drove the top diagnosis", type="pil", height=300,
+                heatmap = gr.Image(label=CAPTION, type="pil", height=300,
                                    buttons=NO_SHARE)
                 with gr.Column():
                     checks = gr.Markdown()

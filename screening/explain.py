@@ -16,6 +16,10 @@ from PIL import Image
 from screening.model import backbone_of
 
 FEATURE_LAYER = "conv_pw_13_relu"  # MobileNet's last convolutional activation (7x7x1024)
+# Hotter is brighter (dark red, orange, pale yellow), readable with red-green colour blindness
+# and unlike the lesions' own reds and browns; jet's red centre was both
+COLOURMAP = "inferno"
+CAPTION = "Grad-CAM: brighter regions drove the top diagnosis more"  # page and PDF record
 
 
 class GradCAM:
@@ -51,6 +55,6 @@ class GradCAM:
         cam = self.heatmap(image, class_index)
         size = image.shape[1], image.shape[0]
         up = np.asarray(Image.fromarray(np.uint8(cam * 255)).resize(size, Image.Resampling.BICUBIC)) / 255.0
-        colour = matplotlib.colormaps["jet"](up)[..., :3] * 255
+        colour = matplotlib.colormaps[COLOURMAP](up)[..., :3] * 255
         weight = alpha * up[..., None]
         return Image.fromarray(np.uint8(np.rint((1 - weight) * image + weight * colour)))

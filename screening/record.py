@@ -26,6 +26,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from screening import __version__
+from screening.explain import CAPTION
 from screening.files import write_atomically
 from screening.inference import Result, Screener
 from screening.info import CLASS_CODES, NOTICE, label_of
@@ -63,7 +64,7 @@ def write_record(path: Path, screener: Screener, r: Result, image: np.ndarray, h
         fig.text(0.07 + i * 0.30, 0.905, f"{name}: ____________________", fontsize=9, **text)
 
     for x, picture, title in ((0.07, image, "Image as assessed (centre square, 224 x 224)"),
-                              (0.52, heatmap, "Grad-CAM: regions that drove the top diagnosis")):
+                              (0.52, heatmap, CAPTION)):
         ax = fig.add_axes((x, 0.60, 0.41, 0.27))
         ax.imshow(np.asarray(picture))
         ax.set_title(title, fontsize=9)
