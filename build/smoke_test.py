@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -132,7 +133,8 @@ def _answers(url: str) -> bool:
 def check_ui(exe: Path = EXE, timeout: float = 300) -> float:
     """Start the UI headless with a sign-in and an audit log; return seconds until it answers
     HTTP, then check a PDF record, that the page's Quit button ends the program cleanly, and
-    the log (who signed in from where, its chain checked by ``SkinScreen audit``)."""
+    the log (who signed in from where, its chain checked by ``SkinScreen audit``), and that a
+    second start opens the running page instead."""
     port = _free_port()
     start = time.perf_counter()
     log, logins = (Path(tempfile.mkdtemp()) / name for name in ("audit.jsonl", "logins.txt"))
@@ -154,6 +156,10 @@ def check_ui(exe: Path = EXE, timeout: float = 300) -> float:
         except Exception as err:  # the app's own log says why
             proc.terminate()
             raise AssertionError(f"PDF record failed ({err}): {proc.communicate(timeout=30)[0][-3000:]}") from err
+        # started again (double-clicked twice): opens the running page and ends; BROWSER: no real browser
+        again = subprocess.run([str(exe), "--port", str(port)], capture_output=True, text=True, timeout=120,
+                               env={**os.environ, "BROWSER": "true"}, check=False)
+        assert again.returncode == 0 and "SkinScreen is already running: opening" in again.stderr, again.stderr
         from gradio_client import Client
 
         Client(f"http://127.0.0.1:{port}/", auth=auth, verbose=False).predict(api_name="/quit")
@@ -190,7 +196,8 @@ def main() -> int:
     print("--add-user: ok (scrypt)")
     took, n = check_batch()
     print(f"batch mode: ok ({took:.1f} s for {n} files, including start-up)")
-    print(f"UI: answered {check_ui():.1f} s after start (cold start); PDF record: ok; Quit: ok; audit log: ok")
+    print(f"UI: answered {check_ui():.1f} s after start (cold start); PDF record: ok; second start: ok; Quit: ok; "
+          "audit log: ok")
     return 0
 
 

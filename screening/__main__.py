@@ -36,17 +36,39 @@ def saved_options(folder: Path) -> list[str]:
         raise UserError(f"{path}: cannot be read as options ({err})") from None
 
 
+def keep_window_open() -> None:
+    """A double-clicked program's console window closes as the program ends (Windows): its
+    error message would flash by unread."""
+    if sys.stdin is not None and sys.stdin.isatty():
+        try:
+            input("Press Enter to close this window.")
+        except (EOFError, KeyboardInterrupt):
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
-    if argv is None:
-        argv = sys.argv[1:]
-        if not argv and getattr(sys, "frozen", False):  # the executable, double-clicked
-            try:
-                argv = saved_options(Path(sys.executable).parent)
-            except UserError as err:
-                print(f"SkinScreen: {err}", file=sys.stderr)
-                return 2
-            if argv:
-                print(f"SkinScreen: options from {OPTIONS_FILE}: {shlex.join(argv)}", file=sys.stderr)
+    double_clicked = argv is None and len(sys.argv) == 1 and getattr(sys, "frozen", False)
+    code: int | str | None = 1  # an unforeseen error's traceback also stays to be read
+    try:
+        code = _run(sys.argv[1:] if argv is None else argv, double_clicked)
+    except SystemExit as stop:  # argparse refusing (or answering --version) a saved option
+        code = stop.code
+        raise
+    finally:
+        if double_clicked and code not in (0, None, 130):  # 130: Ctrl+C, typed in that window
+            keep_window_open()
+    return code
+
+
+def _run(argv: list[str], double_clicked: bool) -> int:
+    if double_clicked:
+        try:
+            argv = saved_options(Path(sys.executable).parent)
+        except UserError as err:
+            print(f"SkinScreen: {err}", file=sys.stderr)
+            return 2
+        if argv:
+            print(f"SkinScreen: options from {OPTIONS_FILE}: {shlex.join(argv)}", file=sys.stderr)
     if argv and argv[0] == "batch":
         from screening.batch import main as batch_main
 
@@ -55,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         from screening.audit import main as audit_main
 
         return audit_main(argv[1:])
+    if double_clicked:  # the window would stay blank while the model loads
+        print("SkinScreen is starting; its page opens in the browser when it is ready.", file=sys.stderr, flush=True)
     from screening.app import main as app_main
 
     return app_main(argv)

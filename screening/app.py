@@ -19,6 +19,7 @@ import shutil
 import sys
 import tempfile
 import time
+import webbrowser
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -49,7 +50,16 @@ from screening.report import (
     triage,
 )
 from screening.scratch import private_root, sweep_every
-from screening.serving import add_serving_options, alone, serving, stop_like_ctrl_c, stop_soon
+from screening.serving import (
+    AlreadyRunning,
+    add_serving_options,
+    alone,
+    answers,
+    page_address,
+    serving,
+    stop_like_ctrl_c,
+    stop_soon,
+)
 from screening.signin import add_user
 
 # Patient images should not outlive their use: the scratch folder (uploads, results, reports,
@@ -486,6 +496,16 @@ def launch(args: argparse.Namespace, block: bool = True) -> gr.Blocks:
     return demo
 
 
+def open_instead(args: argparse.Namespace, running: AlreadyRunning) -> int:
+    """A second start (the executable double-clicked again) opens the page already running; one
+    asked to serve headless (``--no-browser``) was asked for a server, and is refused."""
+    if args.no_browser:
+        raise running
+    print(f"SkinScreen is already running: opening {running.url} in the browser", file=sys.stderr)
+    webbrowser.open(running.url)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     def run(args: argparse.Namespace) -> int:
         if args.add_user is not None:
@@ -496,7 +516,11 @@ def main(argv: list[str] | None = None) -> int:
         stop_like_ctrl_c()
         try:
             launch(args)
-        except OSError as err:  # what the port check cannot foresee
+        except AlreadyRunning as running:
+            return open_instead(args, running)
+        except OSError as err:  # what the port check cannot foresee: a second start took the port meanwhile
+            if answers(page_address(args), wait_s=5):
+                return open_instead(args, AlreadyRunning(page_address(args)))
             raise UserError(f"cannot start the server on {args.host}:{args.port} ({err})") from None
         return 0
 

@@ -13,6 +13,8 @@ import socket
 import ssl
 import sys
 import threading
+import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -55,7 +57,6 @@ def serving(args: argparse.Namespace,
     hears of each sign-in (the audit log)."""
     if not 0 < args.port < 65536:
         raise UserError(f"--port must be between 1 and 65535, got {args.port}")
-    check_port_free(args.host, args.port)
     root = check_root_path(args.root_path)
     signin = SignIn(read_auth_file(args.auth_file), on_result=on_sign_in) if args.auth_file else None
     if not alone(args) and signin is None:
@@ -72,9 +73,8 @@ def serving(args: argparse.Namespace,
     https = all(tls)
     if https:
         check_certificate(*tls)
-    # "every address" is no address a browser can open: this computer's own is
-    shown = "127.0.0.1" if args.host in (*LOOPBACK, *ANY_ADDRESS) else args.host
-    url = f"http{'s' if https else ''}://{shown}:{args.port}"
+    url = page_address(args)
+    check_port_free(args.host, args.port, url)
     if args.host in ANY_ADDRESS:  # and the other computers need this one's network address
         url += f" (from other computers: http{'s' if https else ''}://{network_address()}:{args.port})"
     if root:
@@ -86,6 +86,13 @@ def serving(args: argparse.Namespace,
                  "ssl_certfile": str(args.ssl_certfile) if https else None,
                  "ssl_keyfile": str(args.ssl_keyfile) if https else None,
                  "ssl_verify": not https}  # Gradio's check of itself: a self-signed certificate is fine
+
+
+def page_address(args: argparse.Namespace) -> str:
+    """The address this computer's browser opens the page at (without a proxy in front)."""
+    # "every address" is no address a browser can open: this computer's own is
+    shown = "127.0.0.1" if args.host in (*LOOPBACK, *ANY_ADDRESS) else args.host
+    return f"http{'s' if args.ssl_certfile and args.ssl_keyfile else ''}://{shown}:{args.port}"
 
 
 def alone(args: argparse.Namespace) -> bool:
@@ -139,16 +146,42 @@ def network_address() -> str:
         return socket.gethostname()
 
 
-def check_port_free(host: str, port: int) -> None:
-    """A port in use is most often SkinScreen already running."""
+class AlreadyRunning(UserError):
+    """SkinScreen answers on the port asked for: most often the same program, started twice."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        super().__init__(f"SkinScreen is already running at {url}: open that in a browser, or start this one "
+                         "with another --port")
+
+
+def answers(url: str, wait_s: float = 0.0) -> bool:
+    """Whether a SkinScreen page answers at ``url`` (within ``wait_s``, for one still starting)."""
+    insecure = ssl.create_default_context()  # only asking who is there: a self-signed certificate is fine
+    insecure.check_hostname, insecure.verify_mode = False, ssl.CERT_NONE
+    give_up = time.monotonic() + wait_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2, context=insecure) as page:
+                return b"SkinScreen" in page.read(1 << 20)
+        except (OSError, ValueError):
+            if time.monotonic() >= give_up:
+                return False
+            time.sleep(0.2)
+
+
+def check_port_free(host: str, port: int, url: str | None = None) -> None:
+    """A port in use is most often SkinScreen already running: ``AlreadyRunning`` when its page
+    answers at ``url``."""
     try:
         with socket.create_server((host, port)):
             pass
     except OSError as err:
-        if err.errno == errno.EADDRINUSE:
-            raise UserError(f"port {port} is in use: is SkinScreen already running? Open http://{host}:{port} "
-                            f"in a browser, or start with another --port") from None
-        raise UserError(f"cannot listen on {host}:{port} ({err.strerror or err})") from None
+        if err.errno != errno.EADDRINUSE:
+            raise UserError(f"cannot listen on {host}:{port} ({err.strerror or err})") from None
+        if url and answers(url):
+            raise AlreadyRunning(url) from None
+        raise UserError(f"port {port} is in use, and not by a SkinScreen page: start with another --port") from None
 
 
 def stop_like_ctrl_c() -> None:

@@ -498,7 +498,28 @@ def test_a_port_in_use_is_one_line_that_says_what_to_do(capsys):
         port = taken.getsockname()[1]
         assert main(["--port", str(port), "--no-browser"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and f"port {port} is in use: is SkinScreen already running?" in err
+    assert err.count("\n") == 1 and f"port {port} is in use, and not by a SkinScreen page: start with another --port" in err
+
+
+def test_a_second_start_opens_the_page_already_running(server, monkeypatch, capsys):
+    """The executable double-clicked again, before or after the first has its port."""
+    from screening import app
+
+    opened = []
+    monkeypatch.setattr(app.webbrowser, "open", opened.append)
+    port = server.rstrip("/").rsplit(":", 1)[1]
+    assert app.main(["--port", port]) == 0
+    assert "SkinScreen is already running: opening" in capsys.readouterr().err
+    assert app.main(["--port", port, "--no-browser"]) == 2  # asked to serve headless: refused
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"SkinScreen is already running at http://127.0.0.1:{port}: open that" in err
+
+    def lost_the_race(args, block=True):  # both passed the port check; the first took the port
+        raise OSError(f"Cannot find empty port in range: {port}-{port}")
+
+    monkeypatch.setattr(app, "launch", lost_the_race)
+    assert app.main(["--port", port]) == 0
+    assert opened == [f"http://127.0.0.1:{port}"] * 2
 
 
 def test_a_refused_start_leaves_no_audit_log_behind_and_an_existing_one_as_it_was(tmp_path, capsys):

@@ -1,6 +1,7 @@
 """``python -m screening`` and the executable's entry: app or batch, and the options a
 double-clicked executable reads from beside itself."""
 
+import io
 import sys
 
 import pytest
@@ -53,3 +54,29 @@ def test_the_executable_checks_an_audit_log(tmp_path, capsys):
     assert main(["audit", str(log)]) == 0 and "1 entry; chain intact" in capsys.readouterr().out
     log.write_text("edited\n" + log.read_text())
     assert main(["audit", str(log)]) == 1 and "line 1: not an entry" in capsys.readouterr().out
+
+
+class _Console(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(("saved", "kept_open"), [("--port 0", True), ("--version", False)])
+def test_a_double_clicked_executable_keeps_its_window_open_on_an_error(tmp_path, monkeypatch, capsys, saved,
+                                                                       kept_open):
+    """Its console window would close at once, the error unread."""
+    (tmp_path / OPTIONS_FILE).write_text(saved)
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "SkinScreen.exe"))
+    monkeypatch.setattr(sys, "argv", [str(tmp_path / "SkinScreen.exe")])
+    monkeypatch.setattr(sys, "stdin", _Console("\n"))
+    try:
+        main()
+    except SystemExit:
+        pass
+    out, err = capsys.readouterr()
+    assert ("Press Enter to close this window." in out) == kept_open
+    if kept_open:
+        assert "--port must be between 1 and 65535" in err
+    monkeypatch.setattr(sys, "argv", ["SkinScreen.exe", "--port", "0"])  # started from a command line
+    assert main() == 2 and "Press Enter" not in capsys.readouterr().out
