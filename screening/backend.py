@@ -92,6 +92,7 @@ def select_jax() -> None:
         jax.config.update("jax_compilation_cache_dir", str(folder))
         # every program, however quick to compile: loading a model runs its layers' random
         # initialisers (overwritten by the weights right after), one small compilation per
-        # weight shape, ~0.15 s each, 3.4 s of the app's start-up until they were cached too
+        # weight shape, ~0.15 s each: about 5 s of every start until they were cached too
+        # (benchmarks/cold_start.py)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
