@@ -285,6 +285,8 @@ def _write_excel(df: pd.DataFrame, path: Path, info: RunInfo, thumbnails: dict[i
             texts = [] if col in PERCENT_COLUMNS else [str(v) for v in df[col].head(500)]
             width = max([len(col), 7] + [len(t) for t in texts]) + 2
             ws.column_dimensions[letter].width = min(max(width, 9), 60)
+            # a folder without DICOM files: an empty column kept for scripts, out of a reader's way
+            ws.column_dimensions[letter].hidden = col == "dicom" and not df[col].fillna("").astype(bool).any()
             if col == "flag":  # apart from the right-aligned percentage before it
                 for (cell,) in ws[f"{letter}1:{letter}{last}"]:
                     cell.alignment = Alignment(horizontal="center")

@@ -98,6 +98,8 @@ def test_workbook_formatting(xlsx):
     rules = [r.formula[0] for rng in ws.conditional_formatting for r in rng.rules]
     assert any('="REFER"' in f for f in rules)
     assert ws.column_dimensions["A"].width >= len("i ünïcode naïve.webp")
+    letters = {name: openpyxl.utils.get_column_letter(j) for j, name in enumerate(COLUMNS, start=1)}
+    assert [n for n, letter in letters.items() if ws.column_dimensions[letter].hidden] == ["dicom"]  # no DICOM here
     assert len(ws._images) == len(OK)  # thumbnails for readable images
     preview_row = ws._images[0].anchor._from.row + 1
     assert {c.alignment.vertical for c in ws[preview_row]} == {"center"}  # text beside its preview
@@ -326,6 +328,9 @@ def test_a_dicom_export_is_scored_like_the_images_themselves(tiny_bundle, tmp_pa
     out = tmp_path / "r.csv"
     assert main([str(src), "--out", str(out), "--model", str(tiny_bundle), "--recursive", "--quiet"]) == 0
     df = pd.read_csv(out).set_index("file")
+    assert main([str(src), "--out", str(tmp_path / "r.xlsx"), "--model", str(tiny_bundle), "--recursive", "--quiet"]) == 0
+    dicom_column = openpyxl.utils.get_column_letter(COLUMNS.index("dicom") + 1)
+    assert not openpyxl.load_workbook(tmp_path / "r.xlsx")["Results"].column_dimensions[dicom_column].hidden
     assert list(df.index) == ["DICOM/PAT1/1.2.826.0.1.3680043.8.498.1", "DICOM/PAT1/IM0001", "DICOM/PAT1/IM0002",
                               "lesion.DCM", "photo.jpg"]
     assert (df.drop("DICOM/PAT1/IM0002").status == "ok").all()
