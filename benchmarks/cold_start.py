@@ -17,10 +17,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 CHILD = """
 import time; t0 = time.perf_counter()
 import sys; sys.path.insert(0, {root!r})
@@ -41,6 +41,8 @@ def run(model: str, cache: str) -> float:
 
 def app_start(model: Path | None, cache: str) -> float:
     """Seconds from starting ``python app.py`` until its page answers."""
+    from screening.serving import answers
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -50,13 +52,11 @@ def app_start(model: Path | None, cache: str) -> float:
     app = subprocess.Popen(command, env={**os.environ, "SKINSCREEN_CACHE_DIR": cache},
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        while app.poll() is None:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2):
-                    return time.perf_counter() - start
-            except OSError:
-                time.sleep(0.1)
-        raise SystemExit(f"app.py exited with {app.returncode} before answering")
+        while not answers(f"http://127.0.0.1:{port}/"):
+            if app.poll() is not None:
+                raise SystemExit(f"app.py exited with {app.returncode} before answering")
+            time.sleep(0.1)
+        return time.perf_counter() - start
     finally:
         app.terminate()
         app.wait(30)

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,14 +121,6 @@ def check_record(url: str, auth: tuple[str, str] | None = None) -> None:
         assert Path(record).read_bytes().startswith(b"%PDF"), record
 
 
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            return r.status == 200 and b"SkinScreen" in r.read()
-    except OSError:
-        return False
-
-
 def check_ui(exe: Path = EXE, timeout: float = 300) -> float:
     """Start the UI headless with a sign-in and an audit log; return seconds until it answers
     HTTP, then check a PDF record, that the page's Quit button ends the program cleanly, and
@@ -144,7 +135,9 @@ def check_ui(exe: Path = EXE, timeout: float = 300) -> float:
     proc = subprocess.Popen([str(exe), "--no-browser", "--port", str(port), "--audit-log", str(log),
                              "--auth-file", str(logins)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        while not _answers(f"http://127.0.0.1:{port}/"):
+        from screening.serving import answers
+
+        while not answers(f"http://127.0.0.1:{port}/"):
             if proc.poll() is not None:
                 raise AssertionError(f"UI exited with {proc.returncode}: {proc.stdout.read()[-2000:]}")
             if time.perf_counter() - start > timeout:
