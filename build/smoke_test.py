@@ -64,17 +64,30 @@ def check_version(exe: Path = EXE) -> str:
 
 def check_saved_options(exe: Path = EXE) -> None:
     """Started without arguments, as a double-click starts it, the executable takes the options
-    saved beside it (here ``--version``, so that it answers and exits)."""
+    saved beside it (here ``--version``, so that it answers and exits); where they stop it, its
+    console window waits for Enter, so the reason can be read (a terminal here, where there is one)."""
     from screening.__main__ import OPTIONS_FILE
 
     saved = exe.parent / OPTIONS_FILE
     saved.write_text("# as a clinic's IT would save them\n--version\n")
     try:
         proc = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120, check=False)
+        assert proc.returncode == 0 and proc.stdout.startswith("SkinScreen ") and \
+            f"options from {OPTIONS_FILE}: --version" in proc.stderr, proc.stdout + proc.stderr[-2000:]
+        if hasattr(os, "openpty"):
+            saved.write_text("--port 0\n")
+            console, terminal = os.openpty()
+            try:
+                os.write(console, b"\n")  # Enter, read once the program asks
+                proc = subprocess.run([str(exe)], stdin=terminal, capture_output=True, text=True, timeout=120,
+                                      check=False)
+            finally:
+                os.close(console)
+                os.close(terminal)
+            assert proc.returncode == 2 and "--port must be between 1 and 65535" in proc.stderr and \
+                "Press Enter to close this window." in proc.stdout, proc.stdout + proc.stderr[-2000:]
     finally:
         saved.unlink()
-    assert proc.returncode == 0 and proc.stdout.startswith("SkinScreen ") and \
-        f"options from {OPTIONS_FILE}: --version" in proc.stderr, proc.stdout + proc.stderr[-2000:]
 
 
 def check_add_user(exe: Path = EXE) -> None:
@@ -184,7 +197,7 @@ def main() -> int:
             return code
     print(check_version())
     check_saved_options()
-    print("saved options (double-click start): ok")
+    print("saved options (double-click start), and its window kept open on an error: ok")
     check_add_user()
     print("--add-user: ok (scrypt)")
     took, n = check_batch()
