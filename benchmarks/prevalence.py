@@ -9,7 +9,8 @@ probability is measured as shown by default and as converted with ``--prevalence
     python benchmarks/prevalence.py [--predictions CSV] [--repeats 200]
 
 The scaling was fitted on these same images, so at their own share the figure is in-sample;
-what the comparison shows is what the conversion adds at other shares.
+what the comparison shows is what the conversion adds at other shares. ``--predictions
+docs/model/test/predictions.csv`` measures it out of sample, on the hold-out test split.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def main() -> int:
     shown = df["malignancy_probability"].to_numpy()
     own = malignant.mean()
     rng = np.random.default_rng(0)
-    print(f"{len(df)} validation images, {own:.1%} malignant; {args.repeats} resamples of {args.images} images each")
+    print(f"{args.predictions}: {len(df)} images, {own:.1%} malignant; {args.repeats} resamples of {args.images} images each")
     print("malignant share | ECE as shown | ECE with --prevalence | mean probability shown / converted / observed")
     for share in [own, *args.shares]:
         shift = prevalence_shift(share, own)
