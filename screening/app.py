@@ -21,9 +21,8 @@ import tempfile
 import time
 import webbrowser
 import zipfile
-import zlib
 from collections.abc import Callable
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import gradio as gr
 import numpy as np
@@ -31,8 +30,9 @@ from gradio.utils import get_upload_folder, is_in_or_equal
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
+from screening import zips
 from screening.audit import AuditLog, sha256_of
-from screening.batch import find_images, identified, may_be_image, screen_files
+from screening.batch import find_images, identified, screen_files
 from screening.cli import add_malignancy_options, add_version_option, check_malignancy_options, described, run_cli
 from screening.errors import UserError
 from screening.explain import CAPTION, GradCAM
@@ -49,7 +49,7 @@ from screening.report import (
     tally,
     triage,
 )
-from screening.scratch import private_root, sweep_every
+from screening.scratch import SWEEP, private_root, sweep_every
 from screening.serving import (
     AlreadyRunning,
     add_serving_options,
@@ -62,13 +62,8 @@ from screening.serving import (
 )
 from screening.signin import add_user
 
-# Patient images should not outlive their use: the scratch folder (uploads, results, reports,
-# records) is swept every 10 minutes of files an hour old, whichever run left them, and Gradio
-# removes its own copies when the app stops (Blocks.delete_cache).
-CACHE_SWEEP = (600, 3600)
-MAX_ZIP_MEMBERS, MAX_ZIP_BYTES = 2000, 1_000_000_000
 IDENTIFICATION_KEY = "SkinScreen DICOM identification"  # a PNG text chunk: patient, date, site
-MAX_UPLOAD = MAX_ZIP_BYTES  # per file: a zip of a clinic's dermatoscope originals (3-10 MB each) must fit
+MAX_UPLOAD = zips.MAX_BYTES  # per file: a zip of a clinic's dermatoscope originals (3-10 MB each) must fit
 GUIDE = Path(__file__).parent / "USER_GUIDE.md"  # for clinic staff; also beside the executable
 MODEL_PLOTS = ("confusion_matrix.png", "roc.png", "reliability.png")  # shipped beside the model card
 # What every current browser shows in the image box (Pillow's names; MPO: a phone's JPEG). Others
@@ -205,7 +200,10 @@ class ScreeningApp:
             chosen = []  # files added one by one: each gets a row (a zip's other files are passed over)
             for f in map(Path, files):  # two uploads of one name (from two folders) both count
                 if f.suffix.lower() == ".zip":
-                    _extract_zip(f, _unused(staging / f.stem))
+                    try:
+                        zips.extract_images(f, _unused(staging / f.stem))
+                    except zips.ZipRefused as err:
+                        raise refused(str(err)) from None
                 else:
                     chosen.append(_unused(staging / f.name))
                     chosen[-1].write_bytes(f.read_bytes())
@@ -215,7 +213,9 @@ class ScreeningApp:
             hashes = [sha256_of(p) for p in paths] if self.audit else []  # the report's rows are in this order
             stamp = time.strftime("%Y%m%d-%H%M%S")
             out = work / f"skinscreen-report-{stamp}.xlsx"
-            df, _ = screen_files(self.screener, paths, staging, out, link_images=False, progress=False,
+            names = [Path(f).name for f in files]
+            source = "uploaded to the app: " + ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            df, _ = screen_files(self.screener, paths, staging, out, source=source, link_images=False, progress=False,
                                  records=work / "records" if records else None,
                                  on_progress=lambda done, total, step: progress(
                                      (done, total), desc=step.capitalize(), unit="images"))
@@ -321,59 +321,6 @@ def _unused(path: Path) -> Path:
     return candidate
 
 
-def _extract_zip(path: Path, dest: Path) -> None:
-    """Extract the files that may be images (as the batch tool finds them), refusing path
-    tricks and oversized archives; each is streamed to disk, so a member inflating to hundreds
-    of megabytes never sits in memory."""
-    try:
-        with zipfile.ZipFile(path) as z:
-            members = [(m, name) for m in z.infolist() if not m.is_dir()
-                       and may_be_image(PurePosixPath(name := _member_name(m)))]
-            if len(members) > MAX_ZIP_MEMBERS or sum(m.file_size for m, _ in members) > MAX_ZIP_BYTES:
-                raise refused(f"{path.name}: too large (at most {MAX_ZIP_MEMBERS} images, 1 GB)")
-            if any(m.flag_bits & 0x1 for m, _ in members):
-                raise refused(f"{path.name}: password-protected; unzip it first and add the images")
-            dest.mkdir(parents=True, exist_ok=True)
-            for m, name in members:
-                target = (dest / name).resolve()
-                if dest.resolve() not in target.parents:
-                    continue  # "../" or absolute names: skipped
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with z.open(m) as member, open(target, "wb") as out:
-                    shutil.copyfileobj(member, out, 1 << 20)
-    except (zipfile.BadZipFile, zlib.error, EOFError):  # damaged: a bad CRC, compressed data cut or altered
-        raise refused(f"{path.name}: not a readable zip file (damaged); unzip it on the computer to see "
-                      "which files survive") from None
-    except NotImplementedError:  # e.g. Deflate64, which Windows uses for some large archives
-        raise refused(f"{path.name}: compressed in a way SkinScreen cannot read; unzip it first "
-                      "and add the images") from None
-
-
-def _legacy_zip_encodings() -> tuple[str, ...]:
-    """Where Windows' own zip tool writes names in the console code page (cp932 on a Japanese
-    system, cp850 on many European ones), that code page; none elsewhere."""
-    if sys.platform != "win32":
-        return ()
-    import ctypes
-
-    return (f"cp{ctypes.windll.kernel32.GetOEMCP()}",)
-
-
-def _member_name(member: zipfile.ZipInfo, legacy: tuple[str, ...] | None = None) -> str:
-    """A member's name as its maker wrote it. Without the flag that says "UTF-8", Python reads
-    the bytes as cp437 ("患者.jpg" became "µéúΦÇà.jpg"), yet Info-ZIP and macOS write UTF-8
-    there, and Windows its code page; what fits neither stays as Python reads it."""
-    if member.flag_bits & 0x800:
-        return member.filename
-    raw = member.filename.encode("cp437")
-    for encoding in ("utf-8", *(_legacy_zip_encodings() if legacy is None else legacy)):
-        try:
-            return raw.decode(encoding)
-        except (UnicodeError, LookupError):
-            pass
-    return member.filename
-
-
 def quit_app(demo: gr.Blocks) -> str:
     """The page's Quit button: a program started by a double-click may have no window to press
     Ctrl+C in, and closing the browser tab leaves it running."""
@@ -391,7 +338,8 @@ def build(app: ScreeningApp, can_quit: bool = False) -> gr.Blocks:
     """The page; ``can_quit`` adds a Quit button (only where the page is this computer's alone:
     anyone else reaching it could stop it for everyone)."""
     # analytics off: Gradio's default telemetry would report each start to its servers
-    with gr.Blocks(title="SkinScreen", delete_cache=CACHE_SWEEP, analytics_enabled=False) as demo:
+    # Gradio's own copies of uploads are swept as the scratch folder is, and removed as the app stops
+    with gr.Blocks(title="SkinScreen", delete_cache=SWEEP, analytics_enabled=False) as demo:
         gr.Markdown(f"# SkinScreen\nDermoscopy lesion screening: seven diagnoses, a calibrated malignancy "
                     f"probability and a referral recommendation.\n\n**{NOTICE}**")
         with gr.Tab("One image"):
@@ -472,7 +420,7 @@ def launch(args: argparse.Namespace, block: bool = True) -> gr.Blocks:
         check_malignancy_options(args)
         root = private_root()
         os.environ.setdefault("GRADIO_TEMP_DIR", str(root / "uploads"))  # a folder of one's own is respected
-        sweep_every(root, *CACHE_SWEEP)
+        sweep_every(root, *SWEEP)
         app = ScreeningApp(args.model, args.threshold, audit, args.prevalence)
     except BaseException:
         if audit:

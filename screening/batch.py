@@ -1,6 +1,6 @@
 """Batch screening CLI: ``python batch.py FOLDER --out report.xlsx`` (also ``screening-batch``).
 
-Scores every image file in FOLDER into a worklist: an Excel workbook (Results, Summary,
+Scores every image file in FOLDER (or in a zip file of images, subfolders included) into a worklist: an Excel workbook (Results, Summary,
 About sheets), with ``--out *.csv`` a CSV of the Results sheet, or with ``--out *.json`` the
 results and the summary for another program. Unreadable files get a
 row with status ``error``; the run goes on. The report is written atomically and an
@@ -13,6 +13,7 @@ import argparse
 import io
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -43,7 +44,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="screening-batch", description=described(__doc__),
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=NOTICE)
-    p.add_argument("folder", type=Path, help="folder of dermoscopy images")
+    p.add_argument("folder", type=Path, help="folder of dermoscopy images, or a zip file of them")
     p.add_argument("--out", type=Path, required=True,
                    help="report path: .xlsx (Excel), .csv (the Results sheet) or .json (results and summary)")
     p.add_argument("--recursive", action="store_true", help="include images in subfolders")
@@ -169,18 +170,34 @@ def run(args: argparse.Namespace) -> int:
     folder: Path = args.folder
     if not folder.exists():
         raise UserError(f"folder not found: {folder}")
-    if not folder.is_dir():
-        raise UserError(f"not a folder: {folder}")
+    unzip = folder.is_file() and folder.suffix.lower() == ".zip"
+    if not folder.is_dir() and not unzip:
+        raise UserError(f"not a folder or a zip file: {folder}")
     check_output(args.out, args.overwrite)
     if args.thumbnails and args.out.suffix.lower() != ".xlsx":
         raise UserError("--thumbnails needs an Excel report (.xlsx)")
     check_malignancy_options(args)
     if args.records is not None:
         check_records_folder(args.records, args.overwrite)
-    paths = [p for p in find_images(folder, args.recursive) if p.resolve() != args.out.resolve()]
+    if not unzip:
+        return _screen(args, folder, args.recursive)
+    from screening import zips
+    from screening.scratch import SWEEP, private_root, sweep
+
+    # the images unpacked where only this user can read them, and gone when the report is written
+    sweep(private_root(), SWEEP[1])  # and what a run killed outright left there an hour ago
+    with tempfile.TemporaryDirectory(prefix="zip-", dir=private_root(), ignore_cleanup_errors=True) as unpacked:
+        zips.extract_images(folder, Path(unpacked))
+        return _screen(args, Path(unpacked), recursive=True, source=folder)
+
+
+def _screen(args: argparse.Namespace, folder: Path, recursive: bool, source: Path | None = None) -> int:
+    """Score the images in ``folder`` (unpacked from the zip file ``source``) into ``args.out``."""
+    paths = [p for p in find_images(folder, recursive) if p.resolve() != args.out.resolve()]
     if not paths:
-        where = "or its subfolders " if args.recursive else ""
-        raise UserError(f"no image files ({', '.join(s[1:] for s in IMAGE_SUFFIXES)}) in {folder} {where}".strip())
+        where = "or its subfolders " if recursive and not source else ""
+        raise UserError(f"no image files ({', '.join(s[1:] for s in IMAGE_SUFFIXES)}) in {source or folder} "
+                        f"{where}".strip())
 
     from screening.inference import Screener
     from screening.report import tally
@@ -188,7 +205,8 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     screener = Screener(args.model, threshold=args.threshold, tta=args.tta, batch_size=args.batch_size,
                         prevalence=args.prevalence)
-    df, written = screen_files(screener, paths, folder, args.out, workers=args.workers, thumbnails=args.thumbnails,
+    df, written = screen_files(screener, paths, folder, args.out, source=str(source) if source else None,
+                               workers=args.workers, thumbnails=args.thumbnails, link_images=source is None,
                                records=args.records, progress=False if args.quiet else None, start=start)
     if not args.quiet:
         elapsed = time.perf_counter() - start
@@ -199,14 +217,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def screen_files(screener, paths: list[Path], folder: Path, out: Path, *, workers: int = 2, thumbnails: bool = False,
-                 link_images: bool = True, records: Path | None = None, progress: bool | None = None,
+def screen_files(screener, paths: list[Path], folder: Path, out: Path, *, source: str | None = None, workers: int = 2,
+                 thumbnails: bool = False, link_images: bool = True, records: Path | None = None, progress: bool | None = None,
                  start: float | None = None,
                  on_progress: Callable[[int, int, str], None] | None = None) -> tuple[pd.DataFrame, int]:
     """Score ``paths`` and write the report to ``out``; the one path batch.py and the app share.
     Returns the report's rows and how many PDF records were written.
 
-    ``progress`` None shows a bar only on a terminal; ``start`` is when timing began
+    ``source`` is what the report names as scanned (default ``folder``: a zip or uploads are
+    unpacked to a temporary one). ``progress`` None shows a bar only on a terminal; ``start`` is when timing began
     (default now), so model loading can count towards the reported speed. ``link_images``
     makes each file name in the workbook open its image (not for images about to be deleted).
     ``on_progress(done, total, "scoring" or "records")`` is called after each image scored and
@@ -230,7 +249,7 @@ def screen_files(screener, paths: list[Path], folder: Path, out: Path, *, worker
     pdfs = write_records(screener, paths, names, results, records, progress, on_progress, ids) if records else None
     df = report.rows(results, names, ids)  # after the records: a record not written is a warning on its row
     info = report.RunInfo(
-        folder=str(folder), threshold=screener.threshold, tta=screener.tta,
+        folder=source or str(folder), threshold=screener.threshold, tta=screener.tta,
         model_name=screener.meta.get("name", ""), model_version=str(screener.meta.get("version", "")),
         model_sha256=screener.meta.get("sha256", ""), software_version=__version__,
         date=datetime.now(UTC).isoformat(timespec="seconds"), elapsed_s=scored_s,

@@ -18,6 +18,11 @@ from pathlib import Path
 
 from screening.errors import UserError
 
+# Patient images should not outlive their use: the scratch folder (uploads, results, reports,
+# records, unpacked zip files) is swept every 10 minutes of files an hour old, whichever run
+# left them, while the app runs; batch.py sweeps it once as it unpacks a zip file.
+SWEEP = (600, 3600)  # every, and older than, in seconds
+
 
 def private_root() -> Path:
     """``<tmp>/skinscreen-<user>``, created readable by this user only; refused if another

@@ -147,6 +147,8 @@ def test_batch_tab_returns_an_excel_report(client, tmp_path, image_file):
     rows = list(wb["Results"].iter_rows(min_row=2, values_only=True))
     assert wb["Results"]["A2"].hyperlink is None  # the images are deleted once scored: nothing to link to
     assert len(rows) == 3 and "3 images" in summary
+    scanned = {a.value: b.value for a, b in wb["Summary"].iter_rows(max_col=2)}["folder"]
+    assert scanned == "uploaded to the app: lesion.jpg, more.zip"  # not the temporary folder they were scored in
     shown = [dict(zip(table["headers"], row)) for row in table["data"]]  # the worklist on the page
     assert [r["file"] for r in shown][-1] == "more/broken.jpg" and shown[-1]["flag"] == "not read"
     assert {r["flag"] for r in shown[:2]} <= {"REFER", "routine"} and shown[0]["malignancy probability"]
@@ -181,7 +183,8 @@ def test_batch_tab_zips_the_worklist_with_the_records_of_the_referred_images(tin
 def test_batch_scores_two_uploads_of_one_name_and_refuses_an_oversized_zip(tiny_bundle, tmp_path, image_file):
     import gradio as gr
 
-    from screening.app import MAX_ZIP_MEMBERS, ScreeningApp
+    from screening.app import ScreeningApp
+    from screening.zips import MAX_MEMBERS
 
     other = tmp_path / "other" / image_file.name  # the same name from another folder
     other.parent.mkdir()
@@ -191,7 +194,7 @@ def test_batch_scores_two_uploads_of_one_name_and_refuses_an_oversized_zip(tiny_
     assert "2 images" in summary and sorted(table["file"]) == ["lesion (2).jpg", "lesion.jpg"]
     many = tmp_path / "many.zip"
     with zipfile.ZipFile(many, "w") as z:
-        for i in range(MAX_ZIP_MEMBERS + 1):
+        for i in range(MAX_MEMBERS + 1):
             z.writestr(f"{i}.jpg", b"")
     with pytest.raises(gr.Error, match="many.zip: too large"):
         app.batch([str(many)])
@@ -207,57 +210,6 @@ def test_a_password_protected_zip_is_a_message(tiny_bundle, tmp_path, image_file
     subprocess.run(["zip", "-q", "-j", "-P", "secret", str(locked), str(image_file)], check=True)
     with pytest.raises(gr.Error, match="locked.zip: password-protected; unzip it first"):
         ScreeningApp(tiny_bundle).batch([str(locked)])
-
-
-def test_a_damaged_zip_is_a_message_whatever_the_damage(tmp_path):
-    """Altered compressed data raised zlib.error or EOFError out of the extraction: a traceback
-    and Gradio's bare 'Error' instead of a message."""
-    import gradio as gr
-    import numpy as np
-
-    from screening.app import _extract_zip
-
-    rng = np.random.default_rng(2)
-    archive = tmp_path / "clinic.zip"
-    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr("lesion.jpg", bytes(rng.integers(0, 256, 3000, dtype=np.uint8)) + b"x" * 2000)
-    data, messages = archive.read_bytes(), set()
-    for i in range(40):
-        damaged = bytearray(data)
-        for _ in range(3):
-            damaged[rng.integers(40, len(data) - 120)] = rng.integers(256)  # inside the compressed data
-        archive.write_bytes(bytes(damaged))
-        with pytest.raises(gr.Error) as refusal:
-            _extract_zip(archive, tmp_path / f"out{i}")
-        messages.add(refusal.value.message)
-    assert messages == {("clinic.zip: not a readable zip file (damaged); unzip it on the computer to see which "
-                         "files survive")}
-
-
-def test_a_zip_gives_up_its_images_only_and_never_holds_one_in_memory(tmp_path):
-    """Each member was read whole into memory (a 0.8 MB zip of a 500 MB member: 1,000 MiB), and
-    every file was extracted, a clinic folder's videos too, to be passed over."""
-    import tracemalloc
-
-    from screening.app import _extract_zip
-
-    archive = tmp_path / "clinic.zip"
-    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
-        with z.open("visit/big.jpg", "w") as member:
-            for _ in range(40):
-                member.write(bytes(1 << 20))
-        for name in ("visit/video.mp4", "notes.docx", "__MACOSX/visit/._big.jpg", "DICOM/DICOMDIR"):
-            z.writestr(name, b"not wanted")
-        z.writestr("DICOM/PAT1/IM0001", b"a DICOM export's name")
-    tracemalloc.start()
-    try:
-        _extract_zip(archive, tmp_path / "out")
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    extracted = sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*") if p.is_file())
-    assert extracted == ["DICOM/PAT1/IM0001", "visit/big.jpg"]
-    assert (tmp_path / "out" / "visit" / "big.jpg").stat().st_size == 40 << 20 and peak < 8 << 20
 
 
 def test_names_in_a_zip_made_without_the_utf8_flag_are_read_as_written(tiny_bundle, tmp_path, image_file):
@@ -277,17 +229,9 @@ def test_names_in_a_zip_made_without_the_utf8_flag_are_read_as_written(tiny_bund
     assert sorted(table["file"]) == sorted(f"linux/{n}" for n in names) and "2 images" in summary
 
 
-def test_names_a_windows_zip_wrote_in_its_code_page_are_read_in_it():
-    from screening.app import _member_name
-
-    member = zipfile.ZipInfo("x")
-    member.filename = "患者.jpg".encode("cp932").decode("cp437")  # as Python reads a Japanese Windows zip
-    assert _member_name(member, legacy=("cp932",)) == "患者.jpg"
-    assert _member_name(member, legacy=()) == member.filename  # elsewhere: as Python reads it
-
-
 def test_batch_keeps_no_copies_of_the_images(tiny_bundle, tmp_path, image_file):
-    from screening.app import CACHE_SWEEP, ScreeningApp, build
+    from screening.app import ScreeningApp, build
+    from screening.scratch import SWEEP
 
     archive = tmp_path / "more.zip"
     with zipfile.ZipFile(archive, "w") as z:
@@ -297,7 +241,7 @@ def test_batch_keeps_no_copies_of_the_images(tiny_bundle, tmp_path, image_file):
     assert "2 images" in summary
     assert [p for p in Path(app.workspace.name).rglob("*") if p.is_file()] == [Path(report)]  # the report only
     demo = build(app)
-    assert demo.delete_cache == CACHE_SWEEP  # Gradio's copies of uploads are swept too
+    assert demo.delete_cache == SWEEP  # Gradio's copies of uploads are swept too
     assert demo.analytics_enabled is False  # no telemetry to Gradio's servers
 
 

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from urllib.parse import unquote, unquote_to_bytes
 
@@ -230,6 +231,9 @@ def test_existing_report_is_never_overwritten_without_flag(folder, tiny_bundle, 
 @pytest.mark.parametrize("case, message", [
     ("missing", "folder not found"),
     ("empty", "no image files"),
+    ("file", "not a folder or a zip file"),
+    ("zip_damaged", "broken.zip: not a readable zip file (damaged)"),
+    ("zip_empty", "no image files (jpg, jpeg, png, bmp"),
     ("suffix", "must end in .xlsx, .csv or .json"),
     ("nodir", "does not exist"),
     ("threshold", "between 0 and 1"),
@@ -246,6 +250,15 @@ def test_user_errors_are_one_line(case, message, tiny_bundle, tmp_path, folder, 
     elif case == "empty":
         src = tmp_path / "empty"
         src.mkdir()
+    elif case == "file":
+        src = folder / "a_plain.jpg"
+    elif case == "zip_damaged":
+        src = tmp_path / "broken.zip"
+        src.write_bytes(b"PK\x03\x04 not really")
+    elif case == "zip_empty":
+        src = tmp_path / "notes.zip"
+        with zipfile.ZipFile(src, "w") as z:
+            z.writestr("notes.txt", "no images here")
     elif case == "suffix":
         out = tmp_path / "r.pdf"
     elif case == "nodir":
@@ -268,6 +281,28 @@ def test_user_errors_are_one_line(case, message, tiny_bundle, tmp_path, folder, 
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err, err
     assert not out.exists()
+
+
+def test_a_zip_file_is_scored_like_the_folder_it_holds(folder, xlsx, tiny_bundle, tmp_path):
+    """As a clinic receives images: zipped, subfolders and all; unpacked where only this user
+    can read them, and gone once the report is written."""
+    from screening.scratch import private_root
+
+    archive = tmp_path / "clinic.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for path in sorted(folder.rglob("*")):
+            z.write(path, path.relative_to(folder).as_posix())
+    out = tmp_path / "r.xlsx"
+    before = set(private_root().iterdir())
+    assert main([str(archive), "--out", str(out), "--model", str(tiny_bundle), "--quiet"]) == 0
+    assert set(private_root().iterdir()) == before  # nothing unpacked is left
+    from_zip, from_folder = (pd.read_excel(x, sheet_name="Results") for x in (out, xlsx))
+    # the same rows, zip members named by their paths, and subfolders' images too (--recursive)
+    assert list(from_zip["file"]) == [*from_folder["file"], "sub/z_nested.jpg"]
+    pd.testing.assert_frame_equal(from_zip.iloc[:-1][COLUMNS], from_folder[COLUMNS])
+    summary = dict(pd.read_excel(out, sheet_name="Summary").values)
+    assert summary["folder"] == str(archive)  # not the temporary folder it was unpacked to
+    assert all(c.hyperlink is None for c in openpyxl.load_workbook(out)["Results"]["A"])  # no links to deleted files
 
 
 def test_records_of_the_referred_images_are_linked_from_the_workbook(folder, tiny_bundle, tmp_path, capsys):

@@ -1,0 +1,72 @@
+"""A zip file of images, as a clinic sends one (by e-mail, on a stick): its images taken out
+safely, for the app's Several images tab and for ``batch.py clinic.zip``."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import zipfile
+import zlib
+from pathlib import Path, PurePosixPath
+
+from screening.batch import may_be_image
+from screening.errors import UserError
+
+MAX_MEMBERS, MAX_BYTES = 2000, 1_000_000_000  # images, and their bytes unpacked
+
+
+class ZipRefused(UserError):
+    """A zip whose images cannot be taken out; the message names the file and what to do."""
+
+
+def extract_images(path: Path, dest: Path) -> None:
+    """Extract the files that may be images (as the batch tool finds them), refusing path
+    tricks and oversized archives; each is streamed to disk, so a member inflating to hundreds
+    of megabytes never sits in memory."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            members = [(m, name) for m in z.infolist() if not m.is_dir()
+                       and may_be_image(PurePosixPath(name := member_name(m)))]
+            if len(members) > MAX_MEMBERS or sum(m.file_size for m, _ in members) > MAX_BYTES:
+                raise ZipRefused(f"{path.name}: too large (at most {MAX_MEMBERS} images, 1 GB)")
+            if any(m.flag_bits & 0x1 for m, _ in members):
+                raise ZipRefused(f"{path.name}: password-protected; unzip it first and add the images")
+            dest.mkdir(parents=True, exist_ok=True)
+            for m, name in members:
+                target = (dest / name).resolve()
+                if dest.resolve() not in target.parents:
+                    continue  # "../" or absolute names: skipped
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with z.open(m) as member, open(target, "wb") as out:
+                    shutil.copyfileobj(member, out, 1 << 20)
+    except (zipfile.BadZipFile, zlib.error, EOFError):  # damaged: a bad CRC, compressed data cut or altered
+        raise ZipRefused(f"{path.name}: not a readable zip file (damaged); unzip it on the computer to see "
+                         "which files survive") from None
+    except NotImplementedError:  # e.g. Deflate64, which Windows uses for some large archives
+        raise ZipRefused(f"{path.name}: compressed in a way SkinScreen cannot read; unzip it first "
+                         "and add the images") from None
+
+
+def _legacy_encodings() -> tuple[str, ...]:
+    """Where Windows' own zip tool writes names in the console code page (cp932 on a Japanese
+    system, cp850 on many European ones), that code page; none elsewhere."""
+    if sys.platform != "win32":
+        return ()
+    import ctypes
+
+    return (f"cp{ctypes.windll.kernel32.GetOEMCP()}",)
+
+
+def member_name(member: zipfile.ZipInfo, legacy: tuple[str, ...] | None = None) -> str:
+    """A member's name as its maker wrote it. Without the flag that says "UTF-8", Python reads
+    the bytes as cp437 ("患者.jpg" became "µéúΦÇà.jpg"), yet Info-ZIP and macOS write UTF-8
+    there, and Windows its code page; what fits neither stays as Python reads it."""
+    if member.flag_bits & 0x800:
+        return member.filename
+    raw = member.filename.encode("cp437")
+    for encoding in ("utf-8", *(_legacy_encodings() if legacy is None else legacy)):
+        try:
+            return raw.decode(encoding)
+        except (UnicodeError, LookupError):
+            pass
+    return member.filename

@@ -1,0 +1,59 @@
+"""A zip file of images: only its images taken out, streamed, under the names its maker wrote.
+(The app's Several images tab and batch.py use it: tests/test_app.py, tests/test_batch.py.)"""
+
+import tracemalloc
+import zipfile
+
+import numpy as np
+import pytest
+
+from screening.zips import ZipRefused, extract_images, member_name
+
+
+def test_a_damaged_zip_is_a_message_whatever_the_damage(tmp_path):
+    """Altered compressed data raised zlib.error or EOFError out of the extraction: a traceback
+    (and Gradio's bare 'Error' on the page) instead of a message."""
+    rng = np.random.default_rng(2)
+    archive = tmp_path / "clinic.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("lesion.jpg", bytes(rng.integers(0, 256, 3000, dtype=np.uint8)) + b"x" * 2000)
+    data, messages = archive.read_bytes(), set()
+    for i in range(40):
+        damaged = bytearray(data)
+        for _ in range(3):
+            damaged[rng.integers(40, len(data) - 120)] = rng.integers(256)  # inside the compressed data
+        archive.write_bytes(bytes(damaged))
+        with pytest.raises(ZipRefused) as refusal:
+            extract_images(archive, tmp_path / f"out{i}")
+        messages.add(str(refusal.value))
+    assert messages == {("clinic.zip: not a readable zip file (damaged); unzip it on the computer to see which "
+                         "files survive")}
+
+
+def test_a_zip_gives_up_its_images_only_and_never_holds_one_in_memory(tmp_path):
+    """Each member was read whole into memory (a 0.8 MB zip of a 500 MB member: 1,000 MiB), and
+    every file was extracted, a clinic folder's videos too, to be passed over."""
+    archive = tmp_path / "clinic.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        with z.open("visit/big.jpg", "w") as member:
+            for _ in range(40):
+                member.write(bytes(1 << 20))
+        for name in ("visit/video.mp4", "notes.docx", "__MACOSX/visit/._big.jpg", "DICOM/DICOMDIR"):
+            z.writestr(name, b"not wanted")
+        z.writestr("DICOM/PAT1/IM0001", b"a DICOM export's name")
+    tracemalloc.start()
+    try:
+        extract_images(archive, tmp_path / "out")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    extracted = sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*") if p.is_file())
+    assert extracted == ["DICOM/PAT1/IM0001", "visit/big.jpg"]
+    assert (tmp_path / "out" / "visit" / "big.jpg").stat().st_size == 40 << 20 and peak < 8 << 20
+
+
+def test_names_a_windows_zip_wrote_in_its_code_page_are_read_in_it():
+    member = zipfile.ZipInfo("x")
+    member.filename = "患者.jpg".encode("cp932").decode("cp437")  # as Python reads a Japanese Windows zip
+    assert member_name(member, legacy=("cp932",)) == "患者.jpg"
+    assert member_name(member, legacy=()) == member.filename  # elsewhere: as Python reads it
