@@ -101,7 +101,8 @@ def check_add_user(exe: Path = EXE) -> None:
 
 
 def check_batch(exe: Path = EXE) -> tuple[float, int]:
-    """Run batch mode on generated images (a DICOM file, and a HEIC photo); return seconds taken and files."""
+    """Run batch mode on generated images (a DICOM file, and a HEIC photo), then on a zip of them;
+    return seconds the first run took and files."""
     import openpyxl
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -118,6 +119,12 @@ def check_batch(exe: Path = EXE) -> tuple[float, int]:
         ws = openpyxl.load_workbook(out)["Results"]
         statuses = [row[1] for row in ws.iter_rows(min_row=2, values_only=True)]
         assert len(statuses) == n and statuses.count("error") == 1, statuses
+        archive = Path(shutil.make_archive(str(Path(tmp) / "clinic"), "zip", folder))  # the same images, zipped
+        proc = subprocess.run([str(exe), "batch", str(archive), "--out", str(Path(tmp) / "zip.csv"), "--quiet"],
+                              capture_output=True, text=True, timeout=600, check=False)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        rows = (Path(tmp) / "zip.csv").read_text(encoding="utf-8").splitlines()[1:]
+        assert [r.split(",")[1] for r in rows] == statuses, rows
     return took, n
 
 
