@@ -337,8 +337,8 @@ def quit_app(demo: gr.Blocks) -> str:
 def build(app: ScreeningApp, can_quit: bool = False) -> gr.Blocks:
     """The page; ``can_quit`` adds a Quit button (only where the page is this computer's alone:
     anyone else reaching it could stop it for everyone)."""
-    # analytics off: Gradio's default telemetry would report each start to its servers
-    # Gradio's own copies of uploads are swept as the scratch folder is, and removed as the app stops
+    # analytics off: Gradio's default telemetry would report each start to its servers;
+    # delete_cache: its own copies of uploads are swept as the scratch folder is, and go as the app stops
     with gr.Blocks(title="SkinScreen", delete_cache=SWEEP, analytics_enabled=False) as demo:
         gr.Markdown(f"# SkinScreen\nDermoscopy lesion screening: seven diagnoses, a calibrated malignancy "
                     f"probability and a referral recommendation.\n\n**{NOTICE}**")
