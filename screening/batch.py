@@ -1,9 +1,9 @@
 """Batch screening CLI: ``python batch.py FOLDER --out report.xlsx`` (also ``screening-batch``).
 
-Scores every image file in FOLDER (or in a zip file of images, subfolders included) into a worklist: an Excel workbook (Results, Summary,
-About sheets), with ``--out *.csv`` a CSV of the Results sheet, or with ``--out *.json`` the
-results and the summary for another program. Unreadable files get a
-row with status ``error``; the run goes on. The report is written atomically and an
+Scores every image file in FOLDER (or in a zip file of images, subfolders included) into a
+worklist: an Excel workbook (Results, Summary, About sheets), with ``--out *.csv`` a CSV of the
+Results sheet, or with ``--out *.json`` the results and the summary for another program.
+Unreadable files get a row with status ``error``; the run goes on. The report is written atomically and an
 existing one is never replaced without ``--overwrite``.
 """
 
@@ -217,16 +217,16 @@ def _screen(args: argparse.Namespace, folder: Path, recursive: bool, source: Pat
     return 0
 
 
-def screen_files(screener, paths: list[Path], folder: Path, out: Path, *, source: str | None = None, workers: int = 2,
-                 thumbnails: bool = False, link_images: bool = True, records: Path | None = None, progress: bool | None = None,
-                 start: float | None = None,
+def screen_files(screener, paths: list[Path], folder: Path, out: Path, *, source: str | None = None,
+                 workers: int = 2, thumbnails: bool = False, link_images: bool = True, records: Path | None = None,
+                 progress: bool | None = None, start: float | None = None,
                  on_progress: Callable[[int, int, str], None] | None = None) -> tuple[pd.DataFrame, int]:
     """Score ``paths`` and write the report to ``out``; the one path batch.py and the app share.
     Returns the report's rows and how many PDF records were written.
 
-    ``source`` is what the report names as scanned (default ``folder``: a zip or uploads are
-    unpacked to a temporary one). ``progress`` None shows a bar only on a terminal; ``start`` is when timing began
-    (default now), so model loading can count towards the reported speed. ``link_images``
+    ``source`` is what the report names as scanned (default ``folder``; a zip file or uploads
+    are scored in a temporary one). ``progress`` None shows a bar only on a terminal; ``start``
+    is when timing began (default now), so model loading can count towards the reported speed. ``link_images``
     makes each file name in the workbook open its image (not for images about to be deleted).
     ``on_progress(done, total, "scoring" or "records")`` is called after each image scored and
     each record written (the app's progress bar).
