@@ -90,9 +90,8 @@ def select_jax() -> None:
         except OSError:
             return  # a read-only home only costs compile time
         jax.config.update("jax_compilation_cache_dir", str(folder))
-        # every program, however quick to compile: loading a model runs its layers' random
-        # initialisers (overwritten by the weights right after), one small compilation per
-        # weight shape, ~0.15 s each: about 5 s of every start until they were cached too
-        # (benchmarks/cold_start.py)
+        # every program, however quick to compile: a start compiles dozens of small ones (the
+        # model's weights as it loads, its first image); cached too, a start to a first result
+        # took 3.7 s against 4.4 s (benchmarks/cold_start.py, 2026-11-27)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

@@ -95,3 +95,21 @@ def test_save_never_overwrites_unless_asked(tiny_bundle):
     model, meta = load_bundle(tiny_bundle)
     with pytest.raises(FileExistsError):
         save_bundle(model, tiny_bundle, meta)
+
+
+def test_loading_draws_no_random_weights_and_gets_the_files_own(tiny_bundle, monkeypatch):
+    """Drawing initial weights the file replaces compiled a program per weight shape: most of a
+    first start's model load."""
+    import keras
+
+    reference = keras.saving.load_model(tiny_bundle / "model.keras", compile=False)
+
+    def drawn(self, *args, **kwargs):
+        raise AssertionError("a random initialiser ran")
+
+    for name in ("GlorotUniform", "GlorotNormal", "HeNormal", "HeUniform", "RandomNormal", "RandomUniform",
+                 "TruncatedNormal", "VarianceScaling", "Orthogonal"):
+        monkeypatch.setattr(getattr(keras.initializers, name), "__call__", drawn)
+    model, _ = load_bundle(tiny_bundle)
+    assert [w.path for w in model.weights] == [w.path for w in reference.weights]
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), reference.get_weights(), strict=True))
