@@ -37,8 +37,8 @@ def test_training_sets_them_before_jax_starts_and_inference_does_not():
 
 
 def test_a_second_start_compiles_nothing(tmp_path):
-    """Loading a model compiles one small program per weight shape (its random initialisers,
-    each under 0.5 s); the cache keeps them too, which halved the app's start-up."""
+    """Loading a model compiles dozens of small programs, each under 0.5 s to compile; the
+    cache keeps them too."""
     code = ("import jax, screening\nfrom jax import monitoring\nmisses = []\n"
             "monitoring.register_event_listener(lambda e, **kw: misses.append(e) "
             "if e == '/jax/compilation_cache/cache_misses' else None)\n"
