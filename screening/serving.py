@@ -24,8 +24,8 @@ from screening.errors import UserError
 from screening.info import NOTICE
 from screening.signin import RememberClient, SignIn, read_auth_file
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-ANY_ADDRESS = ("0.0.0.0", "::", "")
+LOOPBACK = ("127.0.0.1", "localhost")
+ANY_ADDRESS = ("0.0.0.0", "")
 # SIGTERM (kill, a service manager), SIGHUP (the terminal window closed), SIGBREAK (Windows'
 # Ctrl+Break): each ends the app as Ctrl+C does, so its uploads, reports and records are cleared.
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP", "SIGBREAK") if hasattr(signal, name))
@@ -57,6 +57,9 @@ def serving(args: argparse.Namespace,
     hears of each sign-in (the audit log)."""
     if not 0 < args.port < 65536:
         raise UserError(f"--port must be between 1 and 65535, got {args.port}")
+    if ":" in args.host:  # Gradio writes such an address into its own URLs without brackets, and fails
+        raise UserError(f"--host {args.host}: IPv6 addresses do not work with the web server; use 127.0.0.1 "
+                        "(this computer), 0.0.0.0 (every IPv4 address) or the computer's IPv4 address")
     root = check_root_path(args.root_path)
     signin = SignIn(read_auth_file(args.auth_file), on_result=on_sign_in) if args.auth_file else None
     if not alone(args) and signin is None:

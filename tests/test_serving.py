@@ -59,6 +59,16 @@ def test_a_root_path_is_a_path_or_a_full_address(path, root):
         assert check_root_path(path) == root
 
 
+@pytest.mark.parametrize("host", ["::1", "::", "fe80::1"])
+def test_an_ipv6_address_is_one_line_before_the_model_loads(host, capsys):
+    """Gradio failed on them with a traceback, after the model had loaded."""
+    from screening.app import main
+
+    assert main(["--host", host, "--no-browser", "--model", "/nowhere"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--host {host}: IPv6 addresses do not work with the web server" in err
+
+
 def test_the_address_for_other_computers_is_this_computers_own():
     from screening.serving import network_address
 
