@@ -467,8 +467,8 @@ def main(argv: list[str] | None = None) -> int:
         except AlreadyRunning as running:
             return open_instead(args, running)
         except OSError as err:  # what the port check cannot foresee: a second start took the port meanwhile
-            if answers(page_address(args), wait_s=5):
-                return open_instead(args, AlreadyRunning(page_address(args)))
+            if answers(url := page_address(args), wait_s=5):
+                return open_instead(args, AlreadyRunning(url))
             raise UserError(f"cannot start the server on {args.host}:{args.port} ({err})") from None
         return 0
 
