@@ -214,7 +214,8 @@ class ScreeningApp:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             out = work / f"skinscreen-report-{stamp}.xlsx"
             names = [Path(f).name for f in files]
-            source = "uploaded to the app: " + ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+            source = f"uploaded to the app: {', '.join(names[:5])}{more}"
             df, _ = screen_files(self.screener, paths, staging, out, source=source, link_images=False, progress=False,
                                  records=work / "records" if records else None,
                                  on_progress=lambda done, total, step: progress(

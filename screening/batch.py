@@ -3,8 +3,8 @@
 Scores every image file in FOLDER (or in a zip file of images, subfolders included) into a
 worklist: an Excel workbook (Results, Summary, About sheets), with ``--out *.csv`` a CSV of the
 Results sheet, or with ``--out *.json`` the results and the summary for another program.
-Unreadable files get a row with status ``error``; the run goes on. The report is written atomically and an
-existing one is never replaced without ``--overwrite``.
+Unreadable files get a row with status ``error``; the run goes on. The report is written
+atomically and an existing one is never replaced without ``--overwrite``.
 """
 
 from __future__ import annotations
