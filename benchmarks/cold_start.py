@@ -41,7 +41,7 @@ def run(model: str, cache: str) -> float:
 
 def app_start(model: Path | None, cache: str) -> float:
     """Seconds from starting ``python app.py`` until its page answers."""
-    from screening.serving import answers
+    from screening.serving import running_at
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -52,7 +52,7 @@ def app_start(model: Path | None, cache: str) -> float:
     app = subprocess.Popen(command, env={**os.environ, "SKINSCREEN_CACHE_DIR": cache},
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        while not answers(f"http://127.0.0.1:{port}/"):
+        while not running_at(f"http://127.0.0.1:{port}/"):
             if app.poll() is not None:
                 raise SystemExit(f"app.py exited with {app.returncode} before answering")
             time.sleep(0.1)

@@ -155,9 +155,9 @@ def check_ui(exe: Path = EXE, timeout: float = 300) -> float:
     proc = subprocess.Popen([str(exe), "--no-browser", "--port", str(port), "--audit-log", str(log),
                              "--auth-file", str(logins)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        from screening.serving import answers
+        from screening.serving import running_at
 
-        while not answers(f"http://127.0.0.1:{port}/"):
+        while not running_at(f"http://127.0.0.1:{port}/"):
             if proc.poll() is not None:
                 raise AssertionError(f"UI exited with {proc.returncode}: {proc.stdout.read()[-2000:]}")
             if time.perf_counter() - start > timeout:

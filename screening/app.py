@@ -54,8 +54,8 @@ from screening.serving import (
     AlreadyRunning,
     add_serving_options,
     alone,
-    answers,
     page_address,
+    running_at,
     serving,
     stop_like_ctrl_c,
     stop_soon,
@@ -468,8 +468,8 @@ def main(argv: list[str] | None = None) -> int:
         except AlreadyRunning as running:
             return open_instead(args, running)
         except OSError as err:  # what the port check cannot foresee: a second start took the port meanwhile
-            if answers(url := page_address(args), wait_s=5):
-                return open_instead(args, AlreadyRunning(url))
+            if found := running_at(page_address(args), wait_s=5):
+                return open_instead(args, AlreadyRunning(found))
             raise UserError(f"cannot start the server on {args.host}:{args.port} ({err})") from None
         return 0
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import http.client
 import signal
 import socket
 import ssl
@@ -158,32 +159,39 @@ class AlreadyRunning(UserError):
                          "with another --port")
 
 
-def answers(url: str, wait_s: float = 0.0) -> bool:
-    """Whether a SkinScreen page answers at ``url`` (within ``wait_s``, for one still starting)."""
+def running_at(url: str, wait_s: float = 0.0) -> str | None:
+    """Where a SkinScreen page answers: at ``url``, or at it with the other scheme (the one
+    running was started with HTTPS options and this start without, or the other way round);
+    within ``wait_s``, for one still starting."""
     insecure = ssl.create_default_context()  # only asking who is there: a self-signed certificate is fine
     insecure.check_hostname, insecure.verify_mode = False, ssl.CERT_NONE
+    scheme, rest = url.split("://", 1)
+    candidates = (url, f"{'http' if scheme == 'https' else 'https'}://{rest}")
     give_up = time.monotonic() + wait_s
     while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2, context=insecure) as page:
-                return b"SkinScreen" in page.read(1 << 20)
-        except (OSError, ValueError):
-            if time.monotonic() >= give_up:
-                return False
-            time.sleep(0.2)
+        for candidate in candidates:
+            try:
+                with urllib.request.urlopen(candidate, timeout=2, context=insecure) as page:
+                    if b"SkinScreen" in page.read(1 << 20):
+                        return candidate
+            except (OSError, ValueError, http.client.HTTPException):  # HTTP to an HTTPS server: a bad status line
+                pass
+        if time.monotonic() >= give_up:
+            return None
+        time.sleep(0.2)
 
 
 def check_port_free(host: str, port: int, url: str | None = None) -> None:
     """A port in use is most often SkinScreen already running: ``AlreadyRunning`` when its page
-    answers at ``url``."""
+    answers there (``running_at(url)``)."""
     try:
         with socket.create_server((host, port)):
             pass
     except OSError as err:
         if err.errno != errno.EADDRINUSE:
             raise UserError(f"cannot listen on {host}:{port} ({err.strerror or err})") from None
-        if url and answers(url):
-            raise AlreadyRunning(url) from None
+        if url and (found := running_at(url)):
+            raise AlreadyRunning(found) from None
         raise UserError(f"port {port} is in use, and not by a SkinScreen page: start with another --port") from None
 
 

@@ -388,8 +388,8 @@ def test_the_audit_log_says_who_assessed_which_image_and_the_answer_but_not_its_
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
-def test_https_with_a_certificate_and_key(tiny_bundle, tmp_path, image_file):
-    from screening.app import launch, parser
+def test_https_with_a_certificate_and_key(tiny_bundle, tmp_path, image_file, capsys):
+    from screening.app import launch, main, parser
 
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
@@ -401,6 +401,11 @@ def test_https_with_a_certificate_and_key(tiny_bundle, tmp_path, image_file):
         client = gradio_client.Client(f"https://127.0.0.1:{port}/", ssl_verify=False, verbose=False)
         label, *_ = client.predict(gradio_client.handle_file(str(image_file)), api_name="/predict")
         assert len(label["confidences"]) == 7
+        # started again without the HTTPS options (the executable double-clicked): the page is found
+        capsys.readouterr()
+        assert main(["--port", str(port), "--no-browser"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"SkinScreen is already running at https://127.0.0.1:{port}: open" in err
     finally:
         demo.close()
 
