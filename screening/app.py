@@ -57,7 +57,6 @@ from screening.serving import (
     page_address,
     running_at,
     serving,
-    stop_like_ctrl_c,
     stop_soon,
 )
 from screening.signin import add_user
@@ -462,7 +461,6 @@ def main(argv: list[str] | None = None) -> int:
                 raise UserError("--add-user needs --auth-file FILE, the file to write")
             print(add_user(args.auth_file, args.add_user), file=sys.stderr)
             return 0
-        stop_like_ctrl_c()
         try:
             launch(args)
         except AlreadyRunning as running:

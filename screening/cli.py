@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 from collections.abc import Callable
 
 from screening.errors import UserError
@@ -15,6 +17,10 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     UserError,  # DataError, ImageError, BundleError
     OSError,  # FileNotFoundError, PermissionError, ... and ENOSPC
 )
+# SIGTERM (kill, a service manager), SIGHUP (the terminal window closed), SIGBREAK (Windows'
+# Ctrl+Break): each ends a command as Ctrl+C does, so that what it clears on the way out (the
+# app's uploads, a zip's unpacked images, a half-written report's temporary file) is cleared.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP", "SIGBREAK") if hasattr(signal, name))
 
 
 def run_cli(
@@ -24,6 +30,7 @@ def run_cli(
 ) -> int:
     """Parse ``argv`` and call ``run``; report user errors as ``prog: error: message``."""
     args = parser.parse_args(argv)
+    stop_like_ctrl_c()
     try:
         return run(args)
     except USER_ERRORS as err:  # one line, even where a library's message has several
@@ -32,6 +39,20 @@ def run_cli(
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted", file=sys.stderr)
         return 130
+
+
+def stop_like_ctrl_c() -> None:
+    """Make each of ``STOP_SIGNALS`` stop the command as Ctrl+C does; one that is ignored stays
+    ignored (``nohup python app.py`` must outlive its terminal). Signals reach the main thread
+    alone, so a command run from another thread keeps the handlers it found."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        for stop in STOP_SIGNALS:
+            if signal.getsignal(stop) is signal.SIG_DFL:
+                signal.signal(stop, interrupt)
 
 
 def described(doc: str | None) -> str:

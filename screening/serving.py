@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import errno
 import http.client
-import signal
 import socket
 import ssl
 import sys
@@ -27,9 +26,6 @@ from screening.signin import RememberClient, SignIn, read_auth_file
 
 LOOPBACK = ("127.0.0.1", "localhost")
 ANY_ADDRESS = ("0.0.0.0", "")
-# SIGTERM (kill, a service manager), SIGHUP (the terminal window closed), SIGBREAK (Windows'
-# Ctrl+Break): each ends the app as Ctrl+C does, so its uploads, reports and records are cleared.
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP", "SIGBREAK") if hasattr(signal, name))
 
 
 def add_serving_options(p: argparse.ArgumentParser) -> None:
@@ -193,18 +189,6 @@ def check_port_free(host: str, port: int, url: str | None = None) -> None:
         if url and (found := running_at(url)):
             raise AlreadyRunning(found) from None
         raise UserError(f"port {port} is in use, and not by a SkinScreen page: start with another --port") from None
-
-
-def stop_like_ctrl_c() -> None:
-    """Make each of ``STOP_SIGNALS`` end the app as Ctrl+C does; one that is ignored stays
-    ignored (``nohup python app.py`` must outlive its terminal)."""
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    for stop in STOP_SIGNALS:
-        if signal.getsignal(stop) is signal.SIG_DFL:
-            signal.signal(stop, interrupt)
 
 
 def stop_soon(close: Callable[[], None], delay_s: float = 0.5) -> None:

@@ -305,6 +305,37 @@ def test_a_zip_file_is_scored_like_the_folder_it_holds(folder, xlsx, tiny_bundle
     assert all(c.hyperlink is None for c in openpyxl.load_workbook(out)["Results"]["A"])  # no links to deleted files
 
 
+def test_a_stop_signal_ends_a_run_like_ctrl_c_and_leaves_nothing_behind(folder, tiny_bundle, tmp_path, capsys,
+                                                                        monkeypatch):
+    """SIGTERM (kill, a logout) while the report is written: no half report, no temporary file
+    beside it, and no unpacked patient image left in the scratch folder."""
+    import signal
+    import time
+
+    import screening.report
+    from screening.scratch import private_root
+
+    def stopped_midway(df, path, *args):
+        Path(path).write_bytes(b"PK half")
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(10)  # the signal's handler interrupts this
+
+    archive = tmp_path / "clinic.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.write(folder / "a_plain.jpg", "a_plain.jpg")
+    out = tmp_path / "out" / "r.xlsx"
+    out.parent.mkdir()
+    before = set(private_root().iterdir())
+    monkeypatch.setattr(screening.report, "_write_excel", stopped_midway)
+    found = signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as a command starts; whatever pytest runs under
+    try:
+        assert main([str(archive), "--out", str(out), "--model", str(tiny_bundle), "--quiet"]) == 130
+    finally:
+        signal.signal(signal.SIGTERM, found)
+    assert capsys.readouterr().err.endswith("screening-batch: interrupted\n")
+    assert list(out.parent.iterdir()) == [] and set(private_root().iterdir()) == before
+
+
 def test_records_of_the_referred_images_are_linked_from_the_workbook(folder, tiny_bundle, tmp_path, capsys):
     out, records = tmp_path / "report.xlsx", tmp_path / "records"  # a threshold of 0: every readable image refers
     assert main([str(folder), "--out", str(out), "--model", str(tiny_bundle), "--recursive",
