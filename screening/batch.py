@@ -31,6 +31,7 @@ from screening.cli import (
 )
 from screening.data import IMAGE_SUFFIXES
 from screening.errors import UserError
+from screening.files import unwritable
 from screening.info import NOTICE
 from screening.progress import Progress
 
@@ -103,17 +104,20 @@ def check_output(out: Path, overwrite: bool) -> None:
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         raise UserError(f"cannot write {out}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise UserError(f"cannot write {out}: folder {parent} is not writable")
+    if why := unwritable(parent):
+        raise UserError(f"cannot write {out}: folder {parent} is not writable ({why})")
 
 
 def check_records_folder(folder: Path, overwrite: bool) -> None:
-    """Refuse before any work a records folder that is a file, or one that already holds
-    files (earlier records would be mixed with, or replaced by, this run's) unless asked to."""
+    """Refuse before any work a records folder that is a file, one that cannot be written, or
+    one that already holds files (earlier records would be mixed with, or replaced by, this
+    run's) unless asked to."""
     if folder.exists() and not folder.is_dir():
         raise UserError(f"--records {folder} is a file; give a folder")
     if folder.is_dir() and any(folder.iterdir()) and not overwrite:
         raise UserError(f"records folder {folder} is not empty; use --overwrite or another folder")
+    if why := unwritable(folder):
+        raise UserError(f"cannot write records in {folder}: not writable ({why})")
 
 
 def write_records(screener, paths: list[Path], names: list[str], results: list, folder: Path,

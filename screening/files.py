@@ -34,3 +34,17 @@ def _file_mode(out: Path) -> int:
     umask = os.umask(0)
     os.umask(umask)
     return 0o666 & ~umask
+
+
+def unwritable(folder: Path) -> str | None:
+    """Why no file can be made in ``folder`` (or, where it does not exist yet, in the folder it
+    would be made in), or None. A trial file, not ``os.access``, which passes a read-only disk
+    for an administrator and ignores Windows' access lists: found out only after the scoring."""
+    existing = folder
+    while not existing.is_dir() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".skinscreen-"):
+            return None
+    except OSError as err:
+        return err.strerror or str(err)

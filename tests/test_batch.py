@@ -283,6 +283,39 @@ def test_user_errors_are_one_line(case, message, tiny_bundle, tmp_path, folder, 
     assert not out.exists()
 
 
+@pytest.fixture
+def locked_folder(tmp_path):
+    """A folder no file can be made in: read-only for this user, or, for an administrator (whom
+    permissions do not stop), Linux's /proc."""
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    try:
+        (locked / "trial").write_bytes(b"")
+    except PermissionError:
+        yield locked
+    else:
+        if not Path("/proc/self").is_dir():
+            pytest.skip("no folder that an administrator cannot write in")
+        yield Path("/proc")
+    locked.chmod(0o700)
+
+
+@pytest.mark.parametrize("option", ["--out", "--records"])
+def test_a_folder_that_cannot_be_written_is_refused_before_any_scoring(option, locked_folder, folder, tiny_bundle,
+                                                                        tmp_path, capsys, monkeypatch):
+    """``os.access`` passed a read-only disk for an administrator: every image was scored, then
+    the report failed naming its temporary file, or each record was a warning."""
+    import screening.batch
+
+    monkeypatch.setattr(screening.batch, "_screen", lambda *a, **k: pytest.fail("scored"))
+    out = locked_folder / "r.xlsx" if option == "--out" else tmp_path / "r.xlsx"
+    extra = ["--records", str(locked_folder / "records")] if option == "--records" else []
+    assert main([str(folder), "--out", str(out), "--model", str(tiny_bundle), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not writable (" in err and str(locked_folder) in err, err
+    assert not out.exists()
+
+
 def test_a_zip_file_is_scored_like_the_folder_it_holds(folder, xlsx, tiny_bundle, tmp_path):
     """As a clinic receives images: zipped, subfolders and all; unpacked where only this user
     can read them, and gone once the report is written."""
