@@ -31,7 +31,7 @@ from screening.cli import (
 )
 from screening.data import IMAGE_SUFFIXES
 from screening.errors import UserError
-from screening.files import unwritable
+from screening.files import in_use, unwritable
 from screening.info import NOTICE
 from screening.progress import Progress
 
@@ -101,6 +101,8 @@ def check_output(out: Path, overwrite: bool) -> None:
         raise UserError(f"--out {out} is a folder; give a file name such as {out / 'report.xlsx'}")
     if out.exists() and not overwrite:
         raise UserError(f"{out} already exists; use --overwrite to replace it")
+    if why := in_use(out):
+        raise UserError(f"cannot replace {out}: {why}")
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         raise UserError(f"cannot write {out}: folder {parent} does not exist")

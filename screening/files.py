@@ -8,9 +8,12 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from screening.errors import UserError
+
 # the temporary file is named after the one it becomes, cut so that the longest name a file
 # system allows for ``out`` (255 bytes) still leaves room for the temporary name's additions
 NAME_KEPT = 40
+HELD_OPEN = "open in another program (Excel, a PDF reader) or read-only: close it, or write another file"
 
 
 def write_atomically(out: Path, write_to: Callable[[Path], None]) -> None:
@@ -22,7 +25,10 @@ def write_atomically(out: Path, write_to: Callable[[Path], None]) -> None:
     try:
         write_to(tmp)
         tmp.chmod(_file_mode(out))  # mkstemp's 0600 would make the file private
-        os.replace(tmp, out)
+        try:
+            os.replace(tmp, out)
+        except PermissionError as err:  # Windows: the file is open in Excel, a PDF reader...
+            raise UserError(f"cannot replace {out}: {err.strerror}; it may be {HELD_OPEN}") from None
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -48,3 +54,15 @@ def unwritable(folder: Path) -> str | None:
             return None
     except OSError as err:
         return err.strerror or str(err)
+
+
+def in_use(path: Path) -> str | None:
+    """Why an existing ``path`` cannot be replaced, or None: on Windows a file open in Excel
+    cannot be, and that was found out only once the work to replace it was done."""
+    try:
+        with open(path, "r+b"):
+            return None
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        return f"{err.strerror or err}; it may be {HELD_OPEN}"

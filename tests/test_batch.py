@@ -228,6 +228,21 @@ def test_existing_report_is_never_overwritten_without_flag(folder, tiny_bundle, 
     assert out.stat().st_mode & 0o777 == 0o644 or out.stat().st_mode & 0o044  # readable like any file
 
 
+def test_a_report_open_in_another_program_is_refused_before_any_scoring(folder, tiny_bundle, tmp_path, capsys,
+                                                                        monkeypatch):
+    """Windows cannot replace a workbook open in Excel: found out after the scoring, before."""
+    import screening.batch
+
+    out = tmp_path / "r.xlsx"
+    out.write_bytes(b"open in Excel")
+    monkeypatch.setattr(screening.batch, "in_use", lambda path: "Permission denied; it may be open in Excel")
+    monkeypatch.setattr(screening.batch, "_screen", lambda *a, **k: pytest.fail("scored"))
+    assert main([str(folder), "--out", str(out), "--model", str(tiny_bundle), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"cannot replace {out}: Permission denied; it may be open in Excel" in err
+    assert out.read_bytes() == b"open in Excel"
+
+
 @pytest.mark.parametrize("case, message", [
     ("missing", "folder not found"),
     ("empty", "no image files"),

@@ -43,3 +43,24 @@ def test_the_longest_name_the_file_system_allows_can_be_written(tmp_path):
     out = tmp_path / ("é" * 125 + ".pdf")  # 254 bytes: the temporary name must not grow past 255
     write_atomically(out, lambda tmp: tmp.write_bytes(b"%PDF"))
     assert out.read_bytes() == b"%PDF"
+
+
+def test_a_file_held_open_elsewhere_is_named_and_kept(tmp_path, monkeypatch):
+    """Windows refuses to replace a workbook open in Excel (simulated: Linux does not)."""
+    import screening.files
+    from screening.errors import UserError
+    from screening.files import in_use
+
+    out = tmp_path / "report.xlsx"
+    out.write_text("open in Excel")
+
+    def refused(*args):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(screening.files.os, "replace", refused)
+    with pytest.raises(UserError, match=r"cannot replace .*report.xlsx: Permission denied; it may be open in another"):
+        write_atomically(out, lambda tmp: tmp.write_text("new"))
+    assert out.read_text() == "open in Excel" and os.listdir(tmp_path) == ["report.xlsx"]
+    assert in_use(out) is None and in_use(tmp_path / "new.xlsx") is None
+    monkeypatch.setattr(screening.files, "open", refused, raising=False)
+    assert in_use(out).startswith("Permission denied; it may be open in another program (Excel")
