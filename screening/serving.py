@@ -76,7 +76,7 @@ def serving(args: argparse.Namespace,
     url = page_address(args)
     check_port_free(args.host, args.port, url)
     if args.host in ANY_ADDRESS:  # and the other computers need this one's network address
-        url += f" (from other computers: http{'s' if https else ''}://{network_address()}:{args.port})"
+        url += f" (from other computers: {page_address(args, network_address())})"
     if root:
         url += f" (through the proxy: its address followed by {root}/)" if root.startswith("/") else f" ({root}/)"
     return url, {"server_name": args.host, "server_port": args.port, "share": args.share, "root_path": root,
@@ -88,10 +88,11 @@ def serving(args: argparse.Namespace,
                  "ssl_verify": not https}  # Gradio's check of itself: a self-signed certificate is fine
 
 
-def page_address(args: argparse.Namespace) -> str:
-    """The address this computer's browser opens the page at (without a proxy in front)."""
+def page_address(args: argparse.Namespace, host: str | None = None) -> str:
+    """The address this computer's browser (or one at ``host``) opens the page at, without a
+    proxy in front."""
     # "every address" is no address a browser can open: this computer's own is
-    shown = "127.0.0.1" if args.host in (*LOOPBACK, *ANY_ADDRESS) else args.host
+    shown = host or ("127.0.0.1" if args.host in (*LOOPBACK, *ANY_ADDRESS) else args.host)
     return f"http{'s' if args.ssl_certfile and args.ssl_keyfile else ''}://{shown}:{args.port}"
 
 
