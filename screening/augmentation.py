@@ -133,13 +133,13 @@ def augmentation_grid(images: np.ndarray, copies: int = 5, seed: int = 0) -> Ima
 
 
 def main(argv: list[str] | None = None) -> int:
-    from screening.cli import described, run_cli
+    from screening.cli import described, positive_int, run_cli
     from screening.data import load_images, read_metadata
 
     parser = argparse.ArgumentParser(prog="python -m screening.augmentation", description=described(__doc__))
     parser.add_argument("data", type=Path, help="HAM10000 folder (with HAM10000_metadata.csv)")
     parser.add_argument("--out", type=Path, default=Path("docs/augmentation_grid.png"))
-    parser.add_argument("--rows", type=int, default=6, help="images, one per class where possible")
+    parser.add_argument("--rows", type=positive_int, default=6, help="images, one per class where possible")
     parser.add_argument("--seed", type=int, default=0)
 
     def run(args: argparse.Namespace) -> int:

@@ -55,7 +55,8 @@ def parser() -> argparse.ArgumentParser:
     add_version_option(p)
     p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                    help="flip test-time augmentation (default: the model's setting)")
-    p.add_argument("--batch-size", type=positive_int, default=32)
+    p.add_argument("--batch-size", type=positive_int, default=32,
+                   help="images the model scores at once (default: 32; less uses less memory)")
     p.add_argument("--workers", type=positive_int, default=max(2, os.cpu_count() or 2), help="image decoding threads")
     p.add_argument("--thumbnails", action="store_true", help="embed a small preview of each image (Excel only)")
     p.add_argument("--records", type=Path, metavar="FOLDER",

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 
 from screening.backend import use_training_flags
-from screening.cli import described
+from screening.cli import described, nonneg_int, positive_int
 from screening.inference import forward_fn
 from screening.model import build_model, set_trainable
 
@@ -64,9 +64,9 @@ def measure(fast: bool, batch: int, repeats: int, train_blocks: int | None = 13)
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m screening.bench", description=described(__doc__))
     p.add_argument("--json", action="store_true", help="print one JSON line")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--repeats", type=int, default=6, help="timed batches (inference; half for training)")
-    p.add_argument("--train-blocks", type=int, default=13,
+    p.add_argument("--batch-size", type=positive_int, default=32)
+    p.add_argument("--repeats", type=positive_int, default=6, help="timed batches (inference; half for training)")
+    p.add_argument("--train-blocks", type=nonneg_int, default=13,
                    help="backbone blocks trained in the training measurement (13 = whole network)")
     args = p.parse_args(argv)
     use_training_flags()  # both implementations, as screening.train runs them

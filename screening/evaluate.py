@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from screening.calibration import threshold_for_sensitivity
-from screening.cli import described, run_cli
+from screening.cli import described, positive_int, run_cli
 from screening.data import find_images, labels_to_indices, read_labels
 from screening.errors import UserError
 from screening.inference import Result, Screener
@@ -104,8 +104,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="folder for metrics.json, report.md and plots")
     p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                    help="flip test-time augmentation (default: the bundle's setting)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--workers", type=int, default=4)
+    p.add_argument("--batch-size", type=positive_int, default=32)
+    p.add_argument("--workers", type=positive_int, default=4)
     p.add_argument("--overwrite", action="store_true", help="replace an evaluation already in --out")
     return p
 
