@@ -51,7 +51,7 @@ def open_image(source: ImageSource) -> Image.Image:
     is kept in ``img.info["source_size"]``.
     """
     if isinstance(source, np.ndarray):
-        img = Image.fromarray(_array_to_uint8_rgb(source))
+        img = _to_rgb(_array_to_image(source))
         img.info["source_size"] = img.size
         return img
     if isinstance(source, Image.Image):
@@ -163,18 +163,25 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img
 
 
-def _array_to_uint8_rgb(arr: np.ndarray) -> np.ndarray:
-    if arr.ndim == 2:
-        arr = np.stack([arr] * 3, axis=-1)
-    if arr.ndim != 3 or arr.shape[-1] not in (1, 3, 4):
+def _array_to_image(arr: np.ndarray) -> Image.Image:
+    """An (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) array as an 8-bit L, RGB or RGBA image, read
+    as its type is usually meant: uint8 as is, 16-bit integers over 0-65535 (as a 16-bit file
+    is read), floats over 0-1 (scikit-image, matplotlib) where none exceeds 1, else over 0-255
+    (``keras.utils.img_to_array``). Clipping them to 0-255, as before, made a 0-1 image black
+    and a 16-bit one white, and each was scored all the same."""
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if not (arr.ndim == 2 or arr.ndim == 3 and arr.shape[-1] in (3, 4)) or not arr.size:
         raise ImageError(f"array of shape {arr.shape} is not an image (H, W[, 1|3|4])")
-    if arr.shape[-1] == 1:
-        arr = np.repeat(arr, 3, axis=-1)
-    if arr.shape[-1] == 4:
-        arr = arr[..., :3]
-    if arr.dtype != np.uint8:
-        arr = np.clip(arr, 0, 255).astype(np.uint8)
-    return arr
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+        raise ImageError(f"array of type {arr.dtype} is not an image (uint8, 16-bit integers or floats)")
+    if np.issubdtype(arr.dtype, np.floating):
+        arr = np.nan_to_num(arr.astype(np.float64))
+        arr = arr * 255.0 if arr.max() <= 1.0 else arr
+    elif arr.dtype.itemsize > 1 and arr.max() > 255:
+        arr = arr / 257.0
+    arr = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+    return Image.fromarray(arr, "L" if arr.ndim == 2 else "RGBA" if arr.shape[-1] == 4 else "RGB")
 
 
 def center_square(img: Image.Image) -> Image.Image:

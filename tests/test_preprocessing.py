@@ -75,6 +75,31 @@ def test_array_inputs():
         preprocess(np.zeros((3, 3, 3, 3)))
 
 
+@pytest.mark.parametrize("kind", ["float 0-1", "float 0-255", "uint16", "opaque RGBA", "one channel"])
+def test_an_array_is_read_as_its_type_means_not_clipped(kind):
+    """A 0-1 float image (scikit-image) was clipped to black and a 16-bit one to white, and
+    each was scored; ``keras.utils.img_to_array`` gives floats over 0-255."""
+    rgb = lesion_like(100, 120)
+    array = {"float 0-1": rgb / 255.0, "float 0-255": rgb.astype(np.float32), "uint16": rgb.astype(np.uint16) * 257,
+             "opaque RGBA": np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)]),
+             "one channel": rgb[..., :1]}[kind]
+    want = preprocess(rgb[..., 0] if kind == "one channel" else rgb)
+    assert np.array_equal(preprocess(array), want)
+
+
+def test_a_transparent_array_is_composited_on_white_as_a_transparent_file_is():
+    rgba = np.zeros((50, 50, 4), dtype=np.uint8)
+    assert np.array_equal(preprocess(rgba), preprocess(Image.fromarray(rgba, "RGBA")))
+    assert preprocess(rgba).min() == 255
+
+
+@pytest.mark.parametrize("array", [np.zeros((0, 3, 3)), np.zeros((3, 3, 2)), np.zeros((3, 3), dtype=bool),
+                                   np.array([["a"]])])
+def test_an_array_that_is_no_image_is_refused(array):
+    with pytest.raises(ImageError, match="is not an image"):
+        preprocess(array)
+
+
 @pytest.mark.parametrize(
     "content, message",
     [(b"", "not a readable image"), (b"hello, not an image", "not a readable image"),
