@@ -331,6 +331,11 @@ def test_a_folder_that_cannot_be_written_is_refused_before_any_scoring(option, l
     assert not out.exists()
 
 
+def unpacked(scratch: Path) -> set[Path]:
+    """The zip files unpacked in the scratch folder (which an app run at the same time uses too)."""
+    return set(scratch.glob("zip-*"))
+
+
 def test_a_zip_file_is_scored_like_the_folder_it_holds(folder, xlsx, tiny_bundle, tmp_path):
     """As a clinic receives images: zipped, subfolders and all; unpacked where only this user
     can read them, and gone once the report is written."""
@@ -341,9 +346,9 @@ def test_a_zip_file_is_scored_like_the_folder_it_holds(folder, xlsx, tiny_bundle
         for path in sorted(folder.rglob("*")):
             z.write(path, path.relative_to(folder).as_posix())
     out = tmp_path / "r.xlsx"
-    before = set(private_root().iterdir())
+    before = unpacked(private_root())
     assert main([str(archive), "--out", str(out), "--model", str(tiny_bundle), "--quiet"]) == 0
-    assert set(private_root().iterdir()) == before  # nothing unpacked is left
+    assert unpacked(private_root()) == before  # nothing unpacked is left
     from_zip, from_folder = (pd.read_excel(x, sheet_name="Results") for x in (out, xlsx))
     # the same rows, zip members named by their paths, and subfolders' images too (--recursive)
     assert list(from_zip["file"]) == [*from_folder["file"], "sub/z_nested.jpg"]
@@ -373,7 +378,7 @@ def test_a_stop_signal_ends_a_run_like_ctrl_c_and_leaves_nothing_behind(folder, 
         z.write(folder / "a_plain.jpg", "a_plain.jpg")
     out = tmp_path / "out" / "r.xlsx"
     out.parent.mkdir()
-    before = set(private_root().iterdir())
+    before = unpacked(private_root())
     monkeypatch.setattr(screening.report, "_write_excel", stopped_midway)
     found = signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as a command starts; whatever pytest runs under
     try:
@@ -381,7 +386,7 @@ def test_a_stop_signal_ends_a_run_like_ctrl_c_and_leaves_nothing_behind(folder, 
     finally:
         signal.signal(signal.SIGTERM, found)
     assert capsys.readouterr().err.endswith("screening-batch: interrupted\n")
-    assert list(out.parent.iterdir()) == [] and set(private_root().iterdir()) == before
+    assert list(out.parent.iterdir()) == [] and unpacked(private_root()) == before
 
 
 def test_records_of_the_referred_images_are_linked_from_the_workbook(folder, tiny_bundle, tmp_path, capsys):
