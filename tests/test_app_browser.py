@@ -8,6 +8,7 @@ missing. With SKINSCREEN_SCREENSHOT=path the One image page is saved there
 """
 
 import os
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -26,6 +27,26 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not ins
 
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
+
+
+def contrast(element) -> float:
+    """WCAG's contrast ratio between an element's text colour and its background (its own, or
+    the nearest one set around it)."""
+
+    def luminance(css: str) -> float:
+        r, g, b = (float(v) / 255 for v in re.findall(r"[\d.]+", css)[:3])
+        lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in (r, g, b)]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+    fg, bg = element.evaluate(r"""e => {
+        let b = e;
+        while (b && getComputedStyle(b).backgroundColor.replace(/ /g, '').match(/rgba\(.*,0\)|transparent/)) {
+            b = b.parentElement;
+        }
+        return [getComputedStyle(e).color, b ? getComputedStyle(b).backgroundColor : 'rgb(255, 255, 255)'];
+    }""")
+    light, dark = sorted((luminance(fg), luminance(bg)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
 
 
 def test_upload_in_a_real_browser_shows_the_assessment(tiny_bundle, tmp_path):
@@ -51,11 +72,17 @@ def test_upload_in_a_real_browser_shows_the_assessment(tiny_bundle, tmp_path):
             page.on("request", lambda r: r.url.startswith(("http://127.0.0.1", "data:", "blob:"))
                     or elsewhere.append(r.url))
             page.goto(f"http://127.0.0.1:{port}/", wait_until="networkidle")
+            assert contrast(page.get_by_text("- or -").first) >= 4.5  # the upload box's grey text
             page.locator("input[type=file]").first.set_input_files(str(image))
             page.get_by_text("Malignancy probability").first.wait_for(timeout=60_000)
             page.get_by_text("Recommendation:").first.wait_for(timeout=10_000)
             assert page.get_by_role("button", name="Share").count() == 0  # it would upload to huggingface.co
             assert page.get_by_text("not a medical device").count() >= 1
+            # readable by people with low vision (WCAG AA); the result is the page's first heading under its title
+            for button in ("Assess", "Quit SkinScreen (deletes this run's images and reports)"):
+                assert contrast(page.get_by_role("button", name=button, exact=True)) >= 4.5, button
+            assert page.get_by_role("heading", level=2, name="Malignancy probability").count() == 1
+            assert page.get_by_role("button", name="Grad-CAM heat map over the image").count() == 1
             shot = os.environ.get("SKINSCREEN_SCREENSHOT")
             page.screenshot(path=shot or str(tmp_path / "app.png"), full_page=True)
             page.set_viewport_size({"width": 390, "height": 844})  # a phone's width: one column, no sideways scrolling
