@@ -1,8 +1,8 @@
 """Accessibility audit of the app's page: axe-core (WCAG 2.1 A and AA rules, and its best
 practices) run in headless Chromium on each tab, and on the One image tab after an assessment.
 
-    npm install axe-core@4     # once; axe-core is JavaScript, not on PyPI
-    PYTHONPATH=. python build/accessibility.py node_modules/axe-core/axe.min.js [--model BUNDLE]
+    npm install --prefix /tmp/axe axe-core@4     # once; axe-core is JavaScript, not on PyPI
+    PYTHONPATH=. python build/accessibility.py /tmp/axe/node_modules/axe-core/axe.min.js
 
 Prints each finding with its impact and the elements it names; exit status 1 if any finding
 is on an element SkinScreen itself makes, rather than on one of Gradio's own components
