@@ -253,6 +253,8 @@ def train(args: argparse.Namespace) -> Path:
         raise UserError(f"--target-sensitivity must be in (0, 1], got {args.target_sensitivity}")
     if not 0.0 <= args.ema < 1.0:
         raise UserError(f"--ema must be in [0, 1), got {args.ema}")
+    if args.run.exists() and not args.run.is_dir():
+        raise UserError(f"--run {args.run} is a file; give a folder for the run")
     if args.calibrate_only and not (args.run / BEST).is_file():
         raise FileNotFoundError(f"nothing to calibrate: {args.run / BEST} does not exist")
     if args.resume and not args.calibrate_only and not (args.run / CHECKPOINT).is_file():

@@ -62,6 +62,16 @@ def test_existing_run_is_not_overwritten(tmp_path, capsys):
     assert (tmp_path / "run" / "checkpoint.keras").read_bytes() == b"x"
 
 
+def test_a_file_as_run_folder_is_one_line_and_kept(tmp_path, capsys):
+    """It was ``[Errno 17] File exists``, once the data had been read."""
+    run = tmp_path / "notes.txt"
+    run.write_text("kept")
+    assert main([str(tmp_path), "--run", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--run {run} is a file; give a folder for the run" in err
+    assert run.read_text() == "kept"
+
+
 def test_class_weights_favour_rare_classes():
     import numpy as np
 
