@@ -60,7 +60,7 @@ def test_evaluate_resamples_lesions_when_the_labels_name_them(tiny_bundle, tmp_p
     assert m["intervals"]["recall_nv"] == wilson_interval(m["per_class"]["nv"]["recall"] * 2, 2)
 
 
-@pytest.mark.parametrize("problem", ["labels", "model", "image", "not a csv"])
+@pytest.mark.parametrize("problem", ["labels", "model", "image", "not a csv", "out is a file"])
 def test_errors_are_one_line(tiny_bundle, tmp_path, capsys, problem):
     images = tmp_path / "images"
     images.mkdir()
@@ -70,11 +70,14 @@ def test_errors_are_one_line(tiny_bundle, tmp_path, capsys, problem):
                       + ("# a README\n\ntext, with, more, commas\n" if problem == "not a csv" else ""))
     argv = ["--model", str(tiny_bundle if problem != "model" else tmp_path), "--images", str(images),
             "--labels", str(labels if problem != "labels" else tmp_path / "none.csv"), "--out", str(tmp_path / "o")]
+    if problem == "out is a file":  # was "[Errno 17] File exists", after the scoring
+        (tmp_path / "o").write_text("kept")
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1, err
     assert {"labels": "labels file not found", "model": "not a SkinScreen model bundle",
-            "image": "image B is listed but has no file", "not a csv": "not a readable CSV"}[problem] in err
+            "image": "image B is listed but has no file", "not a csv": "not a readable CSV",
+            "out is a file": f"--out {tmp_path / 'o'} is a file; give a folder"}[problem] in err
 
 
 def test_model_card_draft_uses_bundle_and_metrics(tiny_bundle, tmp_path):
