@@ -28,7 +28,6 @@ import gradio as gr
 import numpy as np
 from gradio.utils import get_upload_folder, is_in_or_equal
 from PIL import Image
-from PIL.PngImagePlugin import PngInfo
 
 from screening import zips
 from screening.audit import AuditLog, sha256_of
@@ -61,7 +60,6 @@ from screening.serving import (
 )
 from screening.signin import add_user
 
-IDENTIFICATION_KEY = "SkinScreen DICOM identification"  # a PNG text chunk: patient, date, site
 MAX_UPLOAD = zips.MAX_BYTES  # per file: a zip of a clinic's dermatoscope originals (3-10 MB each) must fit
 GUIDE = Path(__file__).parent / "USER_GUIDE.md"  # for clinic staff; also beside the executable
 MODEL_PLOTS = ("confusion_matrix.png", "roc.png", "reliability.png")  # shipped beside the model card
@@ -93,6 +91,9 @@ class ScreeningApp:
         self.cam = GradCAM(self.screener.model)
         self.workspace = tempfile.TemporaryDirectory(prefix="work-", dir=private_root(),  # removed at exit
                                                      ignore_cleanup_errors=True)
+        # whose image each PNG made by "Open a DICOM file" is, by the PNG's SHA-256: known here, not
+        # read from the PNG, where a crafted one could name any patient for its PDF record
+        self.identified: dict[str, str] = {}
 
     def predict(self, image: dict | Image.Image | np.ndarray | str | None, request: gr.Request | None = None):
         """image -> (class confidences, assessment markdown, Grad-CAM image, warnings markdown).
@@ -117,7 +118,7 @@ class ScreeningApp:
         out = self._new_folder() / f"skinscreen-record-{stem}{time.strftime('%Y%m%d-%H%M%S')}.pdf"
         name = original or "pasted or webcam image"
         write_record(out, self.screener, result, x, overlay, source_name=name,
-                     identification=shown(_identification(_payload_source(image))))
+                     identification=shown(self.identification(_payload_source(image))))
         return str(out)
 
     def as_png(self, path: str | None, request: gr.Request | None = None) -> str:
@@ -127,12 +128,20 @@ class ScreeningApp:
             raise refused("Please choose a file first.")
         img = _opened(path)
         out = self._new_folder() / f"{Path(path).name[:200]}.png"  # "IM0001.png": the record names the source
-        text = PngInfo()  # whose image it is travels with the picture, to its PDF record
-        if ident := _identification(path):
-            text.add_itxt(IDENTIFICATION_KEY, ident)
-        img.save(out, compress_level=1, pnginfo=text)  # untagged sRGB, as open_image leaves it: the same pixels
+        img.save(out, compress_level=1)  # untagged sRGB, as open_image leaves it: the same pixels
+        if ident := self.identification(path):  # to its PDF record, when the box's PNG comes back
+            self.identified[sha256_of(out)] = ident
         self._log(request, "shown as PNG", image=path, shown_as=str(out))
         return str(out)
+
+    def identification(self, source) -> str:
+        """What a DICOM file's header says of whose image it is (:func:`screening.dicom.identification`),
+        for the file itself or for a PNG "Open a DICOM file" made of it; "" for anything else."""
+        if not isinstance(source, str) or not Path(source).is_file():
+            return ""
+        if Path(source).suffix.lower() == ".png":
+            return self.identified.get(sha256_of(source), "")
+        return identified(Path(source))
 
     def viewable(self, image: dict | None, request: gr.Request | None = None):
         """An upload the browser cannot show (TIFF, as dermatoscope cameras save, or HEIC: a
@@ -287,20 +296,6 @@ def _sha256(image) -> str | None:
     """The audit log's name for an uploaded image: its file's SHA-256 (none for an array)."""
     source = _payload_source(image)
     return sha256_of(source) if isinstance(source, (str, bytes)) else None
-
-
-def _identification(source) -> str:
-    """What a DICOM file's header says of whose image it is (:func:`screening.dicom.identification`),
-    for the file itself or for the PNG "Open a DICOM file" made of it; "" for anything else."""
-    if not isinstance(source, str) or not Path(source).is_file():
-        return ""
-    if Path(source).suffix.lower() == ".png":
-        try:
-            with Image.open(source) as img:
-                return str(getattr(img, "text", {}).get(IDENTIFICATION_KEY, ""))
-        except (OSError, ValueError):
-            return ""
-    return identified(Path(source))
 
 
 def _opened(source: str | bytes | Image.Image | np.ndarray) -> Image.Image:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from tests.conftest import ROOT, auth_file, lesion_like, pdf_text
 
@@ -557,6 +558,11 @@ def test_a_dicom_export_in_both_tabs(tiny_bundle, client, tmp_path, image_file):
     for image in (shown, str(export)):  # its record says whose image it is, from the PNG shown or the file itself
         assert "DICOM header: patient 12345; 2026-11-20" in pdf_text(app.record(image))
     assert "DICOM header" not in pdf_text(app.record(str(image_file)))
+    crafted = tmp_path / "crafted.png"  # what the app once wrote into its PNGs, here naming another patient
+    text = PngInfo()
+    text.add_itxt("SkinScreen DICOM identification", "patient 99999")
+    Image.open(shown).save(crafted, pnginfo=text)
+    assert "DICOM header" not in pdf_text(app.record(str(crafted)))  # only the app's own PNGs are known
     grey = write_dicom(tmp_path / "IM0002", lesion_like()[..., 0], modality="CR")
     with pytest.raises(Exception, match="This file cannot be used: a greyscale DICOM image"):
         app.as_png(str(grey))
