@@ -348,57 +348,63 @@ def build(app: ScreeningApp, can_quit: bool = False) -> gr.Blocks:
     with gr.Blocks(title="SkinScreen", delete_cache=SWEEP, analytics_enabled=False) as demo:
         gr.Markdown(f"# SkinScreen\nDermoscopy lesion screening: seven diagnoses, a calibrated malignancy "
                     f"probability and a referral recommendation.\n\n**{NOTICE}**")
-        with gr.Tab("One image"):
-            with gr.Row():
-                with gr.Column():
-                    image = gr.Image(label="Dermoscopy image", type="filepath", sources=["upload", "clipboard", "webcam"],
-                                     image_mode=None, height=360, buttons=NO_SHARE)
-                    with gr.Row():
-                        button = gr.Button("Assess", variant="primary", scale=2)
-                        dicom_file = gr.UploadButton("Open a DICOM file", scale=1)  # any name: exports have none
-                with gr.Column():
-                    assessment = gr.Markdown(label="Assessment")
-                    classes = gr.Label(label="Diagnosis probabilities (rougher than the malignancy probability: "
-                                             "see Help)", num_top_classes=len(CLASS_CODES))
-            with gr.Row():
-                heatmap = gr.Image(label=CAPTION, type="pil", height=300, buttons=NO_SHARE,
-                                   alt_text=f"Grad-CAM heat map over the image: {CAPTION.split(': ', 1)[-1]}")
-                with gr.Column():
-                    checks = gr.Markdown()
-                    save = gr.Button("Save a PDF record of this assessment")
-                    record = gr.File(label="Assessment record (PDF, for the patient file)", height=90)
-            predict, save_record = _uploaded_only(app.predict), _uploaded_only(app.record)
-            button.click(predict, inputs=image, outputs=[classes, assessment, heatmap, checks], api_name="predict",
-                         preprocess=False)
-            image.upload(_uploaded_only(app.viewable), inputs=image, outputs=image, api_visibility="private",
-                         preprocess=False).success(predict, inputs=image, outputs=[classes, assessment, heatmap, checks],
-                                                   api_visibility="private", preprocess=False)
-            save.click(save_record, inputs=image, outputs=record, api_name="record", preprocess=False)
-            image.change(lambda: None, outputs=record, api_visibility="private")  # no record of another image
-            dicom_file.upload(app.as_png, inputs=dicom_file, outputs=image, api_visibility="private").success(
-                predict, inputs=image, outputs=[classes, assessment, heatmap, checks], api_visibility="private",
-                preprocess=False)
-        with gr.Tab("Several images"):
-            # no file_types: a DICOM export names its files without a suffix, and Gradio refused them
-            files = gr.File(label="Images (DICOM files too) or zip files", file_count="multiple")
-            want_records = gr.Checkbox(label="Also a PDF record (with Grad-CAM) of each REFER image")
-            run = gr.Button("Screen all and build the Excel report", variant="primary")
-            summary = gr.Markdown()
-            with gr.Row():
-                report = gr.File(label="Excel worklist")
-                records = gr.File(label="Worklist with the PDF records (zip; its links work once unzipped)")
-            table = gr.Dataframe(label="Worklist: REFER first, by malignancy probability", interactive=False,
-                                 wrap=True)
-            run.click(app.batch, inputs=[files, want_records], outputs=[report, summary, table, records],
-                      api_name="batch")
-        with gr.Tab("Help"):
-            gr.Markdown(GUIDE.read_text(encoding="utf-8") if GUIDE.is_file() else f"No guide installed.\n\n> {NOTICE}")
-        with gr.Tab("Model"):
-            gr.Markdown(app.model_card())
-            plots = [p for p in (app.screener.path / name for name in MODEL_PLOTS) if p.is_file()]
-            if plots:
-                gr.Gallery([str(p) for p in plots], label="Validation plots", columns=len(plots), height=420,
-                           buttons=NO_SHARE)
+        # wrapped onto a second line where the page is narrow (a phone): Gradio's default hid Help
+        # and Model in a "..." menu below 430 px
+        with gr.Tabs(overflow_behavior="wrap"):
+            with gr.Tab("One image"):
+                with gr.Row():
+                    with gr.Column():
+                        image = gr.Image(label="Dermoscopy image", type="filepath",
+                                         sources=["upload", "clipboard", "webcam"], image_mode=None, height=360,
+                                         buttons=NO_SHARE)
+                        with gr.Row():
+                            button = gr.Button("Assess", variant="primary", scale=2)
+                            dicom_file = gr.UploadButton("Open a DICOM file", scale=1)  # any name: exports have none
+                    with gr.Column():
+                        assessment = gr.Markdown(label="Assessment")
+                        classes = gr.Label(label="Diagnosis probabilities (rougher than the malignancy probability: "
+                                                 "see Help)", num_top_classes=len(CLASS_CODES))
+                with gr.Row():
+                    heatmap = gr.Image(label=CAPTION, type="pil", height=300, buttons=NO_SHARE,
+                                       alt_text=f"Grad-CAM heat map over the image: {CAPTION.split(': ', 1)[-1]}")
+                    with gr.Column():
+                        checks = gr.Markdown()
+                        save = gr.Button("Save a PDF record of this assessment")
+                        record = gr.File(label="Assessment record (PDF, for the patient file)", height=90)
+                predict, save_record = _uploaded_only(app.predict), _uploaded_only(app.record)
+                button.click(predict, inputs=image, outputs=[classes, assessment, heatmap, checks], api_name="predict",
+                             preprocess=False)
+                image.upload(_uploaded_only(app.viewable), inputs=image, outputs=image, api_visibility="private",
+                             preprocess=False).success(predict, inputs=image,
+                                                       outputs=[classes, assessment, heatmap, checks],
+                                                       api_visibility="private", preprocess=False)
+                save.click(save_record, inputs=image, outputs=record, api_name="record", preprocess=False)
+                image.change(lambda: None, outputs=record, api_visibility="private")  # no record of another image
+                dicom_file.upload(app.as_png, inputs=dicom_file, outputs=image, api_visibility="private").success(
+                    predict, inputs=image, outputs=[classes, assessment, heatmap, checks], api_visibility="private",
+                    preprocess=False)
+            with gr.Tab("Several images"):
+                # no file_types: a DICOM export names its files without a suffix, and Gradio refused them
+                files = gr.File(label="Images (DICOM files too) or zip files", file_count="multiple")
+                want_records = gr.Checkbox(label="Also a PDF record (with Grad-CAM) of each REFER image")
+                run = gr.Button("Screen all and build the Excel report", variant="primary")
+                summary = gr.Markdown()
+                with gr.Row():
+                    report = gr.File(label="Excel worklist")
+                    records = gr.File(label="Worklist with the PDF records (zip; its links work once unzipped)")
+                table = gr.Dataframe(label="Worklist: REFER first, by malignancy probability", interactive=False,
+                                     wrap=True)
+                run.click(app.batch, inputs=[files, want_records], outputs=[report, summary, table, records],
+                          api_name="batch")
+            with gr.Tab("Help"):
+                gr.Markdown(GUIDE.read_text(encoding="utf-8") if GUIDE.is_file()
+                            else f"No guide installed.\n\n> {NOTICE}")
+            with gr.Tab("Model"):
+                gr.Markdown(app.model_card())
+                plots = [p for p in (app.screener.path / name for name in MODEL_PLOTS) if p.is_file()]
+                if plots:
+                    gr.Gallery([str(p) for p in plots], label="Validation plots", columns=len(plots), height=420,
+                               buttons=NO_SHARE)
         if can_quit:
             with gr.Row(equal_height=False):
                 stopped = gr.Markdown()

@@ -88,6 +88,8 @@ def test_upload_in_a_real_browser_shows_the_assessment(tiny_bundle, tmp_path):
             page.set_viewport_size({"width": 390, "height": 844})  # a phone's width: one column, no sideways scrolling
             assert page.evaluate("document.documentElement.scrollWidth") <= 390
             assert page.get_by_text("Recommendation:").first.bounding_box()["width"] <= 390
+            tabs = page.get_by_role("tab").all()  # on a second line, not hidden in a "..." menu
+            assert [t.inner_text() for t in tabs if t.is_visible()] == ["One image", "Several images", "Help", "Model"]
             page.set_viewport_size({"width": 1280, "height": 1100})
             page.get_by_role("button", name="Save a PDF record of this assessment").click()
             link = page.locator('a[download$=".pdf"]').first
