@@ -31,7 +31,7 @@ from screening.cli import (
 )
 from screening.data import IMAGE_SUFFIXES
 from screening.errors import UserError
-from screening.files import in_use, unwritable
+from screening.files import check_output_folder, in_use, unwritable
 from screening.info import NOTICE
 from screening.progress import Progress
 
@@ -115,12 +115,9 @@ def check_records_folder(folder: Path, overwrite: bool) -> None:
     """Refuse before any work a records folder that is a file, one that cannot be written, or
     one that already holds files (earlier records would be mixed with, or replaced by, this
     run's) unless asked to."""
-    if folder.exists() and not folder.is_dir():
-        raise UserError(f"--records {folder} is a file; give a folder")
+    check_output_folder(folder, "--records", "the records")
     if folder.is_dir() and any(folder.iterdir()) and not overwrite:
         raise UserError(f"records folder {folder} is not empty; use --overwrite or another folder")
-    if why := unwritable(folder):
-        raise UserError(f"cannot write records in {folder}: not writable ({why})")
 
 
 def write_records(screener, paths: list[Path], names: list[str], results: list, folder: Path,

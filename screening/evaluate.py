@@ -19,7 +19,7 @@ from screening.calibration import threshold_for_sensitivity
 from screening.cli import described, positive_int, run_cli
 from screening.data import find_images, labels_to_indices, read_labels
 from screening.errors import UserError
-from screening.files import unwritable
+from screening.files import check_output_folder
 from screening.inference import Result, Screener
 from screening.info import CLASS_CODES, NOTICE
 from screening.metrics import (
@@ -112,10 +112,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def evaluate(args: argparse.Namespace) -> dict:
-    if args.out.exists() and not args.out.is_dir():
-        raise UserError(f"--out {args.out} is a file; give a folder for the evaluation")
-    if why := unwritable(args.out):
-        raise UserError(f"cannot write the evaluation in {args.out} ({why})")
+    check_output_folder(args.out, "--out", "the evaluation")
     if (args.out / "metrics.json").exists() and not args.overwrite:  # e.g. the hold-out split, scored once
         raise UserError(f"{args.out} already holds an evaluation; use --overwrite or another --out")
     labels = read_labels(args.labels)

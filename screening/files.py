@@ -66,3 +66,12 @@ def in_use(path: Path) -> str | None:
         return None
     except OSError as err:
         return f"{err.strerror or err}; it may be {HELD_OPEN}"
+
+
+def check_output_folder(folder: Path, option: str, what: str) -> None:
+    """Refuse, before any work, an output ``folder`` (given as ``option``, to hold ``what``)
+    that is a file, or in which no file can be made."""
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{option} {folder} is a file; give a folder for {what}")
+    if why := unwritable(folder):
+        raise UserError(f"cannot write {what} in {folder}: not writable ({why})")

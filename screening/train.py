@@ -31,7 +31,7 @@ from screening.calibration import fit_malignancy_scaling, fit_temperature, nll, 
 from screening.cli import described, nonneg_int, positive_int, run_cli
 from screening.data import labels_to_indices, load_images, parse_prefer, read_metadata, split_by_lesion
 from screening.errors import UserError
-from screening.files import unwritable
+from screening.files import check_output_folder
 from screening.inference import batched_logits, forward_fn
 from screening.info import CLASS_CODES, DATASET
 from screening.metrics import balanced_accuracy, calibration_errors, confusion_matrix, softmax, summary
@@ -254,10 +254,7 @@ def train(args: argparse.Namespace) -> Path:
         raise UserError(f"--target-sensitivity must be in (0, 1], got {args.target_sensitivity}")
     if not 0.0 <= args.ema < 1.0:
         raise UserError(f"--ema must be in [0, 1), got {args.ema}")
-    if args.run.exists() and not args.run.is_dir():
-        raise UserError(f"--run {args.run} is a file; give a folder for the run")
-    if why := unwritable(args.run):
-        raise UserError(f"cannot write the run in {args.run} ({why})")
+    check_output_folder(args.run, "--run", "the run")
     if args.calibrate_only and not (args.run / BEST).is_file():
         raise FileNotFoundError(f"nothing to calibrate: {args.run / BEST} does not exist")
     if args.resume and not args.calibrate_only and not (args.run / CHECKPOINT).is_file():
