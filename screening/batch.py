@@ -31,7 +31,7 @@ from screening.cli import (
 )
 from screening.data import IMAGE_SUFFIXES
 from screening.errors import UserError
-from screening.files import check_output_folder, in_use, unwritable
+from screening.files import NoRoom, check_output_folder, in_use, unwritable
 from screening.info import NOTICE
 from screening.progress import Progress
 
@@ -134,11 +134,15 @@ def write_records(screener, paths: list[Path], names: list[str], results: list, 
     from screening.record import write_record
     from screening.report import shown
 
-    cam, written = GradCAM(screener.model), {}
+    cam, written, full = GradCAM(screener.model), {}, False
     total = sum(r.refer for r in results)
     bar = Progress(total, enabled=False if progress is False else None, label="records")
     for i, (path, name, r) in enumerate(zip(paths, names, results, strict=True)):
-        if r.refer:
+        if not r.refer:
+            continue
+        if full:  # said once; each row still says its record is missing
+            r.warnings.append("PDF record not written (the disk is full)")
+        else:
             x = preprocess(open_image(path))  # it was read a moment ago for scoring
             out = folder / f"{name}.pdf"
             try:
@@ -147,11 +151,14 @@ def write_records(screener, paths: list[Path], names: list[str], results: list, 
                              source_name=shown(name), identification=shown(ids[i]) if ids else "")
                 written[i] = out
             except Exception as err:  # noqa: BLE001  e.g. a disk full, or a drawing bug on one odd file name
-                r.warnings.append(f"PDF record not written ({type(err).__name__}: {err})")
-                print(f"warning: {shown(name)}: {r.warnings[-1]}", file=sys.stderr)
-            bar.update()
-            if on_progress:
-                on_progress(bar.count, total, "records")
+                full = isinstance(err, NoRoom)
+                r.warnings.append("PDF record not written ("
+                                  + (str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}") + ")")
+                print(f"warning: {shown(name)}: {r.warnings[-1]}"
+                      + ("; no further records are written" if full else ""), file=sys.stderr)
+        bar.update()
+        if on_progress:
+            on_progress(bar.count, total, "records")
     bar.close()
     return written
 

@@ -3,6 +3,7 @@ one or the whole new one, never half of either."""
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Callable
@@ -14,6 +15,12 @@ from screening.errors import UserError
 # system allows for ``out`` (255 bytes) still leaves room for the temporary name's additions
 NAME_KEPT = 40
 HELD_OPEN = "open in another program (Excel, a PDF reader) or read-only: close it, or write another file"
+# a write that failed for want of room: said as such, naming the file (Python's message names neither)
+NO_ROOM = {getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EFBIG") if hasattr(errno, name)}
+
+
+class NoRoom(UserError):
+    """A write that failed because the disk, or the user's quota, is full: the next one will too."""
 
 
 def write_atomically(out: Path, write_to: Callable[[Path], None]) -> None:
@@ -23,7 +30,13 @@ def write_atomically(out: Path, write_to: Callable[[Path], None]) -> None:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        write_to(tmp)
+        try:
+            write_to(tmp)
+        except OSError as err:
+            if err.errno not in NO_ROOM:
+                raise
+            raise NoRoom(f"cannot write {out}: {err.strerror} (the disk is full, or your quota is used up); "
+                            "free some space or write it to another disk") from None
         tmp.chmod(_file_mode(out))  # mkstemp's 0600 would make the file private
         try:
             os.replace(tmp, out)

@@ -1,5 +1,6 @@
 """batch.py end to end on a folder of generated images and broken files."""
 
+import errno
 import io
 import json
 import os
@@ -429,6 +430,33 @@ def test_a_record_that_fails_is_a_warning_on_its_row_and_the_report_is_written(f
     assert "PDF record not written (ValueError: boom)" in df.loc[OK[0], "warnings"] and pd.isna(df.loc[OK[0], "record"])
     assert df.loc[OK[1], "record"] == "PDF" and len(list(records.rglob("*.pdf"))) == len(OK) - 1
     assert dict(pd.read_excel(out, sheet_name="Summary").values)[RECORDS_ITEM] == f"{len(OK) - 1} in records"
+
+
+def test_a_full_disk_ends_the_records_in_one_warning_and_each_row_says_so(folder, tiny_bundle, tmp_path, capsys,
+                                                                           monkeypatch):
+    """Every record after the disk filled would fail the same way: one warning, not one per row."""
+    import screening.record
+    from screening.files import write_atomically
+
+    real, tried = screening.record.write_record, []
+
+    def disk_fills(path, *args, **kwargs):
+        tried.append(path)
+        if len(tried) == 1:
+            return real(path, *args, **kwargs)
+        write_atomically(path, lambda tmp: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space left on device")))
+
+    monkeypatch.setattr(screening.record, "write_record", disk_fills)
+    out, records = tmp_path / "report.xlsx", tmp_path / "records"
+    assert main([str(folder), "--out", str(out), "--model", str(tiny_bundle), "--threshold", "0",
+                 "--records", str(records), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1 and len(tried) == 2
+    assert "No space left on device (the disk is full" in err and "no further records are written" in err
+    df = pd.read_excel(out)
+    referred = df[df.status == "ok"]
+    assert (referred.record == "PDF").sum() == 1 and len(list(records.rglob("*.pdf"))) == 1
+    assert referred[referred.record != "PDF"].warnings.str.contains("PDF record not written").all()
 
 
 def test_a_dicom_export_is_scored_like_the_images_themselves(tiny_bundle, tmp_path):

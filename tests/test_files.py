@@ -1,23 +1,29 @@
 """Atomic writes (``screening.files``): the reports, records and sign-in file rely on them."""
 
+import errno
 import os
 
 import pytest
 
-from screening.files import write_atomically
+from screening.files import NoRoom, write_atomically
 
 POSIX = pytest.mark.skipif(os.name != "posix", reason="POSIX permissions and name lengths")
 
 
-def test_a_failed_write_leaves_the_old_file_and_no_temporary_one(tmp_path):
+@pytest.mark.parametrize("error, raised, said", [
+    (OSError(errno.ENOSPC, "No space left on device"), NoRoom,
+     r"cannot write .*report.csv: No space left on device \(the disk is full"),  # Python's names no file
+    (OSError(errno.EIO, "Input/output error"), OSError, "Input/output error"),
+])
+def test_a_failed_write_leaves_the_old_file_and_no_temporary_one(tmp_path, error, raised, said):
     out = tmp_path / "report.csv"
     out.write_text("old")
 
     def fails(tmp):
         tmp.write_text("half of the new")
-        raise OSError(28, "No space left on device")
+        raise error
 
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(raised, match=said):
         write_atomically(out, fails)
     assert out.read_text() == "old" and os.listdir(tmp_path) == ["report.csv"]
     write_atomically(out, lambda tmp: tmp.write_text("new"))
