@@ -81,6 +81,22 @@ def theme() -> gr.themes.Theme:
         body_text_color_subdued="*neutral_600")
 
 
+def _said(handler: Callable) -> Callable:
+    """``handler`` with what stops it on the computer running SkinScreen (a full disk, an audit
+    log that cannot be written: a UserError or an OSError) said on the page in one line, and in
+    the text window for whoever runs it, instead of Gradio's bare "Error" and a traceback."""
+
+    @functools.wraps(handler)  # its signature too: Gradio passes the request and progress it asks for
+    def said(*args, **kwargs):
+        try:
+            return handler(*args, **kwargs)
+        except (UserError, OSError) as err:
+            print(f"warning: {err}", file=sys.stderr)
+            raise refused(f"{err}. Ask whoever runs SkinScreen.") from None
+
+    return said
+
+
 class ScreeningApp:
     """Holds the model and the Grad-CAM explainer; ``predict`` is the per-image handler."""
 
@@ -95,6 +111,7 @@ class ScreeningApp:
         # read from the PNG, where a crafted one could name any patient for its PDF record
         self.identified: dict[str, str] = {}
 
+    @_said
     def predict(self, image: dict | Image.Image | np.ndarray | str | None, request: gr.Request | None = None):
         """image -> (class confidences, assessment markdown, Grad-CAM image, warnings markdown).
 
@@ -108,6 +125,7 @@ class ScreeningApp:
         confidences = {label_of(c): p for c, p in result.probabilities.items()}
         return confidences, self.assessment(result), overlay, self.warnings(result)
 
+    @_said
     def record(self, image: dict | Image.Image | np.ndarray | str | None, request: gr.Request | None = None) -> str:
         """image -> a one-page PDF of its assessment for the patient file (``screening.record``)."""
         result, x, overlay = self._assess(image)
@@ -121,6 +139,7 @@ class ScreeningApp:
                      identification=shown(self.identification(_payload_source(image))))
         return str(out)
 
+    @_said
     def as_png(self, path: str | None, request: gr.Request | None = None) -> str:
         """A DICOM file (or any image) -> a PNG of what SkinScreen reads from it, for the image
         box: browsers neither show DICOM nor let it be dropped on an image box."""
@@ -143,6 +162,7 @@ class ScreeningApp:
             return self.identified.get(sha256_of(source), "")
         return identified(Path(source))
 
+    @_said
     def viewable(self, image: dict | None, request: gr.Request | None = None):
         """An upload the browser cannot show (TIFF, as dermatoscope cameras save, or HEIC: a
         broken picture in the box) replaced by its PNG; anything else left as it is."""
@@ -170,12 +190,8 @@ class ScreeningApp:
             hashes["shown_as_sha256"] = sha256_of(shown_as)
         details = {**hashes, **details}
         client = getattr(request, "client", None)
-        try:
-            self.audit.write(action, user=getattr(request, "username", None),
-                             client=getattr(client, "host", None), **details)
-        except UserError as err:
-            print(f"warning: {err}", file=sys.stderr)
-            raise refused(f"{err}. Ask whoever runs SkinScreen.") from None
+        self.audit.write(action, user=getattr(request, "username", None), client=getattr(client, "host", None),
+                         **details)
 
     def _assess(self, image) -> tuple[Result, np.ndarray, Image.Image]:
         """The scored result, the 224x224 square the model saw and its Grad-CAM overlay."""
@@ -204,6 +220,7 @@ class ScreeningApp:
             return "Image checks: no problems found."
         return "**Image checks — read this result with care:**\n" + "\n".join(f"- {w}" for w in r.warnings)
 
+    @_said
     def batch(self, files: list[str] | None, records: bool = False,
               progress: gr.Progress = gr.Progress(),  # noqa: B008  Gradio's idiom
               request: gr.Request | None = None):

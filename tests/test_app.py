@@ -1,5 +1,6 @@
 """The Gradio app, called as a user's script would: gradio_client against a live server."""
 
+import errno
 import getpass
 import os
 import shutil
@@ -116,6 +117,41 @@ def test_the_api_reads_only_uploaded_files_not_any_path_on_the_server(server, im
     assert all("event: error" in a and "This image was not uploaded to SkinScreen" in a for a in answers), answers
     assert answers[0] == answers[1]  # nor does the message say whether the file exists
     assert httpx.get(f"{server}gradio_api/file={image_file}", timeout=30).status_code == 403  # nor serves it
+
+
+def test_a_full_disk_or_an_audit_log_that_fails_is_one_line_on_the_page_and_in_the_text_window(
+        client, tiny_bundle, tmp_path, image_file, monkeypatch, capfd):
+    """What stops a handler on the computer running SkinScreen: Gradio said only "Error", and
+    printed a traceback in the text window."""
+    import gradio as gr
+
+    import screening.app
+    from screening.app import ScreeningApp
+    from screening.audit import AuditLog
+    from screening.errors import UserError
+    from screening.files import write_atomically
+
+    def disk_full(tmp):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(screening.app, "write_record", lambda path, *a, **k: write_atomically(Path(path), disk_full))
+    with pytest.raises(Exception) as err:
+        client.predict(gradio_client.handle_file(str(image_file)), api_name="/record")
+    assert "No space left on device (the disk is full" in str(err.value) and "Ask whoever runs SkinScreen" in str(err.value)
+    printed = capfd.readouterr().err
+    assert "warning: cannot write" in printed and "Traceback" not in printed
+
+    app = ScreeningApp(tiny_bundle, audit=AuditLog(tmp_path / "audit.jsonl"))
+
+    def refused(*args, **kwargs):
+        raise UserError("the audit log audit.jsonl cannot be written (No space left on device)")
+
+    monkeypatch.setattr(app.audit, "write", refused)
+    with pytest.raises(gr.Error) as page:
+        app.predict(str(image_file))  # no result leaves without its entry
+    assert page.value.message == ("the audit log audit.jsonl cannot be written (No space left on device). "
+                                  "Ask whoever runs SkinScreen.")
+    assert "warning: the audit log" in capfd.readouterr().err
 
 
 def test_record_endpoint_returns_a_pdf_of_the_same_assessment(client, image_file, tmp_path):
