@@ -211,7 +211,9 @@ def write(df: pd.DataFrame, out: Path, info: RunInfo, thumbnails: dict[int, byte
     workbook, with ``images`` (one per row) each file name links to its image, and with
     ``records`` (row -> PDF) a ``record`` column links to the PDF records."""
     if out.suffix.lower() == ".csv":
-        write_atomically(out, lambda tmp: defuse_formulas(df).to_csv(tmp, index=False))
+        # with a byte-order mark: Excel reads a CSV without one in the computer's legacy code page,
+        # and "Müller.jpg" showed as "MÃ¼ller.jpg"
+        write_atomically(out, lambda tmp: defuse_formulas(df).to_csv(tmp, index=False, encoding="utf-8-sig"))
     elif out.suffix.lower() == ".json":
         relative = {i: Path(os.path.relpath(pdf, out.parent)).as_posix() for i, pdf in (records or {}).items()}
         write_atomically(out, lambda tmp: tmp.write_text(as_json(df, info, relative), encoding="utf-8"))

@@ -150,6 +150,18 @@ def test_recursive_and_csv(folder, tiny_bundle, tmp_path):
     assert "sub/z_nested.jpg" in set(df["file"]) and len(df) == len(OK) + len(BROKEN) + 1
 
 
+def test_the_csv_carries_a_byte_order_mark_so_excel_reads_accented_names(tiny_bundle, tmp_path):
+    """Excel (not available here) reads a CSV without one in the legacy code page: Mã¼ller."""
+    images = tmp_path / "in"
+    images.mkdir()
+    Image.fromarray(lesion_like()).save(images / "Müller, Zoë.jpg")
+    out = tmp_path / "r.csv"
+    assert main([str(images), "--out", str(out), "--model", str(tiny_bundle), "--quiet"]) == 0
+    raw = out.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbffile,") and "Müller, Zoë.jpg".encode() in raw
+    assert pd.read_csv(out)["file"].tolist() == ["Müller, Zoë.jpg"]  # pandas skips the mark
+
+
 def test_file_names_that_look_like_formulas_stay_text(tiny_bundle, tmp_path):
     images = tmp_path / "in"
     images.mkdir()
