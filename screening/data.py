@@ -34,8 +34,13 @@ def read_labels(csv_path: str | Path, columns: Sequence[str] = ("image_id", "dx"
         raise DataError(f"labels file not found: {path}")
     try:
         df = pd.read_csv(path, dtype=str)
+        if len(df.columns) == 1 and (sep := next((c for c in ";\t" if c in df.columns[0]), None)):
+            df = pd.read_csv(path, dtype=str, sep=sep)  # Excel's CSV where the decimal mark is a comma; a pasted table
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: not a readable CSV ({err})") from None
+    df = df.rename(columns=str.strip).apply(lambda column: column.str.strip())  # cells typed in a spreadsheet
+    if "dx" in df.columns:
+        df["dx"] = df["dx"].str.lower()  # MEL, as ISIC writes the codes
     if "image_id" not in df.columns and "image" in df.columns and set(ISIC_ONE_HOT) & set(df.columns):
         df = _from_one_hot(df, path)
     missing = [c for c in columns if c not in df.columns]

@@ -60,6 +60,18 @@ def test_labels_csv_errors_name_the_path(tmp_path):
         read_labels(unknown)
 
 
+@pytest.mark.parametrize("text", [
+    "image_id,dx\nISIC_1,mel\nISIC_2,nv\n",
+    "\ufeffimage_id;dx\r\nISIC_1;MEL\r\nISIC_2;NV \r\n",  # Excel's "CSV UTF-8" where the decimal mark is a comma
+    "image_id\tdx\nISIC_1\tmel\n ISIC_2 \t nv\n",  # a table pasted from a spreadsheet
+])
+def test_labels_made_in_a_spreadsheet_are_read_as_meant(tmp_path, text):
+    labels = tmp_path / "labels.csv"
+    labels.write_bytes(text.encode())
+    assert read_labels(labels).to_dict("records") == [{"image_id": "ISIC_1", "dx": "mel"},
+                                                      {"image_id": "ISIC_2", "dx": "nv"}]
+
+
 def test_isic_challenge_ground_truth_is_read_as_image_id_and_dx(tmp_path, capsys):
     """The external test sets come as ISIC's one-hot CSVs: 2018 Task 3 with the seven classes,
     2019 with AK for akiec and two classes a HAM10000 model does not know."""
