@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 
@@ -263,7 +263,7 @@ def screen_files(screener, paths: list[Path], folder: Path, out: Path, *, source
         folder=source or str(folder), threshold=screener.threshold, tta=screener.tta,
         model_name=screener.meta.get("name", ""), model_version=str(screener.meta.get("version", "")),
         model_sha256=screener.meta.get("sha256", ""), software_version=__version__,
-        date=datetime.now(UTC).isoformat(timespec="seconds"), elapsed_s=scored_s,
+        date=datetime.now().astimezone().isoformat(timespec="seconds"), elapsed_s=scored_s,  # the clinic's clock
         validated=screener.validated, calibration=report.calibration_text(screener))
     thumbs = {i: png for i, p in enumerate(paths) if (png := thumbnail_png(p))} if thumbnails else None
     if pdfs is not None:

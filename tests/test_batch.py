@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 from urllib.parse import unquote, unquote_to_bytes
@@ -141,6 +142,20 @@ def test_file_names_link_to_their_images(xlsx, folder):
         target = cell.hyperlink.target
         assert not target.startswith(("/", "file:"))
         assert (xlsx.parent / unquote(target)).resolve() == (folder / cell.value).resolve()
+
+
+@pytest.mark.skipif(not hasattr(time, "tzset"), reason="time.tzset: POSIX only")
+def test_the_report_is_dated_by_the_clinics_clock_with_its_offset(folder, tiny_bundle, tmp_path, monkeypatch):
+    """As the PDF records and the audit log are: it said UTC, hours off the clinic's day."""
+    monkeypatch.setenv("TZ", "IST-5:30")  # POSIX form, UTC+05:30: needs no time zone database
+    time.tzset()
+    try:
+        out = tmp_path / "r.json"
+        assert main([str(folder), "--out", str(out), "--model", str(tiny_bundle), "--quiet"]) == 0
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert json.loads(out.read_text(encoding="utf-8"))["summary"]["date"].endswith("+05:30")
 
 
 def test_recursive_and_csv(folder, tiny_bundle, tmp_path):
