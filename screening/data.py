@@ -106,9 +106,12 @@ def read_metadata(data_dir: str | Path, prefer: Sequence[str] = ()) -> pd.DataFr
 
 
 def find_images(image_ids: Iterable[str], folders: Sequence[str | Path]) -> list[str]:
-    """Path of each image id: the first folder (best copy first) holding ``<id>.<ext>``."""
+    """Path of each image id: the first folder (best copy first) holding ``<id>.<ext>``, or,
+    for an id that is a file name or a path inside a folder (``2026/lesion7.jpg``, as a clinic
+    lists its own images), that file."""
+    folders = [Path(f) for f in folders]
     index: dict[str, str] = {}
-    for folder in reversed([Path(f) for f in folders]):  # earlier folders overwrite later ones
+    for folder in reversed(folders):  # earlier folders overwrite later ones
         if not folder.is_dir():
             raise DataError(f"image folder not found: {folder}")
         for p in folder.iterdir():
@@ -116,10 +119,13 @@ def find_images(image_ids: Iterable[str], folders: Sequence[str | Path]) -> list
                 index[p.stem] = str(p)
     paths = []
     for image_id in image_ids:
-        if image_id not in index:
+        named = (f / image_id for f in folders if Path(image_id).suffix.lower() in IMAGE_SUFFIXES)
+        path = index.get(image_id) or next((str(p) for p in named if p.is_file()), None)
+        if path is None:
             where = ", ".join(str(f) for f in folders)
-            raise DataError(f"image {image_id} is listed but has no file in {where}")
-        paths.append(index[image_id])
+            raise DataError(f"image {image_id} is listed but has no file in {where} (an id names a file there, "
+                            "with or without its suffix, or by its path inside the folder)")
+        paths.append(path)
     return paths
 
 

@@ -111,6 +111,17 @@ def test_metadata_best_copy_wins_and_missing_image_is_named(tmp_path):
         find_images(["A"], [tmp_path / "missing"])
 
 
+def test_an_image_id_may_be_a_file_name_or_a_path_inside_the_folder(tmp_path):
+    """As a clinic lists its own images: with their suffix, or in the subfolders they are kept in."""
+    (tmp_path / "2026" / "march").mkdir(parents=True)
+    for name in ("A.jpg", "2026/march/B.png"):
+        Image.fromarray(lesion_like()).save(tmp_path / name)
+    found = find_images(["A", "A.jpg", "2026/march/B.png"], [tmp_path])
+    assert found == [str(tmp_path / "A.jpg")] * 2 + [str(tmp_path / "2026" / "march" / "B.png")]
+    with pytest.raises(DataError, match="image 2026/march/B is listed but has no file in .* by its path inside"):
+        find_images(["2026/march/B"], [tmp_path])  # a path keeps its suffix
+
+
 def test_load_images_decodes_once_into_a_cache(tmp_path):
     paths = []
     for i in range(3):
