@@ -54,10 +54,14 @@ def threshold_for_sensitivity(
     numerical difference smaller than half the gap (another CPU, a GPU, float16 weights) can
     no longer drop that case below the threshold and the sensitivity below the target.
     """
-    positive = is_malignant(y)
+    return threshold_at_sensitivity(is_malignant(y), malignancy(probs, scaling), target)
+
+
+def threshold_at_sensitivity(positive: np.ndarray, score: np.ndarray, target: float = 0.90) -> float:
+    """:func:`threshold_for_sensitivity` for malignant flags and malignancy probabilities."""
+    positive, score = np.asarray(positive, dtype=bool), np.asarray(score)
     if not positive.any():
         raise ValueError("no malignant cases: cannot choose a threshold for sensitivity")
-    score = malignancy(probs, scaling)
     # Flagging score >= t catches the k highest-scoring positives; we need k >= target * P.
     k = int(np.ceil(target * positive.sum()))
     edge = np.sort(score[positive])[::-1][k - 1]

@@ -27,8 +27,10 @@ class DataError(UserError):
     """A problem with the dataset files; the message names the path."""
 
 
-def read_labels(csv_path: str | Path, columns: Sequence[str] = ("image_id", "dx")) -> pd.DataFrame:
-    """Read a labels CSV (the HAM10000 metadata or any ``image_id,dx`` file) and check it."""
+def read_labels(csv_path: str | Path, columns: Sequence[str] = ("image_id", "dx"),
+                diagnoses: Sequence[str] = CLASS_CODES) -> pd.DataFrame:
+    """Read a labels CSV (the HAM10000 metadata or any ``image_id,dx`` file) and check that
+    each ``dx`` is one of ``diagnoses``."""
     path = Path(csv_path)
     if not path.is_file():
         raise DataError(f"labels file not found: {path}")
@@ -46,9 +48,9 @@ def read_labels(csv_path: str | Path, columns: Sequence[str] = ("image_id", "dx"
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise DataError(f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(df.columns)}")
-    unknown = sorted(set(df["dx"]) - set(CLASS_CODES))
+    unknown = sorted(set(df["dx"]) - set(diagnoses))
     if unknown:
-        raise DataError(f"{path}: unknown dx value(s) {', '.join(map(str, unknown))}")
+        raise DataError(f"{path}: unknown dx value(s) {', '.join(map(str, unknown))}; known: {', '.join(diagnoses)}")
     return df.reset_index(drop=True)
 
 

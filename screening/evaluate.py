@@ -4,6 +4,11 @@ Scores every labelled image through the same ``Screener`` the batch tool and UI 
 writes ``metrics.json`` (with bootstrap intervals), ``report.md``, ``predictions.csv`` (one
 row per image) and PNG plots (confusion matrix, ROC curves, reliability diagrams before and
 after calibration).
+
+Labels that say only malignant or benign (``dx`` = malignant or benign, as a biopsy answers;
+diagnosis codes may stand beside them) give the malignancy figures alone: AUROC, sensitivity
+and specificity at the threshold, and the thresholds for other sensitivity targets, to choose
+a clinic's own operating point on its own images.
 """
 
 from __future__ import annotations
@@ -15,25 +20,30 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from screening.calibration import threshold_for_sensitivity
+from screening.calibration import threshold_at_sensitivity
 from screening.cli import described, positive_int, run_cli
 from screening.data import find_images, labels_to_indices, read_labels
 from screening.errors import UserError
 from screening.files import check_output_folder
 from screening.inference import Result, Screener
-from screening.info import CLASS_CODES, NOTICE
+from screening.info import CLASS_CODES, MALIGNANT, NOTICE, OUTCOMES
 from screening.metrics import (
     IDENTITY,
+    MALIGNANCY_BINS,
+    binned,
     bootstrap_intervals,
+    calibration_error,
     calibration_errors,
-    is_malignant,
     malignancy,
+    malignancy_figures,
+    percentile_intervals,
     recall_intervals,
+    resamples_of,
     sensitivity_specificity,
     softmax,
     summary,
 )
-from screening.plots import confusion_matrix_png, reliability_png, roc_png
+from screening.plots import confusion_matrix_png, malignancy_png, reliability_png, roc_png
 from screening.report import rows
 
 RESAMPLES = 1000  # bootstrap resamples behind every interval
@@ -53,16 +63,15 @@ def predictions(labels: pd.DataFrame, results: list[Result]) -> pd.DataFrame:
 SENSITIVITY_TARGETS = (0.80, 0.85, 0.90, 0.95, 0.98)
 
 
-def operating_points(probs: np.ndarray, y: np.ndarray, scaling: tuple[float, float]) -> list[dict]:
+def operating_points(positive: np.ndarray, score: np.ndarray) -> list[dict]:
     """Thresholds these images would give for other sensitivity targets (the rule training uses
     for the model's own), with the specificity and the share of all cases referred: the table a
     clinic reads to pick ``batch.py --threshold``. Fitted on these images, so optimistic."""
-    positive, score = is_malignant(y), malignancy(probs, scaling)
     if not positive.any():
         return []
     points = []
     for target in SENSITIVITY_TARGETS:
-        t = threshold_for_sensitivity(y, probs, target, scaling)
+        t = threshold_at_sensitivity(positive, score, target)
         sens, spec = sensitivity_specificity(positive, score, t)
         points.append({"target": target, "threshold": t, "sensitivity": sens, "specificity": spec,
                        "referred": float(np.mean(score >= t))})
@@ -98,10 +107,12 @@ def parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", type=Path, help="model bundle folder (default: the packaged model)")
     p.add_argument("--images", type=Path, nargs="+", required=True,
-                   help="image folder(s), best first: each image_id is looked up as <id>.<ext>")
+                   help="image folder(s), best first: each image_id is looked up as <id>.<ext> (or is a file "
+                        "name, or a path inside the folder)")
     p.add_argument("--labels", type=Path, required=True,
-                   help="CSV with columns image_id,dx (and lesion_id, for intervals by lesion), or an ISIC "
-                        "challenge ground truth (image,MEL,NV,...; 2019's SCC and UNK rows left out)")
+                   help="CSV with columns image_id,dx (and lesion_id, for intervals by lesion), dx a diagnosis "
+                        "code or malignant/benign; or an ISIC challenge ground truth (image,MEL,NV,...; 2019's "
+                        "SCC and UNK rows left out)")
     p.add_argument("--out", type=Path, required=True, help="folder for metrics.json, report.md and plots")
     p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                    help="flip test-time augmentation (default: the bundle's setting)")
@@ -115,7 +126,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     check_output_folder(args.out, "--out", "the evaluation")
     if (args.out / "metrics.json").exists() and not args.overwrite:  # e.g. the hold-out split, scored once
         raise UserError(f"{args.out} already holds an evaluation; use --overwrite or another --out")
-    labels = read_labels(args.labels)
+    labels = read_labels(args.labels, diagnoses=(*CLASS_CODES, *OUTCOMES))
     if labels.empty:
         raise UserError(f"{args.labels}: no rows to evaluate")
     paths = find_images(labels["image_id"], args.images)
@@ -125,14 +136,33 @@ def evaluate(args: argparse.Namespace) -> dict:
     if failed:
         raise UserError(f"{len(failed)} image(s) could not be read, first: {failed[0].error}")
     probs = np.array([[r.probabilities[c] for c in CLASS_CODES] for r in results])
-    y = labels_to_indices(labels["dx"])
-    metrics = summary(probs, y, screener.threshold, screener.scaling)
     # The uncalibrated view (T=1, summed malignancy unscaled) for the reliability diagrams
     # and the ECE comparison.
     raw = softmax(np.log(np.clip(probs, 1e-12, None)) * screener.temperature)
+    groups, unit = (labels["lesion_id"], "lesions") if "lesion_id" in labels.columns else (None, "images")
+    positive = np.array([OUTCOMES.get(dx, dx in MALIGNANT) for dx in labels["dx"]])
+    score = malignancy(probs, screener.scaling)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if labels["dx"].isin(list(OUTCOMES)).any():  # a biopsy's verdict, not a diagnosis: malignancy figures alone
+        metrics = outcome_metrics(positive, score, malignancy(raw), screener.threshold, groups, unit)
+        malignancy_png(positive, {"before calibration (T=1, unscaled)": malignancy(raw), "calibrated": score},
+                       screener.threshold, args.out / "malignancy.png")
+    else:
+        metrics = diagnosis_metrics(labels_to_indices(labels["dx"]), probs, raw, screener, groups, unit, args.out)
+    metrics["operating_points"] = operating_points(positive, score)
+    metrics.update(model=str(screener.path), sha256=screener.meta["sha256"], temperature=screener.temperature,
+                   malignancy_scaling=list(screener.scaling), tta=screener.tta, labels=str(args.labels))
+    (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    predictions(labels, results).to_csv(args.out / PREDICTIONS, index=False)
+    (args.out / "report.md").write_text(markdown(metrics), encoding="utf-8")
+    return metrics
+
+
+def diagnosis_metrics(y: np.ndarray, probs: np.ndarray, raw: np.ndarray, screener: Screener, groups, unit: str,
+                      out: Path) -> dict:
+    """Every figure labels of the seven diagnoses give, with intervals, and their plots in ``out``."""
+    metrics = summary(probs, y, screener.threshold, screener.scaling)
     metrics.update({f"{k}_uncalibrated": v for k, v in calibration_errors(raw, y).items()})
-    by_lesion = "lesion_id" in labels.columns
-    groups, unit = (labels["lesion_id"], "lesions") if by_lesion else (None, "images")
     metrics.update(
         intervals={**bootstrap_intervals(probs, y, screener.threshold, screener.scaling, groups=groups,
                                          resamples=RESAMPLES),
@@ -141,30 +171,35 @@ def evaluate(args: argparse.Namespace) -> dict:
                          f"sample size; the other figures: percentile bootstrap, {RESAMPLES} resamples of {unit} "
                          "(seed 0)"),
     )
-    metrics["operating_points"] = operating_points(probs, y, screener.scaling)
-    metrics.update(model=str(screener.path), sha256=screener.meta["sha256"], temperature=screener.temperature,
-                   malignancy_scaling=list(screener.scaling), tta=screener.tta, labels=str(args.labels))
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    predictions(labels, results).to_csv(args.out / PREDICTIONS, index=False)
-    confusion_matrix_png(np.array(metrics["confusion_matrix"]), args.out / "confusion_matrix.png")
-    roc_png(y, probs, args.out / "roc.png", screener.threshold, screener.scaling)
+    confusion_matrix_png(np.array(metrics["confusion_matrix"]), out / "confusion_matrix.png")
+    roc_png(y, probs, out / "roc.png", screener.threshold, screener.scaling)
     a, b = screener.scaling
     reliability_png(y, {"before calibration (T=1, unscaled)": (raw, IDENTITY),
                         f"calibrated (T={screener.temperature:.2f}; malignancy a={a:.2f}, b={b:.2f})":
-                            (probs, screener.scaling)}, args.out / "reliability.png")
-    (args.out / "report.md").write_text(markdown(metrics), encoding="utf-8")
+                            (probs, screener.scaling)}, out / "reliability.png")
     return metrics
+
+
+def outcome_metrics(positive: np.ndarray, score: np.ndarray, unscaled: np.ndarray, threshold: float, groups,
+                    unit: str) -> dict:
+    """The figures labels of malignant or benign alone give (``malignancy_figures``), with
+    bootstrap intervals and the malignancy probability's calibration error."""
+    draws = [malignancy_figures(positive[i], score[i], threshold)
+             for i in resamples_of(len(positive), groups, RESAMPLES)]
+    return {"n": len(positive), "labels_kind": "outcome", "malignant": int(positive.sum()), "threshold": threshold,
+            **malignancy_figures(positive, score, threshold),
+            "malignancy_ece": calibration_error(binned(score, positive, MALIGNANCY_BINS)),
+            "malignancy_ece_uncalibrated": calibration_error(binned(unscaled, positive, MALIGNANCY_BINS)),
+            "intervals": percentile_intervals(draws),
+            "interval_method": f"95% intervals: percentile bootstrap, {RESAMPLES} resamples of {unit} (seed 0)"}
 
 
 def markdown(m: dict) -> str:
     """A human-readable report with the headline metrics, per-class table and plots."""
+    if m.get("labels_kind") == "outcome":
+        return outcome_markdown(m)
     lines = [
-        "# SkinScreen evaluation", "", f"> {NOTICE}", "",
-        (f"Model `{m['model']}` (sha256 `{m['sha256'][:12]}`), labels `{m['labels']}`, {m['n']} images, "
-        f"temperature {m['temperature']:.3f}, malignancy scaling a={m['malignancy_scaling'][0]:.3f} "
-        f"b={m['malignancy_scaling'][1]:.3f}, TTA {'on' if m['tta'] else 'off'}."), "",
-        "| metric | value |", "|---|---|",
+        *_heading(m, f"{m['n']} images"),
         f"| accuracy | {m['accuracy']:.3f} |",
         f"| balanced accuracy (mean recall) | {with_interval(m, 'balanced_accuracy')} |",
         f"| macro AUROC (one vs rest) | {m['macro_auroc']:.3f} |",
@@ -191,12 +226,36 @@ def markdown(m: dict) -> str:
     return "\n".join(lines)
 
 
+def outcome_markdown(m: dict) -> str:
+    """:func:`markdown` for labels of malignant or benign alone."""
+    return "\n".join([
+        *_heading(m, f"{m['n']} images labelled malignant or benign ({m['malignant']} malignant)"),
+        f"| malignant-vs-benign AUROC | {with_interval(m, 'malignant_auroc')} |",
+        f"| sensitivity at threshold {m['threshold']:.3f} | {with_interval(m, 'sensitivity')} |",
+        f"| specificity at threshold {m['threshold']:.3f} | {with_interval(m, 'specificity')} |",
+        (f"| expected calibration error, malignancy (calibrated / unscaled) | {m['malignancy_ece']:.3f} / "
+         f"{m['malignancy_ece_uncalibrated']:.3f} |"),
+        "", *interval_note(m), "",
+        *(["Other operating points on these images (thresholds fitted on them):", "", *operating_points_table(m)]
+          if m.get("operating_points") else []),
+        "![ROC and reliability of the malignancy probability](malignancy.png)", ""])
+
+
+def _heading(m: dict, images: str) -> list[str]:
+    """The report's title, notice and what was scored, then the head of the metrics table."""
+    return ["# SkinScreen evaluation", "", f"> {NOTICE}", "",
+            (f"Model `{m['model']}` (sha256 `{m['sha256'][:12]}`), labels `{m['labels']}`, {images}, "
+             f"temperature {m['temperature']:.3f}, malignancy scaling a={m['malignancy_scaling'][0]:.3f} "
+             f"b={m['malignancy_scaling'][1]:.3f}, TTA {'on' if m['tta'] else 'off'}."), "",
+            "| metric | value |", "|---|---|"]
+
+
 def main(argv: list[str] | None = None) -> int:
     def run(args: argparse.Namespace) -> int:
         m = evaluate(args)
-        print(f"{m['n']} images: balanced accuracy {with_interval(m, 'balanced_accuracy')}, malignant AUROC "
-              f"{with_interval(m, 'malignant_auroc')}, sensitivity {m['sensitivity']:.3f} / specificity "
-              f"{m['specificity']:.3f} at {m['threshold']:.3f}; report in {args.out}")
+        accuracy = "" if "balanced_accuracy" not in m else f"balanced accuracy {with_interval(m, 'balanced_accuracy')}, "
+        print(f"{m['n']} images: {accuracy}malignant AUROC {with_interval(m, 'malignant_auroc')}, sensitivity "
+              f"{m['sensitivity']:.3f} / specificity {m['specificity']:.3f} at {m['threshold']:.3f}; report in {args.out}")
         return 0
 
     return run_cli(parser(), run, argv)

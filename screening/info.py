@@ -20,6 +20,10 @@ CLASS_CODES: tuple[str, ...] = tuple(CLASSES)
 CLASS_NAMES: dict[str, str] = {code: c["name"] for code, c in CLASSES.items()}
 MALIGNANT: tuple[str, ...] = tuple(code for code, c in CLASSES.items() if c["malignant"])
 
+#: What a clinic's own labels may say instead of a diagnosis (a biopsy's verdict): evaluation
+#: then gives the malignancy figures alone.
+OUTCOMES: dict[str, bool] = {"malignant": True, "benign": False}
+
 DATASET: dict = {
     "name": "HAM10000",
     "metadata": "HAM10000_metadata.csv",

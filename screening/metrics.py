@@ -122,8 +122,11 @@ def reliability(probs: np.ndarray, y: np.ndarray, bins: int = 15) -> dict[str, n
     return binned(probs.max(axis=1), probs.argmax(axis=1) == np.asarray(y), bins)
 
 
+MALIGNANCY_BINS = 10  # fewer than the top class's 15: malignant cases are a fifth of the images
+
+
 def malignancy_reliability(
-    probs: np.ndarray, y: np.ndarray, scaling: Sequence[float] = IDENTITY, bins: int = 10
+    probs: np.ndarray, y: np.ndarray, scaling: Sequence[float] = IDENTITY, bins: int = MALIGNANCY_BINS
 ) -> dict[str, np.ndarray]:
     """Malignancy probability vs the observed fraction of malignant lesions per bin."""
     return binned(malignancy(probs, scaling), is_malignant(y), bins)
@@ -164,12 +167,17 @@ def headline(y: np.ndarray, pred: np.ndarray, score: np.ndarray, threshold: floa
     malignancy probability: balanced accuracy, malignant AUROC, sensitivity, specificity and
     each class's recall (``recall_<code>``, NaN for a class absent from ``y``)."""
     cm = confusion_matrix(y, pred)
-    positive = is_malignant(y)
-    sens, spec = sensitivity_specificity(positive, score, threshold)
     support = cm.sum(axis=1)
     recall = np.divide(np.diag(cm), support, out=np.full(len(support), np.nan), where=support > 0)
-    return {"balanced_accuracy": balanced_accuracy(cm), "malignant_auroc": auroc(positive, score),
-            "sensitivity": sens, "specificity": spec, **{f"recall_{c}": float(r) for c, r in zip(CLASS_CODES, recall)}}
+    return {"balanced_accuracy": balanced_accuracy(cm), **malignancy_figures(is_malignant(y), score, threshold),
+            **{f"recall_{c}": float(r) for c, r in zip(CLASS_CODES, recall)}}
+
+
+def malignancy_figures(positive: np.ndarray, score: np.ndarray, threshold: float) -> dict[str, float]:
+    """Malignant-vs-benign AUROC, and sensitivity and specificity at ``threshold``: all that
+    labels saying only malignant or benign (a biopsy's verdict) can measure."""
+    sens, spec = sensitivity_specificity(positive, score, threshold)
+    return {"malignant_auroc": auroc(positive, score), "sensitivity": sens, "specificity": spec}
 
 
 def percentile_intervals(draws: Sequence[dict[str, float]], level: float = 0.95) -> dict[str, list[float]]:

@@ -14,7 +14,9 @@ import numpy as np
 from screening.info import CLASS_CODES
 from screening.metrics import (
     IDENTITY,
+    MALIGNANCY_BINS,
     auroc,
+    binned,
     calibration_error,
     is_malignant,
     malignancy,
@@ -53,37 +55,69 @@ def roc_png(
         if positive.any() and not positive.all():
             fpr, tpr, _ = roc_curve(positive, probs[:, k])
             axes[0].plot(fpr, tpr, label=f"{code} ({auroc(positive, probs[:, k]):.3f})")
-    positive, score = is_malignant(y), malignancy(probs, scaling)
+    _malignancy_roc(axes[1], is_malignant(y), malignancy(probs, scaling), threshold)
+    for ax, title in zip(axes, ("Per class (one vs rest)", MALIGNANCY_TITLE)):
+        _roc_axes(ax, title)
+    _save(fig, path)
+
+
+MALIGNANCY_TITLE = "Malignancy score (mel+bcc+akiec)"
+
+
+def _malignancy_roc(ax, positive: np.ndarray, score: np.ndarray, threshold: float | None) -> None:
     if positive.any() and not positive.all():
         fpr, tpr, _ = roc_curve(positive, score)
-        axes[1].plot(fpr, tpr, color="crimson", label=f"malignant vs benign ({auroc(positive, score):.3f})")
+        ax.plot(fpr, tpr, color="crimson", label=f"malignant vs benign ({auroc(positive, score):.3f})")
         if threshold is not None:
             flagged = score >= threshold
-            axes[1].plot(flagged[~positive].mean(), flagged[positive].mean(), "ko",
-                         label=f"threshold {threshold:.3f}")
-    for ax, title in zip(axes, ("Per class (one vs rest)", "Malignancy score (mel+bcc+akiec)")):
-        ax.plot([0, 1], [0, 1], ":", color="grey")
-        ax.set(xlabel="false-positive rate (1 - specificity)", ylabel="sensitivity", title=title)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(loc="lower right", fontsize=8)
-    _save(fig, path)
+            ax.plot(flagged[~positive].mean(), flagged[positive].mean(), "ko", label=f"threshold {threshold:.3f}")
+
+
+def _roc_axes(ax, title: str) -> None:
+    ax.plot([0, 1], [0, 1], ":", color="grey")
+    ax.set(xlabel="false-positive rate (1 - specificity)", ylabel="sensitivity", title=title)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="lower right", fontsize=8)
 
 
 def reliability_png(y: np.ndarray, curves: dict[str, tuple[np.ndarray, Sequence[float]]], path: Path) -> None:
     """Reliability diagrams of the top class and of the malignancy probability; ``curves`` maps
     a label (e.g. 'calibrated') to (class probabilities, malignancy scaling)."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 5))
-    panels = (("confidence (top class)", "accuracy", "Top class"),
-              ("malignancy probability", "fraction malignant", "Malignancy (mel+bcc+akiec)"))
-    for ax, (xlabel, ylabel, title) in zip(axes, panels):
-        ax.plot([0, 1], [0, 1], ":", color="grey", label="perfect calibration")
-        ax.set(xlabel=xlabel, ylabel=ylabel, xlim=(0, 1), ylim=(0, 1), title=title)
+    _reliability_axes(axes[0], "confidence (top class)", "accuracy", "Top class")
+    _reliability_axes(axes[1], *MALIGNANCY_RELIABILITY)
     for label, (probs, scaling) in curves.items():
         for ax, r in zip(axes, (reliability(probs, y), malignancy_reliability(probs, y, scaling))):
-            used = r["count"] > 0
-            ax.plot(r["confidence"][used], r["accuracy"][used], "o-", label=f"{label}: ECE {calibration_error(r):.3f}")
+            _reliability_curve(ax, r, label)
     for ax in axes:
         ax.legend(loc="upper left", fontsize=8)
+    _save(fig, path)
+
+
+MALIGNANCY_RELIABILITY = ("malignancy probability", "fraction malignant", "Malignancy (mel+bcc+akiec)")
+
+
+def _reliability_axes(ax, xlabel: str, ylabel: str, title: str) -> None:
+    ax.plot([0, 1], [0, 1], ":", color="grey", label="perfect calibration")
+    ax.set(xlabel=xlabel, ylabel=ylabel, xlim=(0, 1), ylim=(0, 1), title=title)
+
+
+def _reliability_curve(ax, r: dict[str, np.ndarray], label: str) -> None:
+    used = r["count"] > 0
+    ax.plot(r["confidence"][used], r["accuracy"][used], "o-", label=f"{label}: ECE {calibration_error(r):.3f}")
+
+
+def malignancy_png(positive: np.ndarray, scores: dict[str, np.ndarray], threshold: float, path: Path) -> None:
+    """For labels saying only malignant or benign: the ROC of the malignancy probability with
+    the operating point (the last of ``scores``, the calibrated one), and the reliability of
+    each of ``scores`` (a label -> malignancy probabilities)."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5))
+    _malignancy_roc(axes[0], positive, list(scores.values())[-1], threshold)
+    _roc_axes(axes[0], MALIGNANCY_TITLE)
+    _reliability_axes(axes[1], *MALIGNANCY_RELIABILITY)
+    for label, score in scores.items():
+        _reliability_curve(axes[1], binned(score, positive, MALIGNANCY_BINS), label)
+    axes[1].legend(loc="upper left", fontsize=8)
     _save(fig, path)
 
 

@@ -45,6 +45,36 @@ def test_evaluate_writes_report_and_plots(tiny_bundle, tmp_path):
     assert main([*argv, "--overwrite"]) == 0 and json.loads((out / "metrics.json").read_text())["n"] == len(dx)
 
 
+def test_labels_of_malignant_or_benign_give_the_malignancy_figures_of_the_diagnoses_they_stand_for(
+        tiny_bundle, tmp_path, capsys):
+    """A clinic's biopsy results say malignant or benign, not which of the seven diagnoses: the
+    figures those labels can give are the same as the diagnoses' would be."""
+    dx = ["mel", "nv", "bcc", "nv", "bkl", "akiec", "df", "vasc"]
+    images = labelled(tmp_path, dx)
+    outcome = tmp_path / "outcome.csv"
+    pd.DataFrame({"image_id": [f"I{i}" for i in range(len(dx))],  # a diagnosis code may stand beside them
+                  "dx": ["malignant" if d in ("mel", "bcc", "akiec") else "benign" for d in dx[:-1]] + ["vasc"]}
+                 ).to_csv(outcome, index=False)
+    runs = {}
+    for name, labels in (("diagnoses", tmp_path / "l.csv"), ("outcome", outcome)):
+        assert main(["--model", str(tiny_bundle), "--images", str(images), "--labels", str(labels),
+                     "--out", str(tmp_path / name)]) == 0
+        runs[name] = json.loads((tmp_path / name / "metrics.json").read_text())
+    diagnoses, m = runs["diagnoses"], runs["outcome"]
+    for key in ("malignant_auroc", "sensitivity", "specificity", "malignancy_ece", "operating_points"):
+        assert m[key] == diagnoses[key], key
+    for key in ("malignant_auroc", "sensitivity", "specificity"):
+        assert m["intervals"][key] == diagnoses["intervals"][key], key
+    assert m["n"] == len(dx) and m["malignant"] == 3 and "balanced_accuracy" not in m
+    printed = capsys.readouterr().out.splitlines()[-1]
+    assert printed.startswith(f"{len(dx)} images: malignant AUROC") and "balanced accuracy" not in printed
+    out = tmp_path / "outcome"
+    assert sorted(p.name for p in out.iterdir()) == ["malignancy.png", "metrics.json", "predictions.csv", "report.md"]
+    report = (out / "report.md").read_text()
+    assert "8 images labelled malignant or benign (3 malignant)" in report and "not a medical device" in report
+    assert f"| 0.90 | {m['operating_points'][2]['threshold']:.3f} |" in report and "confusion" not in report.lower()
+
+
 def test_evaluate_resamples_lesions_when_the_labels_name_them(tiny_bundle, tmp_path):
     images = tmp_path / "images"
     images.mkdir()
