@@ -1,5 +1,6 @@
-"""Smoke test of the desktop bundle: batch mode writes a workbook, the UI answers headless
-and saves the PDF record of an assessment, a sign-in password is stored hashed.
+"""Smoke test of the desktop bundle: batch mode writes a workbook, evaluate scores labelled
+images, the UI answers headless and saves the PDF record of an assessment, a sign-in password
+is stored hashed.
 
     python build/smoke_test.py [--build]     (exit 0 when both work)
 
@@ -128,6 +129,27 @@ def check_batch(exe: Path = EXE) -> tuple[float, int]:
     return took, n
 
 
+def check_evaluate(exe: Path = EXE) -> None:
+    """``SkinScreen evaluate`` on images labelled malignant or benign (a clinic's own check of
+    the operating point): scoring, metrics and matplotlib's PNG output inside the bundle."""
+    import numpy as np
+    from PIL import Image
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder, rng = Path(tmp) / "in", np.random.default_rng(0)
+        folder.mkdir()
+        for i in range(4):
+            Image.fromarray(rng.integers(60, 220, (300, 400, 3), dtype=np.uint8)).save(folder / f"img{i}.jpg")
+        labels = Path(tmp) / "labels.csv"
+        labels.write_text("image_id,dx\nimg0.jpg,malignant\nimg1.jpg,benign\nimg2.jpg,benign\nimg3.jpg,malignant\n")
+        out = Path(tmp) / "check"
+        proc = subprocess.run([str(exe), "evaluate", "--images", str(folder), "--labels", str(labels), "--out", str(out)],
+                              capture_output=True, text=True, timeout=600, check=False)
+        assert proc.returncode == 0 and "4 images: malignant AUROC" in proc.stdout, proc.stdout + proc.stderr[-2000:]
+        assert json.loads((out / "metrics.json").read_text())["malignant"] == 2
+        assert (out / "malignancy.png").read_bytes().startswith(b"\x89PNG")
+
+
 def check_record(url: str, auth: tuple[str, str] | None = None) -> None:
     """Assess an image and save its PDF record through the app's API, as the page's buttons do
     (this exercises the model, Grad-CAM and matplotlib's PDF output inside the bundle)."""
@@ -209,6 +231,8 @@ def main() -> int:
     print("--add-user: ok (scrypt)")
     took, n = check_batch()
     print(f"batch mode: ok ({took:.1f} s for {n} files, including start-up)")
+    check_evaluate()
+    print("evaluate (labels of malignant or benign): ok")
     print(f"UI: answered {check_ui():.1f} s after start (cold start); PDF record: ok; second start: ok; Quit: ok; "
           "audit log: ok")
     return 0

@@ -4,6 +4,8 @@
     SkinScreen --no-browser --port P  serve headless
     SkinScreen batch FOLDER --out report.xlsx [batch.py options]
     SkinScreen audit LOG [--anchor HASH]  check an --audit-log's chain of entries
+    SkinScreen evaluate --images FOLDER --labels CSV --out FOLDER
+                                      the model on a clinic's own labelled images
 
 A double-clicked executable has no command line, so its options (``--prevalence 0.05``,
 ``--audit-log FILE``, ``--auth-file FILE``...) can be saved, one or more per line, in
@@ -77,6 +79,10 @@ def _run(argv: list[str], double_clicked: bool) -> int:
         from screening.audit import main as audit_main
 
         return audit_main(argv[1:])
+    if argv and argv[0] == "evaluate":  # a clinic's own operating point, without a Python installation
+        from screening.evaluate import main as evaluate_main
+
+        return evaluate_main(argv[1:])
     if double_clicked:  # the window would stay blank while the model loads
         print("SkinScreen is starting; its page opens in the browser when it is ready.", file=sys.stderr, flush=True)
     from screening.app import main as app_main

@@ -38,6 +38,7 @@ def test_batch_mode_writes_a_workbook(exe):
     smoke_test.check_saved_options(exe)
     smoke_test.check_add_user(exe)
     smoke_test.check_batch(exe)
+    smoke_test.check_evaluate(exe)
 
 
 def test_ui_answers_headless(exe):

@@ -56,6 +56,19 @@ def test_the_executable_checks_an_audit_log(tmp_path, capsys):
     assert main(["audit", str(log)]) == 1 and "line 1: not an entry" in capsys.readouterr().out
 
 
+def test_the_executable_evaluates_a_clinics_own_labels(tiny_bundle, tmp_path, capsys):
+    from PIL import Image
+
+    from tests.conftest import lesion_like
+
+    for i in range(2):
+        Image.fromarray(lesion_like(seed=i)).save(tmp_path / f"{i}.jpg")
+    (tmp_path / "labels.csv").write_text("image_id,dx\n0.jpg,malignant\n1.jpg,benign\n")
+    assert main(["evaluate", "--model", str(tiny_bundle), "--images", str(tmp_path), "--labels",
+                 str(tmp_path / "labels.csv"), "--out", str(tmp_path / "check")]) == 0
+    assert "2 images: malignant AUROC" in capsys.readouterr().out
+
+
 class _Console(io.StringIO):
     def isatty(self) -> bool:
         return True
