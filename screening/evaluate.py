@@ -91,6 +91,8 @@ def operating_points_table(m: dict) -> list[str]:
 def with_interval(m: dict, key: str, value: float | None = None) -> str:
     """``0.744 (0.702-0.781)``: a metric with its bootstrap interval when the metrics hold one."""
     value = m[key] if value is None else value
+    if np.isnan(value):  # no case to measure it on: no malignant image for sensitivity, a class absent
+        return "n/a"
     lo_hi = m.get("intervals", {}).get(key)
     return f"{value:.3f}" if not lo_hi or np.isnan(lo_hi).any() else f"{value:.3f} ({lo_hi[0]:.3f}-{lo_hi[1]:.3f})"
 
@@ -255,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         m = evaluate(args)
         accuracy = "" if "balanced_accuracy" not in m else f"balanced accuracy {with_interval(m, 'balanced_accuracy')}, "
         print(f"{m['n']} images: {accuracy}malignant AUROC {with_interval(m, 'malignant_auroc')}, sensitivity "
-              f"{m['sensitivity']:.3f} / specificity {m['specificity']:.3f} at {m['threshold']:.3f}; report in {args.out}")
+              f"{with_interval(m, 'sensitivity')} / specificity {with_interval(m, 'specificity')} at "
+              f"{m['threshold']:.3f}; report in {args.out}")
         return 0
 
     return run_cli(parser(), run, argv)

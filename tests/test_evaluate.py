@@ -1,4 +1,5 @@
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -73,6 +74,15 @@ def test_labels_of_malignant_or_benign_give_the_malignancy_figures_of_the_diagno
     report = (out / "report.md").read_text()
     assert "8 images labelled malignant or benign (3 malignant)" in report and "not a medical device" in report
     assert f"| 0.90 | {m['operating_points'][2]['threshold']:.3f} |" in report and "confusion" not in report.lower()
+
+
+def test_a_figure_without_cases_to_measure_it_on_is_said_so(tiny_bundle, tmp_path, capsys):
+    images = labelled(tmp_path, ["benign", "benign"])  # no malignant image: no sensitivity, no AUROC
+    assert main(["--model", str(tiny_bundle), "--images", str(images), "--labels", str(tmp_path / "l.csv"),
+                 "--out", str(tmp_path / "o")]) == 0
+    assert "malignant AUROC n/a, sensitivity n/a / specificity" in capsys.readouterr().out
+    report = (tmp_path / "o" / "report.md").read_text()
+    assert "| malignant-vs-benign AUROC | n/a |" in report and not re.search(r"\bnan\b", report, re.I)
 
 
 def test_evaluate_resamples_lesions_when_the_labels_name_them(tiny_bundle, tmp_path):
