@@ -6,7 +6,8 @@ models scored on the same images share most of that noise: a paired interval for
 difference is the figure a recipe or a shipping decision should rest on. Balanced accuracy
 and AUROC get the paired bootstrap (the same resamples of lesions, or of images, for both);
 sensitivity, specificity and class recalls, proportions of a few dozen cases at times, get
-Newcombe's paired score interval, which a small class cannot collapse.
+Newcombe's paired score interval, which a small class cannot collapse. Labels of malignant or
+benign (a biopsy's verdict) compare the malignancy figures alone.
 """
 
 from __future__ import annotations
@@ -19,11 +20,17 @@ import numpy as np
 import pandas as pd
 
 from screening.cli import described, positive_int, run_cli
-from screening.data import labels_to_indices, read_labels
+from screening.data import is_outcome, labels_to_indices, malignant_labels, read_labels
 from screening.errors import UserError
 from screening.evaluate import PREDICTIONS, RESAMPLES
-from screening.info import CLASS_CODES
-from screening.metrics import headline, is_malignant, paired_difference_interval, percentile_intervals, resamples_of
+from screening.info import CLASS_CODES, OUTCOMES
+from screening.metrics import (
+    headline,
+    malignancy_figures,
+    paired_difference_interval,
+    percentile_intervals,
+    resamples_of,
+)
 from screening.report import PROB_COLUMNS
 
 BOOTSTRAPPED = ("balanced_accuracy", "malignant_auroc")  # not proportions of cases: no score interval
@@ -46,7 +53,8 @@ def read_evaluation(folder: Path) -> tuple[pd.DataFrame, float]:
         if not path.is_file():
             raise UserError(f"{path} not found: is {folder} a screening.evaluate output folder (from this version)?")
     scores = ["malignancy_probability", *PROB_COLUMNS]
-    table = read_labels(table_path, columns=("image_id", "dx", *scores))  # checks columns and diagnoses
+    table = read_labels(table_path, columns=("image_id", "dx", *scores),  # checks columns and diagnoses
+                        diagnoses=(*CLASS_CODES, *OUTCOMES))
     try:
         table[scores] = table[scores].astype(float)
         threshold = float(json.loads(metrics_path.read_text())["threshold"])
@@ -55,18 +63,21 @@ def read_evaluation(folder: Path) -> tuple[pd.DataFrame, float]:
     return table, threshold
 
 
-def paired_tables(y: np.ndarray, pred_a: np.ndarray, refer_a: np.ndarray, pred_b: np.ndarray,
-                  refer_b: np.ndarray) -> dict[str, tuple[np.ndarray, tuple[int, int, int, int]]]:
+def paired_tables(malignant: np.ndarray, refer_a: np.ndarray, refer_b: np.ndarray,
+                  classes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+                  ) -> dict[str, tuple[np.ndarray, tuple[int, int, int, int]]]:
     """Per proportion figure, the images it is a proportion of and their paired table: right
-    in both, only B, only A, neither.
+    in both, only B, only A, neither. ``classes`` (true, A's and B's predicted class indices)
+    adds each class's recall, where the labels are diagnoses.
 
     The difference rests on the discordant cases alone (McNemar's view); where a class has a
     dozen images and both models get all of them, the table says so (0 and 0) more plainly
     than an interval from resamples that all agree.
     """
-    malignant = is_malignant(y)
-    cases = {"sensitivity": (malignant, refer_a, refer_b), "specificity": (~malignant, ~refer_a, ~refer_b),
-             **{f"recall_{c}": (y == i, pred_a == i, pred_b == i) for i, c in enumerate(CLASS_CODES)}}
+    cases = {"sensitivity": (malignant, refer_a, refer_b), "specificity": (~malignant, ~refer_a, ~refer_b)}
+    if classes is not None:
+        y, pred_a, pred_b = classes
+        cases.update({f"recall_{c}": (y == i, pred_a == i, pred_b == i) for i, c in enumerate(CLASS_CODES)})
     return {key: (among, tuple(int(np.sum(among & cell)) for cell in
                                (right_a & right_b, right_b & ~right_a, right_a & ~right_b, ~right_a & ~right_b)))
             for key, (among, right_a, right_b) in cases.items()}
@@ -91,17 +102,23 @@ def compare(a: Path, b: Path, resamples: int = RESAMPLES, seed: int = 0) -> dict
     (ta, thr_a), (tb, thr_b) = read_evaluation(a), read_evaluation(b)
     if list(ta["image_id"]) != list(tb["image_id"]) or list(ta["dx"]) != list(tb["dx"]):
         raise UserError(f"{a} and {b} were not evaluated on the same labelled images (same order)")
-    y = labels_to_indices(ta["dx"])
+    outcome, malignant = is_outcome(ta["dx"]), malignant_labels(ta["dx"])
+    y = None if outcome else labels_to_indices(ta["dx"])  # labels of malignant or benign: no class to score
     groups = ta["lesion_id"].to_numpy() if "lesion_id" in ta.columns else None
     cases = [(ta[PROB_COLUMNS].to_numpy().argmax(axis=1), ta["malignancy_probability"].to_numpy(), thr_a),
              (tb[PROB_COLUMNS].to_numpy().argmax(axis=1), tb["malignancy_probability"].to_numpy(), thr_b)]
-    point_a, point_b = (headline(y, pred, score, thr) for pred, score, thr in cases)
+
+    def figures(i) -> list[dict[str, float]]:  # A's and B's, on the images i
+        return [malignancy_figures(malignant[i], score[i], thr) if outcome else headline(y[i], pred[i], score[i], thr)
+                for pred, score, thr in cases]
+
+    point_a, point_b = figures(slice(None))
     diffs = []
-    for i in resamples_of(len(y), groups, resamples, seed):
-        ha, hb = (headline(y[i], pred[i], score[i], thr) for pred, score, thr in cases)
-        diffs.append({k: hb[k] - ha[k] for k in BOOTSTRAPPED})
+    for i in resamples_of(len(malignant), groups, resamples, seed):
+        ha, hb = figures(i)
+        diffs.append({k: hb[k] - ha[k] for k in BOOTSTRAPPED if k in ha})
     (pred_a, score_a, _), (pred_b, score_b, _) = cases
-    tables = paired_tables(y, pred_a, score_a >= thr_a, pred_b, score_b >= thr_b)
+    tables = paired_tables(malignant, score_a >= thr_a, score_b >= thr_b, None if outcome else (y, pred_a, pred_b))
     interval = {**percentile_intervals(diffs),
                 **{k: proportion_interval(among, table, groups) for k, (among, table) in tables.items()}}
     figures = {k: {"a": point_a[k], "b": point_b[k], "difference": point_b[k] - point_a[k], "interval": interval[k],

@@ -15,7 +15,7 @@ import pandas as pd
 
 from screening import dicom
 from screening.errors import UserError
-from screening.info import CLASS_CODES, DATASET, ISIC_ONE_HOT, ISIC_UNKNOWN
+from screening.info import CLASS_CODES, DATASET, ISIC_ONE_HOT, ISIC_UNKNOWN, MALIGNANT, OUTCOMES
 from screening.preprocessing import INPUT_SIZE, preprocess
 
 SPLITS = ("train", "val", "test")
@@ -156,6 +156,16 @@ def split_by_lesion(
 
 def labels_to_indices(dx: Iterable[str]) -> np.ndarray:
     return np.array([CLASS_CODES.index(d) for d in dx], dtype=np.int32)
+
+
+def malignant_labels(dx: Iterable[str]) -> np.ndarray:
+    """Which labels are malignant: a malignant diagnosis, or a biopsy's ``malignant`` (``OUTCOMES``)."""
+    return np.array([OUTCOMES.get(d, d in MALIGNANT) for d in dx], dtype=bool)
+
+
+def is_outcome(dx: pd.Series) -> bool:
+    """Labels that say only malignant or benign (in some rows at least): no diagnosis to score."""
+    return bool(dx.isin(list(OUTCOMES)).any())
 
 
 def load_images(

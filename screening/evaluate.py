@@ -22,11 +22,11 @@ import pandas as pd
 
 from screening.calibration import threshold_at_sensitivity
 from screening.cli import described, positive_int, run_cli
-from screening.data import find_images, labels_to_indices, read_labels
+from screening.data import find_images, is_outcome, labels_to_indices, malignant_labels, read_labels
 from screening.errors import UserError
 from screening.files import check_output_folder
 from screening.inference import Result, Screener
-from screening.info import CLASS_CODES, MALIGNANT, NOTICE, OUTCOMES
+from screening.info import CLASS_CODES, NOTICE, OUTCOMES
 from screening.metrics import (
     IDENTITY,
     MALIGNANCY_BINS,
@@ -142,10 +142,9 @@ def evaluate(args: argparse.Namespace) -> dict:
     # and the ECE comparison.
     raw = softmax(np.log(np.clip(probs, 1e-12, None)) * screener.temperature)
     groups, unit = (labels["lesion_id"], "lesions") if "lesion_id" in labels.columns else (None, "images")
-    positive = np.array([OUTCOMES.get(dx, dx in MALIGNANT) for dx in labels["dx"]])
-    score = malignancy(probs, screener.scaling)
+    positive, score = malignant_labels(labels["dx"]), malignancy(probs, screener.scaling)
     args.out.mkdir(parents=True, exist_ok=True)
-    if labels["dx"].isin(list(OUTCOMES)).any():  # a biopsy's verdict, not a diagnosis: malignancy figures alone
+    if is_outcome(labels["dx"]):  # a biopsy's verdict, not a diagnosis: malignancy figures alone
         metrics = outcome_metrics(positive, score, malignancy(raw), screener.threshold, groups, unit)
         malignancy_png(positive, {"before calibration (T=1, unscaled)": malignancy(raw), "calibrated": score},
                        screener.threshold, args.out / "malignancy.png")

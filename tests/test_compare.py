@@ -58,6 +58,24 @@ def test_a_better_candidate_shows_in_the_difference_and_its_interval(two_evaluat
     assert "| balanced accuracy |" in out and "20 resamples of lesions" in out
 
 
+def test_labels_of_malignant_or_benign_compare_the_malignancy_figures_alone(two_evaluations, tmp_path, capsys):
+    """A clinic's biopsy results: the two evaluations' figures as the diagnoses' would be."""
+    outcome = {}
+    for name in ("a", "b"):
+        table = pd.read_csv(two_evaluations / name / evaluate.PREDICTIONS)
+        table["dx"] = np.where(table["dx"].isin(["mel", "bcc", "akiec"]), "malignant", "benign")
+        (tmp_path / name).mkdir()
+        table.to_csv(tmp_path / name / evaluate.PREDICTIONS, index=False)
+        (tmp_path / name / "metrics.json").write_bytes((two_evaluations / name / "metrics.json").read_bytes())
+        outcome[name] = tmp_path / name
+    result = compare.compare(outcome["a"], outcome["b"], resamples=100)["figures"]
+    diagnoses = compare.compare(two_evaluations / "a", two_evaluations / "b", resamples=100)["figures"]
+    assert list(result) == ["malignant_auroc", "sensitivity", "specificity"]
+    assert all(result[k] == diagnoses[k] for k in result)
+    assert compare.main([str(outcome["a"]), str(outcome["b"]), "--resamples", "20"]) == 0
+    assert "| malignant auroc |" in capsys.readouterr().out
+
+
 def test_different_labels_or_folders_are_one_line_errors(two_evaluations, tmp_path, capsys):
     other = tmp_path / "other"
     other.mkdir()
