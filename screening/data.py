@@ -119,15 +119,19 @@ def find_images(image_ids: Iterable[str], folders: Sequence[str | Path]) -> list
         for p in folder.iterdir():
             if p.suffix.lower() in IMAGE_SUFFIXES:
                 index[p.stem] = str(p)
-    paths = []
+    paths, missing = [], []
     for image_id in image_ids:
         named = (f / image_id for f in folders if Path(image_id).suffix.lower() in IMAGE_SUFFIXES)
         path = index.get(image_id) or next((str(p) for p in named if p.is_file()), None)
-        if path is None:
-            where = ", ".join(str(f) for f in folders)
-            raise DataError(f"image {image_id} is listed but has no file in {where} (an id names a file there, "
-                            "with or without its suffix, or by its path inside the folder)")
         paths.append(path)
+        if path is None:
+            missing.append(image_id)
+    if missing:  # all of them at once: a clinic's list of hundreds is not mended one rerun per name
+        where, some = ", ".join(str(f) for f in folders), ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+        listed = f"image {some} is listed but has" if len(missing) == 1 else \
+            f"{len(missing)} images ({some}) are listed but have"
+        raise DataError(f"{listed} no file in {where} (an id names a file there, with or without its suffix, "
+                        "or by its path inside the folder)")
     return paths
 
 

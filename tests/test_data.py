@@ -120,6 +120,8 @@ def test_an_image_id_may_be_a_file_name_or_a_path_inside_the_folder(tmp_path):
     assert found == [str(tmp_path / "A.jpg")] * 2 + [str(tmp_path / "2026" / "march" / "B.png")]
     with pytest.raises(DataError, match="image 2026/march/B is listed but has no file in .* by its path inside"):
         find_images(["2026/march/B"], [tmp_path])  # a path keeps its suffix
+    with pytest.raises(DataError, match=r"^7 images \(C0, C1, C2, C3, C4, \.\.\.\) are listed but have no file"):
+        find_images(["A", *(f"C{i}" for i in range(7))], [tmp_path])  # all at once, not one per rerun
 
 
 def test_load_images_decodes_once_into_a_cache(tmp_path):
