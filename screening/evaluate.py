@@ -136,7 +136,9 @@ def evaluate(args: argparse.Namespace) -> dict:
     results = list(screener.score(paths, workers=args.workers))
     failed = [r for r in results if not r.ok]
     if failed:
-        raise UserError(f"{len(failed)} image(s) could not be read, first: {failed[0].error}")
+        named = "; ".join(f"{Path(r.source).name}: {r.error}" for r in failed[:3]) + ("; ..." if len(failed) > 3 else "")
+        raise UserError(f"{len(failed)} labelled image(s) could not be read ({named}); replace them, or leave their "
+                        "rows out of the labels")
     probs = np.array([[r.probabilities[c] for c in CLASS_CODES] for r in results])
     # The uncalibrated view (T=1, summed malignancy unscaled) for the reliability diagrams
     # and the ECE comparison.

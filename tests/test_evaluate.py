@@ -100,7 +100,7 @@ def test_evaluate_resamples_lesions_when_the_labels_name_them(tiny_bundle, tmp_p
     assert m["intervals"]["recall_nv"] == wilson_interval(m["per_class"]["nv"]["recall"] * 2, 2)
 
 
-@pytest.mark.parametrize("problem", ["labels", "model", "image", "not a csv", "out is a file"])
+@pytest.mark.parametrize("problem", ["labels", "model", "image", "not a csv", "out is a file", "unreadable"])
 def test_errors_are_one_line(tiny_bundle, tmp_path, capsys, problem):
     images = tmp_path / "images"
     images.mkdir()
@@ -112,12 +112,15 @@ def test_errors_are_one_line(tiny_bundle, tmp_path, capsys, problem):
             "--labels", str(labels if problem != "labels" else tmp_path / "none.csv"), "--out", str(tmp_path / "o")]
     if problem == "out is a file":  # was "[Errno 17] File exists", after the scoring
         (tmp_path / "o").write_text("kept")
+    if problem == "unreadable":
+        (images / "A.jpg").write_bytes(b"not an image")
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1, err
     assert {"labels": "labels file not found", "model": "not a SkinScreen model bundle",
             "image": "image B is listed but has no file", "not a csv": "not a readable CSV",
-            "out is a file": f"--out {tmp_path / 'o'} is a file; give a folder"}[problem] in err
+            "out is a file": f"--out {tmp_path / 'o'} is a file; give a folder",
+            "unreadable": "1 labelled image(s) could not be read (A.jpg: not a readable image"}[problem] in err
 
 
 def test_model_card_draft_uses_bundle_and_metrics(tiny_bundle, tmp_path):
