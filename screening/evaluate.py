@@ -30,6 +30,7 @@ from screening.info import CLASS_CODES, NOTICE, OUTCOMES
 from screening.metrics import (
     IDENTITY,
     MALIGNANCY_BINS,
+    auroc,
     binned,
     bootstrap_intervals,
     calibration_error,
@@ -40,6 +41,7 @@ from screening.metrics import (
     recall_intervals,
     resamples_of,
     sensitivity_specificity,
+    share_interval,
     softmax,
     summary,
 )
@@ -186,15 +188,20 @@ def diagnosis_metrics(y: np.ndarray, probs: np.ndarray, raw: np.ndarray, screene
 def outcome_metrics(positive: np.ndarray, score: np.ndarray, unscaled: np.ndarray, threshold: float, groups,
                     unit: str) -> dict:
     """The figures labels of malignant or benign alone give (``malignancy_figures``), with
-    bootstrap intervals and the malignancy probability's calibration error."""
-    draws = [malignancy_figures(positive[i], score[i], threshold)
-             for i in resamples_of(len(positive), groups, RESAMPLES)]
+    intervals, and the malignancy probability's calibration error. Sensitivity and specificity
+    get Wilson intervals, as class recalls do: a clinic's check may hold a dozen malignant
+    lesions, all referred, and a bootstrap would give (1.000-1.000)."""
+    draws = [{"malignant_auroc": auroc(positive[i], score[i])} for i in resamples_of(len(positive), groups, RESAMPLES)]
+    flagged, groups = score >= threshold, np.asarray(groups) if groups is not None else np.arange(len(positive))
     return {"n": len(positive), "labels_kind": "outcome", "malignant": int(positive.sum()), "threshold": threshold,
             **malignancy_figures(positive, score, threshold),
             "malignancy_ece": calibration_error(binned(score, positive, MALIGNANCY_BINS)),
             "malignancy_ece_uncalibrated": calibration_error(binned(unscaled, positive, MALIGNANCY_BINS)),
-            "intervals": percentile_intervals(draws),
-            "interval_method": f"95% intervals: percentile bootstrap, {RESAMPLES} resamples of {unit} (seed 0)"}
+            "intervals": {**percentile_intervals(draws), "sensitivity": share_interval(flagged[positive], groups[positive]),
+                          "specificity": share_interval(~flagged[~positive], groups[~positive])},
+            "interval_method": (f"95% intervals; sensitivity and specificity: Wilson score interval with the malignant "
+                                f"and the benign {unit} as the sample size; AUROC: percentile bootstrap, {RESAMPLES} "
+                                f"resamples of {unit} (seed 0)")}
 
 
 def markdown(m: dict) -> str:

@@ -248,12 +248,15 @@ def recall_intervals(y: np.ndarray, pred: np.ndarray, groups: Sequence | None = 
     for a bootstrap, and several images of one lesion count as one, as in the resampling."""
     y, pred = np.asarray(y), np.asarray(pred)
     groups = np.asarray(groups) if groups is not None else np.arange(len(y))
-    out = {}
-    for i, code in enumerate(CLASS_CODES):
-        mask = y == i
-        n = len(np.unique(groups[mask]))
-        out[f"recall_{code}"] = wilson_interval(float(np.mean(pred[mask] == i)) * n if n else 0.0, n, level)
-    return out
+    return {f"recall_{code}": share_interval(pred[y == i] == i, groups[y == i], level)
+            for i, code in enumerate(CLASS_CODES)}
+
+
+def share_interval(right: np.ndarray, groups: np.ndarray, level: float = 0.95) -> list[float]:
+    """Wilson interval for the share of ``right`` cases, their lesions (``groups``, one per
+    case) the sample size: 11 of 11 right gives (0.74, 1.00), where a bootstrap gives (1, 1)."""
+    n = len(np.unique(groups))
+    return wilson_interval(float(np.mean(right)) * n if n else 0.0, n, level)
 
 
 def summary(probs: np.ndarray, y: np.ndarray, threshold: float, scaling: Sequence[float] = IDENTITY) -> dict:
