@@ -1,7 +1,7 @@
 """Evaluation CLI: ``python -m screening.evaluate --model BUNDLE --images DIR --labels CSV --out DIR``.
 
 Scores every labelled image through the same ``Screener`` the batch tool and UI use and
-writes ``metrics.json`` (with bootstrap intervals), ``report.md``, ``predictions.csv`` (one
+writes ``metrics.json`` (with 95% intervals), ``report.md``, ``predictions.csv`` (one
 row per image) and PNG plots (confusion matrix, ROC curves, reliability diagrams before and
 after calibration).
 
@@ -109,15 +109,15 @@ def interval_note(m: dict) -> list[str]:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="screening-evaluate", description=described(__doc__),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", type=Path, help="model bundle folder (default: the packaged model)")
-    p.add_argument("--images", type=Path, nargs="+", required=True,
+    p.add_argument("--model", type=Path, metavar="BUNDLE", help="model bundle folder (default: the packaged model)")
+    p.add_argument("--images", type=Path, nargs="+", required=True, metavar="FOLDER",
                    help="image folder(s), best first: each image_id is looked up as <id>.<ext> (or is a file "
                         "name, or a path inside the folder)")
-    p.add_argument("--labels", type=Path, required=True,
+    p.add_argument("--labels", type=Path, required=True, metavar="CSV",
                    help="CSV with columns image_id,dx (and lesion_id, for intervals by lesion), dx a diagnosis "
                         "code or malignant/benign; or an ISIC challenge ground truth (image,MEL,NV,...; 2019's "
                         "SCC and UNK rows left out)")
-    p.add_argument("--out", type=Path, required=True, help="folder for metrics.json, report.md and plots")
+    p.add_argument("--out", type=Path, required=True, metavar="FOLDER", help="folder for metrics.json, report.md and plots")
     p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                    help="flip test-time augmentation (default: the bundle's setting)")
     p.add_argument("--batch-size", type=positive_int, default=32)
