@@ -108,14 +108,14 @@ def compare(a: Path, b: Path, resamples: int = RESAMPLES, seed: int = 0) -> dict
     cases = [(ta[PROB_COLUMNS].to_numpy().argmax(axis=1), ta["malignancy_probability"].to_numpy(), thr_a),
              (tb[PROB_COLUMNS].to_numpy().argmax(axis=1), tb["malignancy_probability"].to_numpy(), thr_b)]
 
-    def figures(i) -> list[dict[str, float]]:  # A's and B's, on the images i
+    def scored(i) -> list[dict[str, float]]:  # A's and B's figures, on the images i
         return [malignancy_figures(malignant[i], score[i], thr) if outcome else headline(y[i], pred[i], score[i], thr)
                 for pred, score, thr in cases]
 
-    point_a, point_b = figures(slice(None))
+    point_a, point_b = scored(slice(None))
     diffs = []
     for i in resamples_of(len(malignant), groups, resamples, seed):
-        ha, hb = figures(i)
+        ha, hb = scored(i)
         diffs.append({k: hb[k] - ha[k] for k in BOOTSTRAPPED if k in ha})
     (pred_a, score_a, _), (pred_b, score_b, _) = cases
     tables = paired_tables(malignant, score_a >= thr_a, score_b >= thr_b, None if outcome else (y, pred_a, pred_b))

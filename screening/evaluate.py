@@ -91,7 +91,7 @@ def operating_points_table(m: dict) -> list[str]:
 
 
 def with_interval(m: dict, key: str, value: float | None = None) -> str:
-    """``0.744 (0.702-0.781)``: a metric with its bootstrap interval when the metrics hold one."""
+    """``0.744 (0.702-0.781)``: a metric with its 95% interval when the metrics hold one."""
     value = m[key] if value is None else value
     if np.isnan(value):  # no case to measure it on: no malignant image for sensitivity, a class absent
         return "n/a"
@@ -149,8 +149,9 @@ def evaluate(args: argparse.Namespace) -> dict:
     positive, score = malignant_labels(labels["dx"]), malignancy(probs, screener.scaling)
     args.out.mkdir(parents=True, exist_ok=True)
     if is_outcome(labels["dx"]):  # a biopsy's verdict, not a diagnosis: malignancy figures alone
-        metrics = outcome_metrics(positive, score, malignancy(raw), screener.threshold, groups, unit)
-        malignancy_png(positive, {"before calibration (T=1, unscaled)": malignancy(raw), "calibrated": score},
+        unscaled = malignancy(raw)
+        metrics = outcome_metrics(positive, score, unscaled, screener.threshold, groups, unit)
+        malignancy_png(positive, {"before calibration (T=1, unscaled)": unscaled, "calibrated": score},
                        screener.threshold, args.out / "malignancy.png")
     else:
         metrics = diagnosis_metrics(labels_to_indices(labels["dx"]), probs, raw, screener, groups, unit, args.out)

@@ -36,7 +36,7 @@ def write_atomically(out: Path, write_to: Callable[[Path], None]) -> None:
             if err.errno not in NO_ROOM:
                 raise
             raise NoRoom(f"cannot write {out}: {err.strerror} (the disk is full, or your quota is used up); "
-                            "free some space or write it to another disk") from None
+                         "free some space or write it to another disk") from None
         tmp.chmod(_file_mode(out))  # mkstemp's 0600 would make the file private
         try:
             os.replace(tmp, out)
