@@ -96,10 +96,10 @@ def identified(path: Path) -> str:
 
 def check_output(out: Path, overwrite: bool) -> None:
     """Refuse before any work: wrong suffix, existing report, or a folder we cannot write."""
+    if out.is_dir():  # before the suffix: a folder has none, and "must end in .xlsx" missed the point
+        raise UserError(f"--out {out} is a folder; give a file name such as {out / 'report.xlsx'}")
     if out.suffix.lower() not in REPORT_SUFFIXES:
         raise UserError(f"--out must end in .xlsx, .csv or .json, got {out.name}")
-    if out.is_dir():
-        raise UserError(f"--out {out} is a folder; give a file name such as {out / 'report.xlsx'}")
     if out.exists() and not overwrite:
         raise UserError(f"{out} already exists; use --overwrite to replace it")
     if why := in_use(out):

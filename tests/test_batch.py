@@ -278,6 +278,7 @@ def test_a_report_open_in_another_program_is_refused_before_any_scoring(folder, 
     ("zip_damaged", "broken.zip: not a readable zip file (damaged)"),
     ("zip_empty", "no image files (jpg, jpeg, png, bmp"),
     ("suffix", "must end in .xlsx, .csv or .json"),
+    ("out_folder", "is a folder; give a file name such as"),
     ("nodir", "does not exist"),
     ("threshold", "between 0 and 1"),
     ("prevalence", "--prevalence must be a share between 0 and 1, such as 0.05, got 5.0"),
@@ -304,6 +305,9 @@ def test_user_errors_are_one_line(case, message, tiny_bundle, tmp_path, folder, 
             z.writestr("notes.txt", "no images here")
     elif case == "suffix":
         out = tmp_path / "r.pdf"
+    elif case == "out_folder":  # a folder has no suffix
+        out = tmp_path / "reports"
+        out.mkdir()
     elif case == "nodir":
         out = tmp_path / "no" / "r.xlsx"
     elif case == "threshold":
