@@ -48,7 +48,7 @@ from screening.report import (
     tally,
     triage,
 )
-from screening.scratch import SWEEP, private_root, sweep_every
+from screening.scratch import SWEEP, low_space, private_root, sweep_every
 from screening.serving import (
     AlreadyRunning,
     add_serving_options,
@@ -84,11 +84,15 @@ def theme() -> gr.themes.Theme:
 def _said(handler: Callable) -> Callable:
     """``handler`` with what stops it on the computer running SkinScreen (a full disk, an audit
     log that cannot be written: a UserError or an OSError) said on the page in one line, and in
-    the text window for whoever runs it, instead of Gradio's bare "Error" and a traceback."""
+    the text window for whoever runs it, instead of Gradio's bare "Error" and a traceback. An
+    almost full disk is said before the handler runs: Gradio's own writes (the Grad-CAM picture
+    it stores) would fail beyond the handler's reach."""
 
     @functools.wraps(handler)  # its signature too: Gradio passes the request and progress it asks for
     def said(*args, **kwargs):
         try:
+            if why := low_space():
+                raise UserError(f"SkinScreen cannot work here: {why}")
             return handler(*args, **kwargs)
         except (UserError, OSError) as err:
             print(f"warning: {err}", file=sys.stderr)
@@ -450,6 +454,8 @@ def launch(args: argparse.Namespace, block: bool = True) -> gr.Blocks:
         root = private_root()
         os.environ.setdefault("GRADIO_TEMP_DIR", str(root / "uploads"))  # a folder of one's own is respected
         sweep_every(root, *SWEEP)
+        if why := low_space():  # said now, not first on the page at the first assessment
+            print(f"warning: {why}; the page refuses to assess until it has more", file=sys.stderr)
         app = ScreeningApp(args.model, args.threshold, audit, args.prevalence)
     except BaseException:
         if audit:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -22,6 +23,20 @@ from screening.errors import UserError
 # records, unpacked zip files) is swept every 10 minutes of files an hour old, whichever run
 # left them, while the app runs; batch.py sweeps it once as it unpacks a zip file.
 SWEEP = (600, 3600)  # every, and older than, in seconds
+
+
+# Below this much free space where the scratch folder is, an upload, a Grad-CAM picture, a
+# record or a report may not fit: Gradio's own writes then fail with a bare "Error" on the page.
+MIN_FREE = 50 * 2**20
+
+
+def low_space() -> str | None:
+    """What to say when the disk of the scratch folder (the temporary folder) is almost full."""
+    folder = tempfile.gettempdir()
+    free = shutil.disk_usage(folder).free
+    if free >= MIN_FREE:
+        return None
+    return f"the disk holding {folder} is almost full ({free / 2**20:.0f} MB free): free some space on it"
 
 
 def private_root() -> Path:

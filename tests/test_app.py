@@ -153,6 +153,22 @@ def test_a_full_disk_or_an_audit_log_that_fails_is_one_line_on_the_page_and_in_t
                                   "Ask whoever runs SkinScreen.")
     assert "warning: the audit log" in capfd.readouterr().err
 
+    import screening.scratch  # an almost full disk: Gradio's own write of the Grad-CAM picture failed with "Error"
+    monkeypatch.setattr(screening.scratch, "MIN_FREE", 2**62)
+    with pytest.raises(gr.Error, match="SkinScreen cannot work here: the disk holding .* is almost full"):
+        app.predict(str(image_file))
+
+
+def test_an_almost_full_disk_is_said_at_start(tiny_bundle, monkeypatch, capsys):
+    import screening.scratch
+    from screening.app import launch, parser
+
+    monkeypatch.setattr(screening.scratch, "MIN_FREE", 2**62)
+    demo = launch(parser().parse_args(["--port", str(free_port()), "--no-browser", "--model", str(tiny_bundle)]),
+                  block=False)
+    demo.close()
+    assert "is almost full" in capsys.readouterr().err
+
 
 def test_record_endpoint_returns_a_pdf_of_the_same_assessment(client, image_file, tmp_path):
     _, assessment, _, _ = client.predict(gradio_client.handle_file(str(image_file)), api_name="/predict")
