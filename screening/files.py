@@ -23,10 +23,11 @@ class NoRoom(UserError):
     """A write that failed because the disk, or the user's quota, is full: the next one will too."""
 
 
-def write_atomically(out: Path, write_to: Callable[[Path], None]) -> None:
+def write_atomically(out: Path, write_to: Callable[[Path], None], suffix: str = ".tmp") -> None:
     """Call ``write_to`` on a temporary file beside ``out``, then rename it over ``out``: an
-    interrupted or failed write leaves ``out`` as it was."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name[:NAME_KEPT]}.", suffix=".tmp", dir=out.parent)
+    interrupted or failed write leaves ``out`` as it was. ``suffix`` ends the temporary file's
+    name (Keras saves only to a name ending in .keras)."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name[:NAME_KEPT]}.", suffix=suffix, dir=out.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:

@@ -31,7 +31,7 @@ from screening.calibration import fit_malignancy_scaling, fit_temperature, nll, 
 from screening.cli import described, nonneg_int, positive_int, run_cli
 from screening.data import labels_to_indices, load_images, parse_prefer, read_metadata, split_by_lesion
 from screening.errors import UserError
-from screening.files import check_output_folder
+from screening.files import check_output_folder, write_atomically
 from screening.inference import batched_logits, forward_fn
 from screening.info import CLASS_CODES, DATASET
 from screening.metrics import balanced_accuracy, calibration_errors, confusion_matrix, softmax, summary
@@ -39,6 +39,7 @@ from screening.model import build_model, set_trainable
 
 DEFAULT_WEIGHTS = "../shared/weights/mobilenet_1_0_224_imagenet_no_top.weights.h5"
 CHECKPOINT, BEST, STATE = "checkpoint.keras", "best.keras", "state.json"
+KERAS_TMP = ".tmp.keras"  # how a checkpoint being written ends: Keras saves only to a name ending in .keras
 
 
 def parser() -> argparse.ArgumentParser:
@@ -185,11 +186,12 @@ class EpochEnd(keras.callbacks.Callback):
             logs["val_acc"] = float(np.mean(pred == self.y_val))
             logs["val_balanced_accuracy"] = balanced_accuracy(confusion_matrix(self.y_val, pred))
             if logs["val_balanced_accuracy"] > state.get("best", -1.0):
-                _atomic_save(self.model, self.run / BEST)
+                write_atomically(self.run / BEST, self.model.save, suffix=KERAS_TMP)
                 state.update(best=logs["val_balanced_accuracy"], best_epoch=epoch + 1)
-        _atomic_save(self.model, self.run / CHECKPOINT)  # the training weights, for --resume
+        write_atomically(self.run / CHECKPOINT, self.model.save, suffix=KERAS_TMP)  # the training weights, for --resume
         state.update(epoch=epoch + 1, stage=self.stage)
-        (self.run / STATE).write_text(json.dumps(state, indent=2))
+        # whole or as it was: one cut short by a full disk or a kill would stop --resume
+        write_atomically(self.run / STATE, lambda tmp: tmp.write_text(json.dumps(state, indent=2)))
 
 
 @contextlib.contextmanager
@@ -221,12 +223,6 @@ def ema_weights(model: keras.Model) -> Iterator[None]:
 def _read_state(run: Path) -> dict:
     path = run / STATE
     return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def _atomic_save(model: keras.Model, path: Path) -> None:
-    tmp = path.with_name(path.stem + ".tmp.keras")
-    model.save(tmp)
-    tmp.replace(path)
 
 
 def compile_model(model: keras.Model, lr: float, smoothing: float, decay_steps: int = 0,

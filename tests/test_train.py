@@ -1,6 +1,7 @@
 """The training CLI's argument and input errors: one line, non-zero exit, no traceback."""
 
 import json
+import re
 import shlex
 import subprocess
 import sys
@@ -230,3 +231,27 @@ def test_batch_norm_train_reaches_the_fine_tuned_blocks(tmp_path):
     assert not backbone.get_layer("conv_pw_12_bn").trainable and np.abs(mean("conv_pw_12_bn")).max() == 0
     recipe = json.loads((run / "bundle" / "bundle.json").read_text())["training"]["recipe"]
     assert recipe["batch_norm"] == "train" and "--batch-norm train" in command_for(recipe)
+
+
+def test_a_disk_filling_during_training_is_one_line_and_resume_can_go_on(tmp_path, capsys, monkeypatch):
+    """Each epoch's checkpoint and state are whole or as they were: a state.json cut short by a
+    full disk stopped --resume with a JSON error."""
+    import errno
+
+    data = _fake_ham(tmp_path, ["nv", "mel", "bkl", "bcc", "akiec", "df", "vasc"] * 4, {"images_224": range(28)})
+    run, saves, real_save = tmp_path / "run", [], keras.Model.save
+
+    def disk_fills(model, path, *args, **kwargs):  # the third file the run writes: epoch 2's checkpoint
+        saves.append(path)
+        if len(saves) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_save(model, path, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "save", disk_fills)
+    assert main([str(data), "--run", str(run), "--weights", "none", "--alpha", "0.25", "--head-epochs", "0",
+                 "--epochs", "2", "--unfreeze-blocks", "1", "--batch-size", "8", "--verbose", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and re.search(r"cannot write \S+/(checkpoint|best)\.keras: No space left on device",
+                                             err), err  # best.keras where epoch 2 is the better
+    assert json.loads((run / "state.json").read_text())["epoch"] == 1  # epoch 1's, whole
+    assert not [p.name for p in run.iterdir() if ".tmp" in p.name]  # no half-written file left
