@@ -82,7 +82,8 @@ def add_malignancy_options(p: argparse.ArgumentParser) -> None:
     with :func:`check_malignancy_options`)."""
     p.add_argument("--threshold", type=float,
                    help="referral threshold on malignancy probability (default: the model's, chosen for 90%% "
-                        "sensitivity; MODEL_CARD.md lists others, at the validation images' malignant share)")
+                        "sensitivity; MODEL_CARD.md lists others, at the validation images' malignant share, and "
+                        "'evaluate' on your own images labelled malignant or benign lists theirs)")
     p.add_argument("--prevalence", type=float, metavar="SHARE",
                    help="the share of malignant lesions among the lesions you assess, such as 0.05: the "
                         "malignancy probability is converted to it (default: as among the validation images, "
