@@ -109,8 +109,8 @@ def read_metadata(data_dir: str | Path, prefer: Sequence[str] = ()) -> pd.DataFr
 
 def find_images(image_ids: Iterable[str], folders: Sequence[str | Path]) -> list[str]:
     """Path of each image id: the first folder (best copy first) holding ``<id>.<ext>``, or,
-    for an id that is a file name or a path inside a folder (``2026/lesion7.jpg``, as a clinic
-    lists its own images), that file."""
+    for an id that is a file name or a path inside a folder (``2026/lesion7.jpg``,
+    ``DICOM/PAT1/IM0001``, as a clinic lists its own images), that file."""
     folders = [Path(f) for f in folders]
     index: dict[str, str] = {}
     for folder in reversed(folders):  # earlier folders overwrite later ones
@@ -121,7 +121,7 @@ def find_images(image_ids: Iterable[str], folders: Sequence[str | Path]) -> list
                 index[p.stem] = str(p)
     paths, missing = [], []
     for image_id in image_ids:
-        named = (f / image_id for f in folders if Path(image_id).suffix.lower() in IMAGE_SUFFIXES)
+        named = (f / image_id for f in folders)  # DICOM/PAT1/IM0001 too: an export names its files without a suffix
         path = index.get(image_id) or next((str(p) for p in named if p.is_file()), None)
         paths.append(path)
         if path is None:

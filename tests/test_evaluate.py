@@ -78,6 +78,19 @@ def test_labels_of_malignant_or_benign_give_the_malignancy_figures_of_the_diagno
     assert f"| 0.90 | {m['operating_points'][2]['threshold']:.3f} |" in report and "confusion" not in report.lower()
 
 
+def test_a_clinics_dicom_export_is_evaluated_by_the_paths_of_its_files(tiny_bundle, tmp_path, capsys):
+    """A PACS export names its files without a suffix (DICOM/PAT1/IM0001)."""
+    from tests.dicom_files import write_dicom
+
+    (tmp_path / "export" / "DICOM" / "PAT1").mkdir(parents=True)
+    write_dicom(tmp_path / "export" / "DICOM" / "PAT1" / "IM0001", lesion_like(seed=1))
+    Image.fromarray(lesion_like(seed=2)).save(tmp_path / "export" / "photo.jpg")
+    (tmp_path / "l.csv").write_text("image_id,dx\nDICOM/PAT1/IM0001,malignant\nphoto.jpg,benign\n")
+    assert main(["--model", str(tiny_bundle), "--images", str(tmp_path / "export"), "--labels",
+                 str(tmp_path / "l.csv"), "--out", str(tmp_path / "o")]) == 0
+    assert capsys.readouterr().out.startswith("2 images: malignant AUROC")
+
+
 def test_a_figure_without_cases_to_measure_it_on_is_said_so(tiny_bundle, tmp_path, capsys):
     images = labelled(tmp_path, ["benign", "benign"])  # no malignant image: no sensitivity, no AUROC
     assert main(["--model", str(tiny_bundle), "--images", str(images), "--labels", str(tmp_path / "l.csv"),
