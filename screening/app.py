@@ -66,6 +66,8 @@ MODEL_PLOTS = ("confusion_matrix.png", "roc.png", "reliability.png")  # shipped 
 # What every current browser shows in the image box (Pillow's names; MPO: a phone's JPEG). Others
 # (TIFF, HEIC) show as a broken picture, so the box gets a PNG of them.
 BROWSERS_SHOW = ("JPEG", "MPO", "PNG", "GIF", "WEBP", "BMP", "AVIF")
+# The PNGs of DICOM files whose patient the app keeps (by SHA-256, for their PDF records): the newest
+KEPT_IDENTIFIED = 1000
 # Gradio's default image buttons include "share", which uploads the picture to huggingface.co
 NO_SHARE = ["download", "fullscreen"]
 
@@ -154,6 +156,8 @@ class ScreeningApp:
         img.save(out, compress_level=1)  # untagged sRGB, as open_image leaves it: the same pixels
         if ident := self.identification(path):  # to its PDF record, when the box's PNG comes back
             self.identified[sha256_of(out)] = ident
+            if len(self.identified) > KEPT_IDENTIFIED:  # the oldest goes: not every patient of the app's life
+                del self.identified[next(iter(self.identified))]
         self._log(request, "shown as PNG", image=path, shown_as=str(out))
         return str(out)
 

@@ -594,7 +594,7 @@ def test_an_upload_the_browser_cannot_show_is_replaced_by_its_png(tiny_bundle, t
         assert not isinstance(app.viewable({"path": str(kept)}), str)
 
 
-def test_a_dicom_export_in_both_tabs(tiny_bundle, client, tmp_path, image_file):
+def test_a_dicom_export_in_both_tabs(tiny_bundle, client, tmp_path, image_file, monkeypatch):
     """The One image tab's "Open a DICOM file" shows what it reads as a PNG (no browser shows
     DICOM) and assesses it; a zip of a PACS export, suffix-less files and all, is a worklist."""
     import openpyxl
@@ -615,6 +615,9 @@ def test_a_dicom_export_in_both_tabs(tiny_bundle, client, tmp_path, image_file):
     text.add_itxt("SkinScreen DICOM identification", "patient 99999")
     Image.open(shown).save(crafted, pnginfo=text)
     assert "DICOM header" not in pdf_text(app.record(str(crafted)))  # only the app's own PNGs are known
+    monkeypatch.setattr("screening.app.KEPT_IDENTIFIED", 1)  # the newest PNGs' patients alone are kept
+    app.as_png(str(write_dicom(tmp_path / "IM0009", lesion_like(seed=9), PatientID="67890")))
+    assert list(app.identified.values()) == ["patient 67890"] and app.identification(shown) == ""
     grey = write_dicom(tmp_path / "IM0002", lesion_like()[..., 0], modality="CR")
     with pytest.raises(Exception, match="This file cannot be used: a greyscale DICOM image"):
         app.as_png(str(grey))
