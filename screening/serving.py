@@ -28,9 +28,16 @@ LOOPBACK = ("127.0.0.1", "localhost")
 ANY_ADDRESS = ("0.0.0.0", "")
 
 
+# Without --port: the first of these not taken by another program (another Gradio app, say: they
+# default to 7860 too), so that a double-clicked SkinScreen still starts
+DEFAULT_PORT, PORTS_TRIED = 7860, 20
+
+
 def add_serving_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("where and to whom the page is served")
-    g.add_argument("--port", type=int, default=7860, help="port to listen on (default: 7860)")
+    g.add_argument("--port", type=int,
+                   help=f"port to listen on (default: {DEFAULT_PORT}, or the next free one up to "
+                        f"{DEFAULT_PORT + PORTS_TRIED - 1} where another program has it)")
     g.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this computer only)")
     g.add_argument("--share", action="store_true", help="also create a public gradio.live link (off by default)")
     g.add_argument("--auth-file", type=Path, metavar="FILE",
@@ -52,6 +59,9 @@ def serving(args: argparse.Namespace,
     """The address to open and Gradio's ``launch`` settings, after checking every option; warns
     when others can reach the page without a sign-in. ``on_sign_in(user, accepted, client)``
     hears of each sign-in (the audit log)."""
+    chosen = args.port is not None
+    if not chosen:
+        args.port = DEFAULT_PORT
     if not 0 < args.port < 65536:
         raise UserError(f"--port must be between 1 and 65535, got {args.port}")
     if ":" in args.host:  # Gradio writes such an address into its own URLs without brackets, and fails
@@ -73,8 +83,7 @@ def serving(args: argparse.Namespace,
     https = all(tls)
     if https:
         check_certificate(*tls)
-    url = page_address(args)
-    check_port_free(args.host, args.port, url)
+    url = settle_port(args, chosen)
     if args.host in ANY_ADDRESS:  # and the other computers need this one's network address
         url += f" (from other computers: {page_address(args, network_address())})"
     if root:
@@ -178,9 +187,13 @@ def running_at(url: str, wait_s: float = 0.0) -> str | None:
         time.sleep(0.2)
 
 
+class PortTaken(UserError):
+    """Another program, not SkinScreen, listens on the port."""
+
+
 def check_port_free(host: str, port: int, url: str | None = None) -> None:
     """A port in use is most often SkinScreen already running: ``AlreadyRunning`` when its page
-    answers there (``running_at(url)``)."""
+    answers there (``running_at(url)``), else ``PortTaken``."""
     try:
         with socket.create_server((host, port)):
             pass
@@ -189,7 +202,26 @@ def check_port_free(host: str, port: int, url: str | None = None) -> None:
             raise UserError(f"cannot listen on {host}:{port} ({err.strerror or err})") from None
         if url and (found := running_at(url)):
             raise AlreadyRunning(found) from None
-        raise UserError(f"port {port} is in use, and not by a SkinScreen page: start with another --port") from None
+        raise PortTaken(f"port {port} is in use, and not by a SkinScreen page: start with another --port") from None
+
+
+def settle_port(args: argparse.Namespace, chosen: bool) -> str:
+    """The page's address, on the port asked for, or (none ``chosen``) on the first of
+    ``PORTS_TRIED`` from ``DEFAULT_PORT`` that no other program has; a SkinScreen page already
+    on one of them is ``AlreadyRunning``. ``args.port`` becomes the port settled on."""
+    first = args.port
+    last = first if chosen else first + PORTS_TRIED - 1
+    while True:
+        try:
+            check_port_free(args.host, args.port, page_address(args))
+            break
+        except PortTaken:
+            if args.port == last:
+                raise
+            args.port += 1
+    if args.port != first:
+        print(f"SkinScreen: port {first} is taken by another program; using {args.port}", file=sys.stderr)
+    return page_address(args)
 
 
 def stop_soon(close: Callable[[], None], delay_s: float = 0.5) -> None:

@@ -524,6 +524,38 @@ def test_a_second_start_opens_the_page_already_running(server, monkeypatch, caps
     assert opened == [f"http://127.0.0.1:{port}"] * 2
 
 
+def test_without_port_another_programs_port_moves_the_page_on_and_a_second_start_finds_it(server, monkeypatch,
+                                                                                          capsys):
+    """Another Gradio app (they default to 7860 too) must not stop a double-clicked SkinScreen,
+    and a second double-click must find the page where the first one went."""
+    import screening.serving
+    from screening import app
+    from screening.errors import UserError
+    from screening.serving import AlreadyRunning, serving
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:  # another program's port
+        first = taken.getsockname()[1]
+        monkeypatch.setattr(screening.serving, "DEFAULT_PORT", first)
+        args = app.parser().parse_args([])
+        url, settings = serving(args)
+        assert args.port != first and settings["server_port"] == args.port and url == f"http://127.0.0.1:{args.port}"
+        assert f"SkinScreen: port {first} is taken by another program; using {args.port}" in capsys.readouterr().err
+        with pytest.raises(UserError, match=f"port {first} is in use, and not by a SkinScreen page"):
+            serving(app.parser().parse_args(["--port", str(first)]))  # the one asked for, or none
+    page = int(server.rstrip("/").rsplit(":", 1)[1])
+    try:
+        other = socket.create_server(("127.0.0.1", page - 1))  # the port before the page's: another program's
+    except OSError:
+        other = None  # taken already
+    try:
+        monkeypatch.setattr(screening.serving, "DEFAULT_PORT", page - 1)
+        with pytest.raises(AlreadyRunning, match=f"running at http://127.0.0.1:{page}"):
+            serving(app.parser().parse_args([]))
+    finally:
+        if other:
+            other.close()
+
+
 def test_a_refused_start_leaves_no_audit_log_behind_and_an_existing_one_as_it_was(tmp_path, capsys):
     from screening.app import main
 
