@@ -6,6 +6,7 @@
     SkinScreen audit LOG [--anchor HASH]  check an --audit-log's chain of entries
     SkinScreen evaluate --images FOLDER --labels CSV --out FOLDER
                                       the model on a clinic's own labelled images
+    (each with --help for its options)
 
 A double-clicked executable has no command line, so its options (``--prevalence 0.05``,
 ``--audit-log FILE``, ``--auth-file FILE``...) can be saved, one or more per line, in
@@ -18,6 +19,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from screening.cli import described
 from screening.errors import UserError
 
 OPTIONS_FILE = "SkinScreen-options.txt"
@@ -83,6 +85,8 @@ def _run(argv: list[str], double_clicked: bool) -> int:
         from screening.evaluate import main as evaluate_main
 
         return evaluate_main(argv[1:])
+    if argv[:1] in (["-h"], ["--help"]):  # the app's options follow; first, the other commands
+        print(described(__doc__).split("\n\n")[1] + "\n")
     if double_clicked:  # the window would stay blank while the model loads
         print("SkinScreen is starting; its page opens in the browser when it is ready.", file=sys.stderr, flush=True)
     from screening.app import main as app_main

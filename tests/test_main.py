@@ -69,6 +69,14 @@ def test_the_executable_evaluates_a_clinics_own_labels(tiny_bundle, tmp_path, ca
     assert "2 images: malignant AUROC" in capsys.readouterr().out
 
 
+def test_help_names_the_other_commands_before_the_apps_options(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert stop.value.code == 0 and out.index("SkinScreen evaluate --images") < out.index("usage: screening-app")
+    assert "SkinScreen batch FOLDER" in out and "SkinScreen audit LOG" in out
+
+
 class _Console(io.StringIO):
     def isatty(self) -> bool:
         return True
