@@ -77,24 +77,25 @@ def nonneg_int(text: str) -> int:
     return value
 
 
-def add_malignancy_options(p: argparse.ArgumentParser) -> None:
-    """``--threshold`` and ``--prevalence``, the same for the batch tool and the app (check them
-    with :func:`check_malignancy_options`)."""
+def add_malignancy_options(p: argparse.ArgumentParser, prevalence: bool = True) -> None:
+    """``--threshold`` and (with ``prevalence``) ``--prevalence``, the same for the batch tool,
+    the app and evaluation (check them with :func:`check_malignancy_options`)."""
     p.add_argument("--threshold", type=float,
                    help="referral threshold on malignancy probability (default: the model's, chosen for 90%% "
                         "sensitivity; MODEL_CARD.md lists others, at the validation images' malignant share, and "
                         "'evaluate' on your own images labelled malignant or benign lists theirs)")
-    p.add_argument("--prevalence", type=float, metavar="SHARE",
-                   help="the share of malignant lesions among the lesions you assess, such as 0.05: the "
-                        "malignancy probability is converted to it (default: as among the validation images, "
-                        "about 0.19); no referral decision changes")
+    if prevalence:
+        p.add_argument("--prevalence", type=float, metavar="SHARE",
+                           help="the share of malignant lesions among the lesions you assess, such as 0.05: the "
+                            "malignancy probability is converted to it (default: as among the validation images, "
+                            "about 0.19); no referral decision changes")
 
 
 def check_malignancy_options(args: argparse.Namespace) -> None:
     """Before any work: both are probabilities (argparse's own error would print two lines)."""
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise UserError(f"--threshold must be between 0 and 1, got {args.threshold}")
-    if args.prevalence is not None and not 0.0 < args.prevalence < 1.0:
+    if getattr(args, "prevalence", None) is not None and not 0.0 < args.prevalence < 1.0:
         raise UserError(f"--prevalence must be a share between 0 and 1, such as 0.05, got {args.prevalence}")
 
 

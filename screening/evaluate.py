@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from screening.calibration import threshold_at_sensitivity
-from screening.cli import described, positive_int, run_cli
+from screening.cli import add_malignancy_options, check_malignancy_options, described, positive_int, run_cli
 from screening.data import find_images, is_outcome, labels_to_indices, malignant_labels, read_labels
 from screening.errors import UserError
 from screening.files import check_output_folder
@@ -118,6 +118,9 @@ def parser() -> argparse.ArgumentParser:
                         "code or malignant/benign; or an ISIC challenge ground truth (image,MEL,NV,...; 2019's "
                         "SCC and UNK rows left out)")
     p.add_argument("--out", type=Path, required=True, metavar="FOLDER", help="folder for metrics.json, report.md and plots")
+    # the threshold a clinic uses, to check it on its images; no --prevalence: the thresholds the
+    # report lists must be on the scale --threshold reads them on
+    add_malignancy_options(p, prevalence=False)
     p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                    help="flip test-time augmentation (default: the bundle's setting)")
     p.add_argument("--batch-size", type=positive_int, default=32)
@@ -127,6 +130,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def evaluate(args: argparse.Namespace) -> dict:
+    check_malignancy_options(args)
     check_output_folder(args.out, "--out", "the evaluation")
     if (args.out / "metrics.json").exists() and not args.overwrite:  # e.g. the hold-out split, scored once
         raise UserError(f"{args.out} already holds an evaluation; use --overwrite or another --out")
@@ -134,7 +138,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     if labels.empty:
         raise UserError(f"{args.labels}: no rows to evaluate")
     paths = find_images(labels["image_id"], args.images)
-    screener = Screener(args.model, tta=args.tta, batch_size=args.batch_size)
+    screener = Screener(args.model, threshold=args.threshold, tta=args.tta, batch_size=args.batch_size)
     results = list(screener.score(paths, workers=args.workers))
     failed = [r for r in results if not r.ok]
     if failed:

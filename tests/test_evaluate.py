@@ -91,6 +91,16 @@ def test_a_clinics_dicom_export_is_evaluated_by_the_paths_of_its_files(tiny_bund
     assert capsys.readouterr().out.startswith("2 images: malignant AUROC")
 
 
+def test_the_threshold_a_clinic_uses_is_checked_on_its_images(tiny_bundle, tmp_path, capsys):
+    images = labelled(tmp_path, ["malignant", "benign", "benign"])
+    argv = ["--model", str(tiny_bundle), "--images", str(images), "--labels", str(tmp_path / "l.csv")]
+    assert main([*argv, "--out", str(tmp_path / "o"), "--threshold", "0"]) == 0  # everything referred
+    m = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert (m["threshold"], m["sensitivity"], m["specificity"]) == (0.0, 1.0, 0.0)
+    assert main([*argv, "--out", str(tmp_path / "p"), "--threshold", "12"]) == 2  # 12% meant
+    assert "--threshold must be between 0 and 1, got 12.0" in capsys.readouterr().err and not (tmp_path / "p").exists()
+
+
 def test_a_figure_without_cases_to_measure_it_on_is_said_so(tiny_bundle, tmp_path, capsys):
     images = labelled(tmp_path, ["benign", "benign"])  # no malignant image: no sensitivity, no AUROC
     assert main(["--model", str(tiny_bundle), "--images", str(images), "--labels", str(tmp_path / "l.csv"),
