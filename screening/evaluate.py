@@ -35,13 +35,14 @@ from screening.metrics import (
     bootstrap_intervals,
     calibration_error,
     calibration_errors,
+    is_malignant,
     malignancy,
     malignancy_figures,
     percentile_intervals,
     recall_intervals,
+    referral_intervals,
     resamples_of,
     sensitivity_specificity,
-    share_interval,
     softmax,
     summary,
 )
@@ -90,13 +91,32 @@ def operating_points_table(m: dict) -> list[str]:
               f"{p['referred']:.1%} |" for p in m["operating_points"]], ""]
 
 
+def figure(value: float | None) -> str:
+    """``0.744``, or ``n/a`` where there was no case to measure it on (no malignant image for
+    sensitivity, a class absent for its recall; metrics.json holds null there)."""
+    return "n/a" if value is None or np.isnan(value) else f"{value:.3f}"
+
+
 def with_interval(m: dict, key: str, value: float | None = None) -> str:
     """``0.744 (0.702-0.781)``: a metric with its 95% interval when the metrics hold one."""
-    value = m[key] if value is None else value
-    if np.isnan(value):  # no case to measure it on: no malignant image for sensitivity, a class absent
-        return "n/a"
+    value = m.get(key) if value is None else value
     lo_hi = m.get("intervals", {}).get(key)
-    return f"{value:.3f}" if not lo_hi or np.isnan(lo_hi).any() else f"{value:.3f} ({lo_hi[0]:.3f}-{lo_hi[1]:.3f})"
+    if figure(value) == "n/a" or not lo_hi or figure(lo_hi[0]) == "n/a" or figure(lo_hi[1]) == "n/a":
+        return figure(value)
+    return f"{value:.3f} ({lo_hi[0]:.3f}-{lo_hi[1]:.3f})"
+
+
+def json_text(metrics: dict) -> str:
+    """``metrics`` as strict JSON: a figure with nothing to measure it on is null, not ``NaN``
+    (which Python writes, and a spreadsheet's or a browser's JSON reader refuses)."""
+    def strict(value):
+        if isinstance(value, dict):
+            return {k: strict(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [strict(v) for v in value]
+        return None if isinstance(value, float) and np.isnan(value) else value
+
+    return json.dumps(strict(metrics), indent=2, allow_nan=False) + "\n"
 
 
 def interval_note(m: dict) -> list[str]:
@@ -162,7 +182,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     metrics["operating_points"] = operating_points(positive, score)
     metrics.update(model=str(screener.path), sha256=screener.meta["sha256"], temperature=screener.temperature,
                    malignancy_scaling=list(screener.scaling), tta=screener.tta, labels=str(args.labels))
-    (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (args.out / "metrics.json").write_text(json_text(metrics))
     predictions(labels, results).to_csv(args.out / PREDICTIONS, index=False)
     (args.out / "report.md").write_text(markdown(metrics), encoding="utf-8")
     return metrics
@@ -176,10 +196,12 @@ def diagnosis_metrics(y: np.ndarray, probs: np.ndarray, raw: np.ndarray, screene
     metrics.update(
         intervals={**bootstrap_intervals(probs, y, screener.threshold, screener.scaling, groups=groups,
                                          resamples=RESAMPLES),
-                   **recall_intervals(y, probs.argmax(axis=1), groups)},
-        interval_method=(f"95% intervals; per-class recall: Wilson score interval with the class's {unit} as the "
-                         f"sample size; the other figures: percentile bootstrap, {RESAMPLES} resamples of {unit} "
-                         "(seed 0)"),
+                   **recall_intervals(y, probs.argmax(axis=1), groups),
+                   **referral_intervals(is_malignant(y), malignancy(probs, screener.scaling), screener.threshold,
+                                        groups)},
+        interval_method=(f"95% intervals; per-class recall, sensitivity and specificity: Wilson score interval with "
+                         f"the class's, the malignant and the benign {unit} as the sample size; the other figures: "
+                         f"percentile bootstrap, {RESAMPLES} resamples of {unit} (seed 0)"),
     )
     confusion_matrix_png(np.array(metrics["confusion_matrix"]), out / "confusion_matrix.png")
     roc_png(y, probs, out / "roc.png", screener.threshold, screener.scaling)
@@ -197,13 +219,11 @@ def outcome_metrics(positive: np.ndarray, score: np.ndarray, unscaled: np.ndarra
     get Wilson intervals, as class recalls do: a clinic's check may hold a dozen malignant
     lesions, all referred, and a bootstrap would give (1.000-1.000)."""
     draws = [{"malignant_auroc": auroc(positive[i], score[i])} for i in resamples_of(len(positive), groups, RESAMPLES)]
-    flagged, groups = score >= threshold, np.asarray(groups) if groups is not None else np.arange(len(positive))
     return {"n": len(positive), "labels_kind": "outcome", "malignant": int(positive.sum()), "threshold": threshold,
             **malignancy_figures(positive, score, threshold),
             "malignancy_ece": calibration_error(binned(score, positive, MALIGNANCY_BINS)),
             "malignancy_ece_uncalibrated": calibration_error(binned(unscaled, positive, MALIGNANCY_BINS)),
-            "intervals": {**percentile_intervals(draws), "sensitivity": share_interval(flagged[positive], groups[positive]),
-                          "specificity": share_interval(~flagged[~positive], groups[~positive])},
+            "intervals": {**percentile_intervals(draws), **referral_intervals(positive, score, threshold, groups)},
             "interval_method": (f"95% intervals; sensitivity and specificity: Wilson score interval with the malignant "
                                 f"and the benign {unit} as the sample size; AUROC: percentile bootstrap, {RESAMPLES} "
                                 f"resamples of {unit} (seed 0)")}
@@ -215,20 +235,20 @@ def markdown(m: dict) -> str:
         return outcome_markdown(m)
     lines = [
         *_heading(m, f"{m['n']} images"),
-        f"| accuracy | {m['accuracy']:.3f} |",
+        f"| accuracy | {figure(m['accuracy'])} |",
         f"| balanced accuracy (mean recall) | {with_interval(m, 'balanced_accuracy')} |",
-        f"| macro AUROC (one vs rest) | {m['macro_auroc']:.3f} |",
+        f"| macro AUROC (one vs rest) | {figure(m['macro_auroc'])} |",
         f"| malignant-vs-benign AUROC | {with_interval(m, 'malignant_auroc')} |",
         f"| sensitivity at threshold {m['threshold']:.3f} | {with_interval(m, 'sensitivity')} |",
         f"| specificity at threshold {m['threshold']:.3f} | {with_interval(m, 'specificity')} |",
-        f"| expected calibration error, top class (calibrated / T=1) | {m['ece']:.3f} / {m['ece_uncalibrated']:.3f} |",
-        (f"| expected calibration error, malignancy (calibrated / unscaled) | {m['malignancy_ece']:.3f} / "
-         f"{m['malignancy_ece_uncalibrated']:.3f} |"),
+        f"| expected calibration error, top class (calibrated / T=1) | {figure(m['ece'])} / {figure(m['ece_uncalibrated'])} |",
+        (f"| expected calibration error, malignancy (calibrated / unscaled) | {figure(m['malignancy_ece'])} / "
+         f"{figure(m['malignancy_ece_uncalibrated'])} |"),
         "", "| class | precision | recall | F1 | support |", "|---|---|---|---|---|",
     ]
     for code, c in m["per_class"].items():
-        lines.append(f"| {code} | {c['precision']:.3f} | {with_interval(m, f'recall_{code}', c['recall'])} | "
-                     f"{c['f1']:.3f} | {c['support']} |")
+        lines.append(f"| {code} | {figure(c['precision'])} | {with_interval(m, f'recall_{code}', c['recall'])} | "
+                     f"{figure(c['f1'])} | {c['support']} |")
     lines += ["", *interval_note(m), ""]
     if m.get("operating_points"):
         lines += ["Other operating points on these images (thresholds fitted on them):", "", *operating_points_table(m)]
@@ -248,8 +268,8 @@ def outcome_markdown(m: dict) -> str:
         f"| malignant-vs-benign AUROC | {with_interval(m, 'malignant_auroc')} |",
         f"| sensitivity at threshold {m['threshold']:.3f} | {with_interval(m, 'sensitivity')} |",
         f"| specificity at threshold {m['threshold']:.3f} | {with_interval(m, 'specificity')} |",
-        (f"| expected calibration error, malignancy (calibrated / unscaled) | {m['malignancy_ece']:.3f} / "
-         f"{m['malignancy_ece_uncalibrated']:.3f} |"),
+        (f"| expected calibration error, malignancy (calibrated / unscaled) | {figure(m['malignancy_ece'])} / "
+         f"{figure(m['malignancy_ece_uncalibrated'])} |"),
         "", *interval_note(m), "",
         *(["Other operating points on these images (thresholds fitted on them):", "", *operating_points_table(m)]
           if m.get("operating_points") else []),

@@ -51,15 +51,19 @@ def confusion_matrix(y: np.ndarray, pred: np.ndarray, k: int = len(CLASS_CODES))
 
 
 def per_class(cm: np.ndarray) -> dict[str, dict[str, float]]:
+    """Precision, recall, F1 and support per class; NaN where there is nothing to measure (no
+    image of the class for recall, none predicted as it for precision), not 0: a clinic's check
+    without a melanoma should not read "melanoma recall 0.000"."""
     tp = np.diag(cm).astype(float)
     support = cm.sum(axis=1)
     predicted = cm.sum(axis=0)
-    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
-    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    precision = np.divide(tp, predicted, out=np.full_like(tp, np.nan), where=predicted > 0)
+    recall = np.divide(tp, support, out=np.full_like(tp, np.nan), where=support > 0)
+    either = support + predicted  # 2TP / (2TP + FP + FN): 0 for a class present but never found
+    f1 = np.divide(2 * tp, either, out=np.full_like(tp, np.nan), where=either > 0)
     return {
-        code: {"precision": precision[i], "recall": recall[i], "f1": f1[i], "support": int(support[i])}
+        code: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+               "support": int(support[i])}
         for i, code in enumerate(CLASS_CODES)
     }
 
@@ -250,6 +254,18 @@ def recall_intervals(y: np.ndarray, pred: np.ndarray, groups: Sequence | None = 
     groups = np.asarray(groups) if groups is not None else np.arange(len(y))
     return {f"recall_{code}": share_interval(pred[y == i] == i, groups[y == i], level)
             for i, code in enumerate(CLASS_CODES)}
+
+
+def referral_intervals(positive: np.ndarray, score: np.ndarray, threshold: float,
+                       groups: Sequence | None = None, level: float = 0.95) -> dict[str, list[float]]:
+    """Wilson intervals for the sensitivity and specificity at ``threshold``, the malignant and
+    the benign lesions (``groups``; images without) the sample sizes, as for a class's recall:
+    a check holding a dozen malignant lesions, all referred, gets (0.76-1.00), where a
+    bootstrap says (1.00-1.00)."""
+    positive, flagged = np.asarray(positive, dtype=bool), np.asarray(score) >= threshold
+    groups = np.asarray(groups) if groups is not None else np.arange(len(positive))
+    return {"sensitivity": share_interval(flagged[positive], groups[positive], level),
+            "specificity": share_interval(~flagged[~positive], groups[~positive], level)}
 
 
 def share_interval(right: np.ndarray, groups: np.ndarray, level: float = 0.95) -> list[float]:

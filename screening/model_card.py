@@ -16,7 +16,7 @@ from pathlib import Path
 from screening.bundle import read_meta
 from screening.cli import described, run_cli
 from screening.data import parse_prefer
-from screening.evaluate import interval_note, operating_points_table, with_interval
+from screening.evaluate import figure, interval_note, operating_points_table, with_interval
 from screening.info import CLASS_CODES, CLASS_NAMES, DATASET, MALIGNANT, NOTICE
 from screening.train import command_for, split_seed
 
@@ -51,17 +51,17 @@ def _metrics_table(m: dict) -> list[str]:
         "| metric | value |", "|---|---|",
         f"| images | {m['n']} |",
         f"| balanced accuracy (mean per-class recall) | {with_interval(m, 'balanced_accuracy')} |",
-        f"| accuracy | {m['accuracy']:.3f} |",
-        f"| macro AUROC (one vs rest) | {m['macro_auroc']:.3f} |",
+        f"| accuracy | {figure(m['accuracy'])} |",
+        f"| macro AUROC (one vs rest) | {figure(m['macro_auroc'])} |",
         f"| malignant-vs-benign AUROC | {with_interval(m, 'malignant_auroc')} |",
         f"| sensitivity (malignant) at threshold {m['threshold']:.3f} | {with_interval(m, 'sensitivity')} |",
         f"| specificity at threshold {m['threshold']:.3f} | {with_interval(m, 'specificity')} |",
-        f"| expected calibration error, top class, before / after temperature | {m['ece_uncalibrated']:.3f} / {m['ece']:.3f} |",
+        f"| expected calibration error, top class, before / after temperature | {figure(m['ece_uncalibrated'])} / {figure(m['ece'])} |",
         (f"| expected calibration error, malignancy probability, before / after scaling | "
-         f"{m['malignancy_ece_uncalibrated']:.3f} / {m['malignancy_ece']:.3f} |"),
+         f"{figure(m['malignancy_ece_uncalibrated'])} / {figure(m['malignancy_ece'])} |"),
         "", "| class | recall | precision | F1 | support |", "|---|---|---|---|---|",
-        *[f"| {c} ({CLASS_NAMES[c]}) | {with_interval(m, f'recall_{c}', v['recall'])} | {v['precision']:.3f} | "
-          f"{v['f1']:.3f} | {v['support']} |" for c, v in m["per_class"].items()],
+        *[f"| {c} ({CLASS_NAMES[c]}) | {with_interval(m, f'recall_{c}', v['recall'])} | {figure(v['precision'])} | "
+          f"{figure(v['f1'])} | {v['support']} |" for c, v in m["per_class"].items()],
         "", *interval_note(m),
     ]
 

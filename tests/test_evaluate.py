@@ -120,9 +120,27 @@ def test_evaluate_resamples_lesions_when_the_labels_name_them(tiny_bundle, tmp_p
     assert main(["--model", str(tiny_bundle), "--images", str(images), "--labels", str(tmp_path / "l.csv"),
                  "--out", str(tmp_path / "eval")]) == 0
     m = json.loads((tmp_path / "eval" / "metrics.json").read_text())
-    assert "1000 resamples of lesions" in m["interval_method"] and "class's lesions" in m["interval_method"]
+    assert "1000 resamples of lesions" in m["interval_method"] and "benign lesions" in m["interval_method"]
     assert m["intervals"]["recall_mel"] == wilson_interval(m["per_class"]["mel"]["recall"] * 1, 1)  # L1: one lesion
     assert m["intervals"]["recall_nv"] == wilson_interval(m["per_class"]["nv"]["recall"] * 2, 2)
+    # sensitivity and specificity as recalls of the malignant and the benign lesions, not a
+    # bootstrap that says (1.000-1.000) when two images of one melanoma are both referred
+    assert m["intervals"]["sensitivity"] == wilson_interval(m["sensitivity"] * 1, 1)
+    assert m["intervals"]["specificity"] == wilson_interval(m["specificity"] * 2, 2)
+
+
+def test_a_class_without_images_is_not_measured_as_missed(tiny_bundle, tmp_path, capsys):
+    images = labelled(tmp_path, ["nv", "nv", "bcc"])  # no melanoma in this clinic's check
+    assert main(["--model", str(tiny_bundle), "--images", str(images), "--labels", str(tmp_path / "l.csv"),
+                 "--out", str(tmp_path / "o")]) == 0
+    report = (tmp_path / "o" / "report.md").read_text()
+    m = json.loads((tmp_path / "o" / "metrics.json").read_text(), parse_constant=pytest.fail)  # strict: null, not NaN
+    never = [c for c, v in m["per_class"].items() if not v["support"] and v["precision"] is None]  # nor predicted
+    assert never and all(m["per_class"][c] == {"precision": None, "recall": None, "f1": None, "support": 0}
+                         for c in never)
+    assert all(f"| {c} | n/a | n/a | n/a | 0 |" in report for c in never)
+    assert re.search(r"\| mel \| (n/a|0\.000) \| n/a \|", report)
+    assert not re.search(r"\bnan\b", report, re.IGNORECASE)
 
 
 @pytest.mark.parametrize("problem", ["labels", "model", "image", "not a csv", "out is a file", "unreadable"])
@@ -166,7 +184,7 @@ def test_model_card_draft_uses_bundle_and_metrics(tiny_bundle, tmp_path):
     m = json.loads((tmp_path / "val" / "metrics.json").read_text())
     lo, hi = m["intervals"]["malignant_auroc"]
     assert f"| malignant-vs-benign AUROC | {m['malignant_auroc']:.3f} ({lo:.3f}-{hi:.3f}) |" in text
-    assert "In brackets: 95% intervals; per-class recall: Wilson score interval with the class's images" in text
+    assert "In brackets: 95% intervals; per-class recall, sensitivity and specificity: Wilson score interval with the class's, the malignant and the benign images" in text
     assert f"{m['balanced_accuracy']:.3f}" in text and "not a medical device" in text
     assert "CC BY-NC 4.0" in text and "(val/roc.png)" in text
     assert "batch norm frozen at its ImageNet statistics" in text  # a recipe from before --batch-norm
