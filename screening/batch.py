@@ -31,7 +31,7 @@ from screening.cli import (
 )
 from screening.data import IMAGE_SUFFIXES
 from screening.errors import UserError
-from screening.files import NoRoom, check_output_folder, in_use, unwritable
+from screening.files import NoRoom, check_output_folder, check_room, in_use, same_disk, unwritable
 from screening.info import NOTICE
 from screening.progress import Progress
 
@@ -39,6 +39,11 @@ if TYPE_CHECKING:
     import pandas as pd
 
 REPORT_SUFFIXES = (".xlsx", ".csv", ".json")
+# Room kept for a report, in bytes: per image (a row; a thumbnail), per PDF record, and once.
+# Reports of 300 HAM10000 images took ~500 bytes a row (JSON, the largest), ~6.2 kB a
+# thumbnail; records took 210-240 kB: about four, three and two times that, as names and
+# images vary.
+ROOM = {"row": 2 * 2**10, "thumbnail": 16 * 2**10, "record": 512 * 2**10, "report": 2**20}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -120,14 +125,20 @@ def check_records_folder(folder: Path, overwrite: bool) -> None:
         raise UserError(f"records folder {folder} is not empty; use --overwrite or another folder")
 
 
+def report_room(images: int, thumbnails: bool) -> int:
+    """Bytes to keep free for the report of ``images`` images."""
+    return ROOM["report"] + images * (ROOM["row"] + (ROOM["thumbnail"] if thumbnails else 0))
+
+
 def write_records(screener, paths: list[Path], names: list[str], results: list, folder: Path,
                   progress: bool | None = None,
                   on_progress: Callable[[int, int, str], None] | None = None,
-                  ids: list[str] | None = None) -> dict[int, Path]:
+                  ids: list[str] | None = None, keep: int = 0) -> dict[int, Path]:
     """A PDF record (:mod:`screening.record`) of each referred image, at its relative path in
     ``folder`` plus ``.pdf``; returns row -> record. A record that fails is a warning on its
     row, not the end of the run (and of the report on the images already scored). ``ids``:
-    each file's :func:`identified`, printed on its record."""
+    each file's :func:`identified`, printed on its record. ``keep``: bytes the records must
+    leave free on their disk (for the report, written after them)."""
     from screening.explain import GradCAM
     from screening.info import CLASS_CODES
     from screening.preprocessing import open_image, preprocess
@@ -146,6 +157,7 @@ def write_records(screener, paths: list[Path], names: list[str], results: list, 
             x = preprocess(open_image(path))  # it was read a moment ago for scoring
             out = folder / f"{name}.pdf"
             try:
+                check_room(out.parent, keep + ROOM["record"], "a record" + (" and the report" if keep else ""))
                 out.parent.mkdir(parents=True, exist_ok=True)
                 write_record(out, screener, r, x, cam.overlay(x, CLASS_CODES.index(r.predicted_class)),
                              source_name=shown(name), identification=shown(ids[i]) if ids else "")
@@ -246,6 +258,8 @@ def screen_files(screener, paths: list[Path], folder: Path, out: Path, *, source
     from screening import report
 
     start = time.perf_counter() if start is None else start
+    room = report_room(len(paths), thumbnails)
+    check_room(out.parent, room, f"the report of {len(paths)} image{'' if len(paths) == 1 else 's'}")
     names = [p.relative_to(folder).as_posix() for p in paths]
     bar = Progress(len(paths), enabled=False if progress is False else None)
     results = []
@@ -257,7 +271,8 @@ def screen_files(screener, paths: list[Path], folder: Path, out: Path, *, source
     bar.close()
     scored_s = time.perf_counter() - start
     ids = [identified(p) for p in paths]
-    pdfs = write_records(screener, paths, names, results, records, progress, on_progress, ids) if records else None
+    pdfs = (write_records(screener, paths, names, results, records, progress, on_progress, ids,
+                          keep=room if same_disk(records, out.parent) else 0) if records else None)
     df = report.rows(results, names, ids)  # after the records: a record not written is a warning on its row
     info = report.RunInfo(
         folder=source or str(folder), threshold=screener.threshold, tta=screener.tta,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -56,15 +57,19 @@ def _file_mode(out: Path) -> int:
     return 0o666 & ~umask
 
 
+def existing(folder: Path) -> Path:
+    """``folder``, or where it does not exist yet, the folder it would be made in."""
+    while not folder.is_dir() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
 def unwritable(folder: Path) -> str | None:
     """Why no file can be made in ``folder`` (or, where it does not exist yet, in the folder it
     would be made in), or None. A trial file, not ``os.access``, which passes a read-only disk
     for an administrator and ignores Windows' access lists: found out only after the scoring."""
-    existing = folder
-    while not existing.is_dir() and existing != existing.parent:
-        existing = existing.parent
     try:
-        with tempfile.NamedTemporaryFile(dir=existing, prefix=".skinscreen-"):
+        with tempfile.NamedTemporaryFile(dir=existing(folder), prefix=".skinscreen-"):
             return None
     except OSError as err:
         return err.strerror or str(err)
@@ -89,3 +94,17 @@ def check_output_folder(folder: Path, option: str, what: str) -> None:
         raise UserError(f"{option} {folder} is a file; give a folder for {what}")
     if why := unwritable(folder):
         raise UserError(f"cannot write {what} in {folder}: not writable ({why})")
+
+
+def check_room(folder: Path, needed: int, what: str) -> None:
+    """``NoRoom`` unless the disk of ``folder`` has ``needed`` bytes free for ``what``: said
+    before the work, not when its result is written, an hour of scoring later."""
+    free = shutil.disk_usage(existing(folder)).free
+    if free < needed:
+        raise NoRoom(f"not enough free space for {what} in {folder}: {free / 2**20:.0f} MB free, about "
+                     f"{needed / 2**20:.0f} MB needed; free some space or write it to another disk")
+
+
+def same_disk(a: Path, b: Path) -> bool:
+    """Whether files made in folders ``a`` and ``b`` take room from one disk."""
+    return existing(a).stat().st_dev == existing(b).stat().st_dev

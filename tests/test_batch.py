@@ -490,6 +490,42 @@ def test_a_full_disk_ends_the_records_in_one_warning_and_each_row_says_so(folder
     assert referred[referred.record != "PDF"].warnings.str.contains("PDF record not written").all()
 
 
+def free_space(monkeypatch, free: int) -> None:
+    """Make every disk seem to have ``free`` bytes left."""
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10 * free, 9 * free, free))
+
+
+def test_a_disk_without_room_for_the_report_is_said_before_any_scoring(folder, tiny_bundle, tmp_path, capsys,
+                                                                       monkeypatch):
+    from screening.batch import find_images, report_room
+    from screening.inference import Screener
+
+    monkeypatch.setattr(Screener, "score", lambda *a, **k: pytest.fail("scored, to find out only then"))
+    images = len(find_images(folder, recursive=False))
+    free_space(monkeypatch, report_room(images, thumbnails=True) - 1)
+    out = tmp_path / "r.xlsx"
+    assert main([str(folder), "--out", str(out), "--model", str(tiny_bundle), "--thumbnails", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"not enough free space for the report of {images} images in {tmp_path}" in err
+    assert "MB needed; free some space or write it to another disk" in err and not out.exists()
+
+
+def test_records_leave_the_room_the_report_needs(folder, tiny_bundle, tmp_path, capsys, monkeypatch):
+    """Records are written before the report: on one disk they must not take its room."""
+    from screening.batch import ROOM, find_images, report_room
+
+    images = len(find_images(folder, recursive=False))
+    free_space(monkeypatch, report_room(images, thumbnails=False) + ROOM["record"] - 1)
+    out, records = tmp_path / "report.xlsx", tmp_path / "records"
+    assert main([str(folder), "--out", str(out), "--model", str(tiny_bundle), "--threshold", "0",
+                 "--records", str(records), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1 and "not enough free space for a record and the report" in err
+    referred = pd.read_excel(out).query("status == 'ok'")
+    assert referred.record.isna().all() and referred.warnings.str.contains("PDF record not written").all()
+    assert not list(records.rglob("*.pdf"))
+
+
 def test_a_dicom_export_is_scored_like_the_images_themselves(tiny_bundle, tmp_path):
     """As a PACS or viewer exports to a USB stick: files named without a suffix (or by a UID)
     beside a DICOMDIR index, and a greyscale series that is not for SkinScreen."""
