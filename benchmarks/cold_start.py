@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,11 +40,9 @@ def run(model: str, cache: str) -> float:
 
 def app_start(model: Path | None, cache: str) -> float:
     """Seconds from starting ``python app.py`` until its page answers."""
-    from screening.serving import running_at
+    from screening.serving import free_port, running_at
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     command = [sys.executable, str(ROOT / "app.py"), "--no-browser", "--port", str(port)]
     command += ["--model", str(model)] if model else []
     start = time.perf_counter()

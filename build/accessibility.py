@@ -50,7 +50,7 @@ def main() -> int:
 
     import screening  # noqa: F401  the JAX backend before Keras
     from screening.app import launch, parser
-    from tests.test_app import free_port
+    from screening.serving import free_port
     from tests.test_app_browser import CHROMIUM, FLAGS
 
     axe = args.axe.read_text(encoding="utf-8")

@@ -14,7 +14,6 @@ import importlib.util
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,12 +23,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 EXE = ROOT / "dist" / "SkinScreen" / ("SkinScreen.exe" if sys.platform == "win32" else "SkinScreen")
 HEIC = ROOT / "tests" / "fixtures" / "lesion_like_seed0.heic"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _images(folder: Path) -> int:
@@ -168,7 +161,9 @@ def check_ui(exe: Path = EXE, timeout: float = 300) -> float:
     HTTP, then check a PDF record, that the page's Quit button ends the program cleanly, and
     the log (who signed in from where, its chain checked by ``SkinScreen audit``), and that a
     second start opens the running page instead."""
-    port = _free_port()
+    from screening.serving import free_port
+
+    port = free_port()
     start = time.perf_counter()
     log, logins = (Path(tempfile.mkdtemp()) / name for name in ("audit.jsonl", "logins.txt"))
     logins.write_text("nurse:long-passphrase\n")

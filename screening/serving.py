@@ -187,6 +187,13 @@ def running_at(url: str, wait_s: float = 0.0) -> str | None:
         time.sleep(0.2)
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port no program listens on now (the system picks it), for a page started next: the
+    tests, benchmarks and desktop smoke test each start their own."""
+    with socket.create_server((host, 0)) as s:
+        return s.getsockname()[1]
+
+
 class PortTaken(UserError):
     """Another program, not SkinScreen, listens on the port."""
 

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from screening.serving import free_port
 from tests.conftest import HAM, lesion_like, pdf_text
 from tests.dicom_files import write_dicom
-from tests.test_app import free_port
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason="Chromium not installed (apt-get install chromium)")
