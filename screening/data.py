@@ -15,7 +15,17 @@ import pandas as pd
 
 from screening import dicom
 from screening.errors import UserError
-from screening.info import CLASS_CODES, DATASET, ISIC_ONE_HOT, ISIC_UNKNOWN, MALIGNANT, OUTCOMES
+from screening.info import (
+    CLASS_CODES,
+    DATASET,
+    ISIC_IMAGE_COLUMNS,
+    ISIC_ONE_HOT,
+    ISIC_OUTCOME_COLUMNS,
+    ISIC_OUTCOME_VALUES,
+    ISIC_UNKNOWN,
+    MALIGNANT,
+    OUTCOMES,
+)
 from screening.preprocessing import INPUT_SIZE, preprocess
 
 SPLITS = ("train", "val", "test")
@@ -45,6 +55,8 @@ def read_labels(csv_path: str | Path, columns: Sequence[str] = ("image_id", "dx"
         df["dx"] = df["dx"].str.lower()  # MEL, as ISIC writes the codes
     if "image_id" not in df.columns and "image" in df.columns and set(ISIC_ONE_HOT) & set(df.columns):
         df = _from_one_hot(df, path)
+    elif "dx" not in df.columns and set(ISIC_OUTCOME_COLUMNS) & set(df.columns):
+        df = _from_isic_outcome(df, path)
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise DataError(f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(df.columns)}")
@@ -75,6 +87,28 @@ def _from_one_hot(df: pd.DataFrame, path: Path) -> pd.DataFrame:
         print(f"note: {path.name}: {counts} left out: classes the model does not know", file=sys.stderr)
     return pd.DataFrame({"image_id": df["image"][~other],
                          "dx": [ISIC_ONE_HOT[c] for c in column[~other]]}).reset_index(drop=True)
+
+
+def _from_isic_outcome(df: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """An ISIC table of benign or malignant (2020's ground truth, the ISIC Archive's metadata,
+    2024's) as ``image_id,dx`` labels of malignant or benign, ``lesion_id`` kept where it has
+    one. Rows neither benign nor malignant (indeterminate, no verdict) are left out, and the
+    terminal says how many."""
+    image = next((c for c in ("image_id", *ISIC_IMAGE_COLUMNS) if c in df.columns), None)
+    if image is None:
+        return df  # read_labels names the missing image_id
+    label = next(c for c in ISIC_OUTCOME_COLUMNS if c in df.columns)
+    raw = df[label].fillna("").str.lower()
+    verdict = raw.map(ISIC_OUTCOME_VALUES)
+    other = verdict.isna()
+    if other.any():
+        shown = ", ".join(sorted({v or "empty" for v in raw[other]})[:3])
+        print(f"note: {path.name}: {int(other.sum())} row(s) left out: {label} neither benign nor malignant "
+              f"({shown})", file=sys.stderr)
+    out = pd.DataFrame({"image_id": df[image], "dx": verdict})
+    if "lesion_id" in df.columns:
+        out["lesion_id"] = df["lesion_id"]
+    return out[~other].reset_index(drop=True)
 
 
 def folder_order(prefer: Sequence[str] = ()) -> list[str]:

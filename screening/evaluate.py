@@ -136,7 +136,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", type=Path, required=True, metavar="CSV",
                    help="CSV with columns image_id,dx (and lesion_id, for intervals by lesion), dx a diagnosis "
                         "code or malignant/benign; or an ISIC challenge ground truth (image,MEL,NV,...; 2019's "
-                        "SCC and UNK rows left out)")
+                        "SCC and UNK rows left out); or an ISIC table of benign or malignant (2020's ground truth, "
+                        "the ISIC Archive's or isic-cli's metadata.csv, 2024's: indeterminate rows left out)")
     p.add_argument("--out", type=Path, required=True, metavar="FOLDER", help="folder for metrics.json, report.md and plots")
     # the threshold a clinic uses, to check it on its images; no --prevalence: the thresholds the
     # report lists must be on the scale --threshold reads them on

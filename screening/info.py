@@ -43,6 +43,15 @@ DATASET: dict = {
 ISIC_ONE_HOT: dict[str, str] = {"MEL": "mel", "NV": "nv", "BCC": "bcc", "AKIEC": "akiec", "AK": "akiec",
                                 "BKL": "bkl", "DF": "df", "VASC": "vasc"}
 ISIC_UNKNOWN: dict[str, str] = {"SCC": "squamous cell carcinoma", "UNK": "none of the others"}
+#: ISIC's other tables say only benign or malignant, as a biopsy does: 2020's ground truth
+#: (``image_name``, ``benign_malignant``, ``target`` 0 or 1), the ISIC Archive's metadata as its
+#: site and isic-cli export it (``isic_id``; ``benign_malignant``, or since its 2024 taxonomy
+#: ``diagnosis_1``: Benign, Malignant, Indeterminate), 2024's (``isic_id``, ``target``). Columns
+#: in the order they are looked for; values lower-cased. Other values (indeterminate, empty)
+#: are left out with a note, as ISIC_UNKNOWN's classes are.
+ISIC_IMAGE_COLUMNS = ("image_name", "isic_id")
+ISIC_OUTCOME_COLUMNS = ("benign_malignant", "diagnosis_1", "target")
+ISIC_OUTCOME_VALUES: dict[str, str] = {"benign": "benign", "malignant": "malignant", "0": "benign", "1": "malignant"}
 
 
 def label_of(code: str) -> str:

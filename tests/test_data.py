@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from screening.data import DataError, find_images, load_images, read_labels, read_metadata, split_by_lesion
+from screening.data import DataError, find_images, is_outcome, load_images, read_labels, read_metadata, split_by_lesion
+from screening.info import CLASS_CODES, OUTCOMES
 from tests.conftest import HAM, lesion_like, needs_ham
 
 
@@ -90,6 +91,37 @@ def test_isic_challenge_ground_truth_is_read_as_image_id_and_dx(tmp_path, capsys
     two.write_text("image,MEL,NV,BCC,AKIEC,BKL,DF,VASC\nISIC_9,1,1,0,0,0,0,0\n")
     with pytest.raises(DataError, match="two.csv: 1 row.s. without exactly one class marked 1, such as ISIC_9"):
         read_labels(two)
+
+
+@pytest.mark.parametrize("name, text", [
+    ("ISIC_2020_Training_GroundTruth_v2.csv",  # 2020's ground truth: target repeats benign_malignant
+     ("image_name,patient_id,lesion_id,sex,age_approx,anatom_site_general_challenge,diagnosis,benign_malignant,target\n"
+     "ISIC_2637011,IP_7279968,IL_7972535,male,45.0,head/neck,unknown,benign,0\n"
+     "ISIC_0015719,IP_3075186,IL_4649854,female,45.0,upper extremity,melanoma,malignant,1\n"
+     "ISIC_0052212,IP_2842074,IL_9087444,female,50.0,lower extremity,nevus,benign,0\n")),
+    ("metadata.csv",  # the ISIC Archive's metadata as isic-cli downloads it (2024 taxonomy)
+     ("isic_id,attribution,copyright_license,lesion_id,diagnosis_1,diagnosis_3\n"
+     "ISIC_2637011,Anonymous,CC-0,IL_7972535,Benign,Nevus\n"
+     "ISIC_0015719,Anonymous,CC-BY-NC,IL_4649854,Malignant,Melanoma Invasive\n"
+     "ISIC_0099999,Anonymous,CC-0,IL_0000001,Indeterminate,Atypical melanocytic neoplasm\n"
+     "ISIC_0052212,Anonymous,CC-0,IL_9087444,Benign,Nevus\n"
+     "ISIC_0099998,Anonymous,CC-0,IL_0000002,,\n")),
+    ("train-metadata.csv",  # 2024's: a target alone
+     "isic_id,target,patient_id\nISIC_2637011,0,IP_1\nISIC_0015719,1,IP_2\nISIC_0052212,0,IP_3\n"),
+])
+def test_isic_tables_of_benign_or_malignant_are_labels_of_outcome(tmp_path, capsys, name, text):
+    """ISIC's other tables (2020's ground truth, the ISIC Archive's metadata, 2024's) say
+    benign or malignant, as a biopsy does: labels for the malignancy figures, by lesion where
+    they name lesions; rows with no verdict are left out and counted."""
+    path = tmp_path / name
+    path.write_text(text)
+    labels = read_labels(path, diagnoses=(*CLASS_CODES, *OUTCOMES))
+    assert list(labels["image_id"]) == ["ISIC_2637011", "ISIC_0015719", "ISIC_0052212"]
+    assert list(labels["dx"]) == ["benign", "malignant", "benign"] and is_outcome(labels["dx"])
+    assert ("lesion_id" in labels) == ("lesion_id" in text)
+    err = capsys.readouterr().err
+    assert (f"note: {name}: 2 row(s) left out: diagnosis_1 neither benign nor malignant (empty, indeterminate)" in err
+            ) == (name == "metadata.csv")
 
 
 def test_metadata_best_copy_wins_and_missing_image_is_named(tmp_path):
