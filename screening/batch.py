@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
@@ -189,6 +190,20 @@ def thumbnail_png(path: Path, size: int = 72) -> bytes | None:
     return buf.getvalue()
 
 
+def previews(paths: list[Path], workers: int, progress: bool | None = None) -> dict[int, bytes]:
+    """Row -> :func:`thumbnail_png` of each readable image, made in ``workers`` threads (Pillow
+    decodes and encodes outside the GIL; one at a time, 10,015 took 24 s), with a bar."""
+    bar = Progress(len(paths), enabled=False if progress is False else None, label="previews")
+    made = {}
+    with ThreadPoolExecutor(workers) as pool:
+        for i, png in enumerate(pool.map(thumbnail_png, paths)):
+            if png:
+                made[i] = png
+            bar.update()
+    bar.close()
+    return made
+
+
 def run(args: argparse.Namespace) -> int:
     folder: Path = args.folder
     if not folder.exists():
@@ -280,7 +295,7 @@ def screen_files(screener, paths: list[Path], folder: Path, out: Path, *, source
         model_sha256=screener.meta.get("sha256", ""), software_version=__version__,
         date=datetime.now().astimezone().isoformat(timespec="seconds"), elapsed_s=scored_s,  # the clinic's clock
         validated=screener.validated, calibration=report.calibration_text(screener))
-    thumbs = {i: png for i, p in enumerate(paths) if (png := thumbnail_png(p))} if thumbnails else None
+    thumbs = previews(paths, workers, progress) if thumbnails else None
     if pdfs is not None:
         info.records = f"{len(pdfs)} in {Path(os.path.relpath(records, out.parent)).as_posix()}"
     report.write(df, out, info, thumbs, paths if link_images else None, pdfs)
