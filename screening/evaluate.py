@@ -47,6 +47,7 @@ from screening.metrics import (
     summary,
 )
 from screening.plots import confusion_matrix_png, malignancy_png, reliability_png, roc_png
+from screening.progress import Progress
 from screening.report import rows
 
 RESAMPLES = 1000  # bootstrap resamples behind every interval
@@ -160,7 +161,11 @@ def evaluate(args: argparse.Namespace) -> dict:
         raise UserError(f"{args.labels}: no rows to evaluate")
     paths = find_images(labels["image_id"], args.images)
     screener = Screener(args.model, threshold=args.threshold, tta=args.tta, batch_size=args.batch_size)
-    results = list(screener.score(paths, workers=args.workers))
+    bar, results = Progress(len(paths)), []  # an external test set of large images takes its time
+    for result in screener.score(paths, workers=args.workers):
+        results.append(result)
+        bar.update()
+    bar.close()
     failed = [r for r in results if not r.ok]
     if failed:
         named = "; ".join(f"{Path(r.source).name}: {r.error}" for r in failed[:3]) + ("; ..." if len(failed) > 3 else "")

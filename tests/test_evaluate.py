@@ -129,6 +129,26 @@ def test_evaluate_resamples_lesions_when_the_labels_name_them(tiny_bundle, tmp_p
     assert m["intervals"]["specificity"] == wilson_interval(m["specificity"] * 2, 2)
 
 
+def test_a_terminal_sees_the_scoring_progress(tiny_bundle, tmp_path, monkeypatch):
+    """An external test set of large images scores for many minutes: not in silence."""
+    import functools
+    import io
+
+    import screening.evaluate
+    from screening.progress import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(screening.evaluate, "Progress", functools.partial(Progress, stream=terminal))
+    images = labelled(tmp_path, ["nv", "mel", "bcc"])
+    assert main(["--model", str(tiny_bundle), "--images", str(images), "--labels", str(tmp_path / "l.csv"),
+                 "--out", str(tmp_path / "o")]) == 0
+    assert "scoring [" in terminal.getvalue() and " 3/3 " in terminal.getvalue()
+
+
 def test_a_class_without_images_is_not_measured_as_missed(tiny_bundle, tmp_path, capsys):
     images = labelled(tmp_path, ["nv", "nv", "bcc"])  # no melanoma in this clinic's check
     assert main(["--model", str(tiny_bundle), "--images", str(images), "--labels", str(tmp_path / "l.csv"),
