@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -166,11 +167,16 @@ def evaluate(args: argparse.Namespace) -> dict:
         results.append(result)
         bar.update()
     bar.close()
-    failed = [r for r in results if not r.ok]
-    if failed:
-        named = "; ".join(f"{Path(r.source).name}: {r.error}" for r in failed[:3]) + ("; ..." if len(failed) > 3 else "")
-        raise UserError(f"{len(failed)} labelled image(s) could not be read ({named}); replace them, or leave their "
-                        "rows out of the labels")
+    unreadable = [f"{labels['image_id'][i]}: {r.error}" for i, r in enumerate(results) if not r.ok]
+    if len(unreadable) == len(results):
+        raise UserError(f"none of the {len(results)} labelled images could be read ({unreadable[0]}" +
+                        ("; ..." if len(unreadable) > 1 else "") + ")")
+    if unreadable:  # said, and left out: found after the scoring, which an external test set takes an hour for
+        print(f"warning: {len(unreadable)} of {len(results)} labelled images could not be read and are left out of "
+              f"the figures: {'; '.join(unreadable[:3])}{'; ...' if len(unreadable) > 3 else ''} (all in "
+              f"{args.out / 'metrics.json'})", file=sys.stderr)
+        kept = [i for i, r in enumerate(results) if r.ok]
+        labels, results = labels.iloc[kept].reset_index(drop=True), [results[i] for i in kept]
     probs = np.array([[r.probabilities[c] for c in CLASS_CODES] for r in results])
     # The uncalibrated view (T=1, summed malignancy unscaled) for the reliability diagrams
     # and the ECE comparison.
@@ -187,7 +193,8 @@ def evaluate(args: argparse.Namespace) -> dict:
         metrics = diagnosis_metrics(labels_to_indices(labels["dx"]), probs, raw, screener, groups, unit, args.out)
     metrics["operating_points"] = operating_points(positive, score)
     metrics.update(model=str(screener.path), sha256=screener.meta["sha256"], temperature=screener.temperature,
-                   malignancy_scaling=list(screener.scaling), tta=screener.tta, labels=str(args.labels))
+                   malignancy_scaling=list(screener.scaling), tta=screener.tta, labels=str(args.labels),
+                   unreadable=unreadable)
     (args.out / "metrics.json").write_text(json_text(metrics))
     predictions(labels, results).to_csv(args.out / PREDICTIONS, index=False)
     (args.out / "report.md").write_text(markdown(metrics), encoding="utf-8")
@@ -288,6 +295,9 @@ def _heading(m: dict, images: str) -> list[str]:
             (f"Model `{m['model']}` (sha256 `{m['sha256'][:12]}`), labels `{m['labels']}`, {images}, "
              f"temperature {m['temperature']:.3f}, malignancy scaling a={m['malignancy_scaling'][0]:.3f} "
              f"b={m['malignancy_scaling'][1]:.3f}, TTA {'on' if m['tta'] else 'off'}."), "",
+            *([f"**{len(m['unreadable'])} labelled image(s) could not be read and are left out:** "
+               + "; ".join(m["unreadable"][:10]) + ("; ... (all in metrics.json)" if len(m["unreadable"]) > 10 else ""),
+               ""] if m.get("unreadable") else []),
             "| metric | value |", "|---|---|"]
 
 

@@ -163,7 +163,7 @@ def test_a_class_without_images_is_not_measured_as_missed(tiny_bundle, tmp_path,
     assert not re.search(r"\bnan\b", report, re.IGNORECASE)
 
 
-@pytest.mark.parametrize("problem", ["labels", "model", "image", "not a csv", "out is a file", "unreadable"])
+@pytest.mark.parametrize("problem", ["labels", "model", "image", "not a csv", "out is a file", "none readable"])
 def test_errors_are_one_line(tiny_bundle, tmp_path, capsys, problem):
     images = tmp_path / "images"
     images.mkdir()
@@ -175,7 +175,7 @@ def test_errors_are_one_line(tiny_bundle, tmp_path, capsys, problem):
             "--labels", str(labels if problem != "labels" else tmp_path / "none.csv"), "--out", str(tmp_path / "o")]
     if problem == "out is a file":  # was "[Errno 17] File exists", after the scoring
         (tmp_path / "o").write_text("kept")
-    if problem == "unreadable":
+    if problem == "none readable":
         (images / "A.jpg").write_bytes(b"not an image")
     assert main(argv) == 2
     err = capsys.readouterr().err
@@ -183,7 +183,21 @@ def test_errors_are_one_line(tiny_bundle, tmp_path, capsys, problem):
     assert {"labels": "labels file not found", "model": "not a SkinScreen model bundle",
             "image": "image B is listed but has no file", "not a csv": "not a readable CSV",
             "out is a file": f"--out {tmp_path / 'o'} is a file; give a folder",
-            "unreadable": "1 labelled image(s) could not be read (A.jpg: not a readable image"}[problem] in err
+            "none readable": "none of the 1 labelled images could be read (A: not a readable image"}[problem] in err
+
+
+def test_an_unreadable_image_is_left_out_and_named_not_the_hours_of_scoring(tiny_bundle, tmp_path, capsys):
+    images = labelled(tmp_path, ["nv", "mel", "bcc", "nv"])
+    (images / "I2.png").write_bytes(b"a download cut short")
+    assert main(["--model", str(tiny_bundle), "--images", str(images), "--labels", str(tmp_path / "l.csv"),
+                 "--out", str(tmp_path / "o")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: 1 of 4 labelled images could not be read and are left out of the figures: I2: " in err
+    m = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert m["n"] == 3 and len(m["unreadable"]) == 1 and m["unreadable"][0].startswith("I2: ")
+    assert m["per_class"]["bcc"]["support"] == 0  # the unreadable one was the bcc
+    assert list(pd.read_csv(tmp_path / "o" / "predictions.csv")["image_id"]) == ["I0", "I1", "I3"]
+    assert "**1 labelled image(s) could not be read and are left out:** I2: " in (tmp_path / "o" / "report.md").read_text()
 
 
 def test_model_card_draft_uses_bundle_and_metrics(tiny_bundle, tmp_path):
