@@ -144,6 +144,17 @@ def prepare_split(args: argparse.Namespace) -> pd.DataFrame:
     path = args.run / "split.csv"
     if (args.resume or args.calibrate_only) and path.is_file():
         return pd.read_csv(path, dtype={"split": str})
+    table = split_table(args)
+    args.run.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, index=False)
+    for name in ("val", "test"):
+        table[table["split"] == name][["image_id", "dx", "lesion_id"]].to_csv(args.run / f"{name}_labels.csv", index=False)
+    return table
+
+
+def split_table(args: argparse.Namespace) -> pd.DataFrame:
+    """Each image's split and the copy of it the run reads, from the recipe's options alone
+    (``build/stage_training_data.py`` stages those files for a lent GPU machine)."""
     best = read_metadata(args.data, prefer=parse_prefer(args.train_prefer))
     preferred = read_metadata(args.data, prefer=parse_prefer(args.val_prefer))
     best["split"] = split_by_lesion(best, seed=args.split_seed)
@@ -154,12 +165,7 @@ def prepare_split(args: argparse.Namespace) -> pd.DataFrame:
     train = subsample(best[best["split"] == "train"], args.limit, args.seed)
     val = subsample(best[best["split"] == "val"], args.val_limit, args.split_seed)
     test = best[best["split"] == "test"]
-    table = pd.concat([train, val, test])[["lesion_id", "image_id", "dx", "split", "path"]]
-    args.run.mkdir(parents=True, exist_ok=True)
-    table.to_csv(path, index=False)
-    for name in ("val", "test"):
-        table[table["split"] == name][["image_id", "dx", "lesion_id"]].to_csv(args.run / f"{name}_labels.csv", index=False)
-    return table
+    return pd.concat([train, val, test])[["lesion_id", "image_id", "dx", "split", "path"]]
 
 
 class EpochEnd(keras.callbacks.Callback):
