@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import base64
+import contextlib
 import functools
 import os
 import re
@@ -122,8 +123,9 @@ class ScreeningApp:
         """Compile what an assessment runs (or load it from the compilation cache) on a blank
         image while the page opens: a user's first assessment took 1.5 s, the next ones 0.24 s."""
         blank = np.zeros((INPUT_SIZE, INPUT_SIZE, 3), np.uint8)
-        self.screener.score_arrays(blank[None], [(INPUT_SIZE, INPUT_SIZE)], ["warm-up"])
-        self.cam.overlay(blank, 0)
+        with contextlib.suppress(Exception):  # no traceback in the window: the first assessment says what is wrong
+            self.screener.score_arrays(blank[None], [(INPUT_SIZE, INPUT_SIZE)], ["warm-up"])
+            self.cam.overlay(blank, 0)
 
     @_said
     def predict(self, image: dict | Image.Image | np.ndarray | str | None, request: gr.Request | None = None):
