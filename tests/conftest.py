@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 import subprocess
 from pathlib import Path
@@ -60,3 +61,10 @@ def auth_file(folder: Path, text: str, mode: int = 0o600) -> Path:
     path.write_text(text)
     path.chmod(mode)
     return path
+
+
+class Terminal(io.StringIO):
+    """Text written to or read from a terminal, as far as ``isatty`` tells."""
+
+    def isatty(self) -> bool:
+        return True

@@ -7,7 +7,7 @@ from PIL import Image
 
 from screening.evaluate import main
 from screening.metrics import wilson_interval
-from tests.conftest import lesion_like
+from tests.conftest import Terminal, lesion_like
 
 
 def labelled(tmp_path, dx: list[str], prefix: str = "I", suffix: str = ".png"):
@@ -132,14 +132,9 @@ def test_evaluate_resamples_lesions_when_the_labels_name_them(tiny_bundle, tmp_p
 def test_a_terminal_sees_the_scoring_progress(tiny_bundle, tmp_path, monkeypatch):
     """An external test set of large images scores for many minutes: not in silence."""
     import functools
-    import io
 
     import screening.evaluate
     from screening.progress import Progress
-
-    class Terminal(io.StringIO):
-        def isatty(self) -> bool:
-            return True
 
     terminal = Terminal()
     monkeypatch.setattr(screening.evaluate, "Progress", functools.partial(Progress, stream=terminal))

@@ -1,13 +1,13 @@
 """``python -m screening`` and the executable's entry: app or batch, and the options a
 double-clicked executable reads from beside itself."""
 
-import io
 import sys
 
 import pytest
 
 from screening.__main__ import OPTIONS_FILE, main, saved_options
 from screening.errors import UserError
+from tests.conftest import Terminal
 
 
 def test_saved_options_are_read_with_comments_quotes_and_windows_paths(tmp_path):
@@ -77,11 +77,6 @@ def test_help_names_the_other_commands_before_the_apps_options(capsys):
     assert "SkinScreen batch FOLDER" in out and "SkinScreen audit LOG" in out
 
 
-class _Console(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
 @pytest.mark.parametrize(("saved", "kept_open"), [("--port 0", True), ("--version", False)])
 def test_a_double_clicked_executable_keeps_its_window_open_on_an_error(tmp_path, monkeypatch, capsys, saved,
                                                                        kept_open):
@@ -90,7 +85,7 @@ def test_a_double_clicked_executable_keeps_its_window_open_on_an_error(tmp_path,
     monkeypatch.setattr(sys, "frozen", True, raising=False)
     monkeypatch.setattr(sys, "executable", str(tmp_path / "SkinScreen.exe"))
     monkeypatch.setattr(sys, "argv", [str(tmp_path / "SkinScreen.exe")])
-    monkeypatch.setattr(sys, "stdin", _Console("\n"))
+    monkeypatch.setattr(sys, "stdin", Terminal("\n"))
     try:
         main()
     except SystemExit:
