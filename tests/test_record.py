@@ -51,6 +51,15 @@ def test_the_record_says_the_malignant_share_set_with_prevalence(assessed, tiny_
     assert f"referral threshold of {screener.threshold * 100:.1f}%" in text  # the converted threshold
 
 
+def test_the_pictures_are_embedded_pixel_for_pixel_as_the_model_saw_them(assessed, tmp_path):
+    import re
+
+    screener, result, x, heatmap = assessed
+    write_record(tmp_path / "record.pdf", screener, result, x, heatmap, source_name="lesion.jpg")
+    sizes = re.findall(rb"/Width (\d+) /Height (\d+)", (tmp_path / "record.pdf").read_bytes())
+    assert sizes == [(b"224", b"224")] * 2  # not resampled by matplotlib (it made them 315 x 315)
+
+
 @pytest.mark.parametrize("name", ["a$\\foo$b.jpg", "price$5 and $6.jpg"])
 def test_a_file_name_with_dollar_signs_is_printed_as_it_is(assessed, tmp_path, name):
     screener, result, x, heatmap = assessed
