@@ -42,8 +42,8 @@ if TYPE_CHECKING:
 REPORT_SUFFIXES = (".xlsx", ".csv", ".json")
 # Room kept for a report, in bytes: per image (a row; a thumbnail), per PDF record, and once.
 # Reports of 300 HAM10000 images took ~500 bytes a row (JSON, the largest), ~6.2 kB a
-# thumbnail; records took 210-240 kB: about four, three and two times that, as names and
-# images vary.
+# thumbnail; records took 127-205 kB (41 of 300 images_224): about four, three and at least
+# two and a half times that, as names and images vary.
 ROOM = {"row": 2 * 2**10, "thumbnail": 16 * 2**10, "record": 512 * 2**10, "report": 2**20}
 
 
