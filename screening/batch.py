@@ -148,7 +148,7 @@ def write_records(screener, paths: list[Path], names: list[str], results: list, 
 
     cam, written, full = GradCAM(screener.model), {}, False
     total = sum(r.refer for r in results)
-    bar = Progress(total, enabled=False if progress is False else None, label="records")
+    bar = Progress(total, enabled=progress, label="records")
     for i, (path, name, r) in enumerate(zip(paths, names, results, strict=True)):
         if not r.refer:
             continue
@@ -193,7 +193,7 @@ def thumbnail_png(path: Path, size: int = 72) -> bytes | None:
 def previews(paths: list[Path], workers: int, progress: bool | None = None) -> dict[int, bytes]:
     """Row -> :func:`thumbnail_png` of each readable image, made in ``workers`` threads (Pillow
     decodes and encodes outside the GIL; one at a time, 10,015 took 24 s), with a bar."""
-    bar = Progress(len(paths), enabled=False if progress is False else None, label="previews")
+    bar = Progress(len(paths), enabled=progress, label="previews")
     made = {}
     with ThreadPoolExecutor(workers) as pool:
         for i, png in enumerate(pool.map(thumbnail_png, paths)):
@@ -263,7 +263,7 @@ def screen_files(screener, paths: list[Path], folder: Path, out: Path, *, source
     Returns the report's rows and how many PDF records were written.
 
     ``source`` is what the report names as scanned (default ``folder``; a zip file or uploads
-    are scored in a temporary one). ``progress`` None shows a bar only on a terminal; ``start``
+    are scored in a temporary one). ``progress``: a bar on a terminal (None), never (False) or always (True); ``start``
     is when timing began (default now), so model loading can count towards the reported speed. ``link_images``
     makes each file name in the workbook open its image (not for images about to be deleted).
     ``on_progress(done, total, "scoring" or "records")`` is called after each image scored and
@@ -276,7 +276,7 @@ def screen_files(screener, paths: list[Path], folder: Path, out: Path, *, source
     room = report_room(len(paths), thumbnails)
     check_room(out.parent, room, f"the report of {len(paths)} image{'' if len(paths) == 1 else 's'}")
     names = [p.relative_to(folder).as_posix() for p in paths]
-    bar = Progress(len(paths), enabled=False if progress is False else None)
+    bar = Progress(len(paths), enabled=progress)
     results = []
     for result in screener.score(paths, workers=workers, names=names):
         results.append(result)

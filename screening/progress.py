@@ -8,9 +8,10 @@ from typing import TextIO
 
 
 class Progress:
-    def __init__(self, total: int, enabled: bool | None = None, stream: TextIO = sys.stderr, label: str = "scoring"):
-        self.total, self.stream, self.label = total, stream, label
-        self.enabled = stream.isatty() if enabled is None else enabled
+    def __init__(self, total: int, enabled: bool | None = None, stream: TextIO | None = None, label: str = "scoring"):
+        self.total, self.label = total, label
+        self.stream = sys.stderr if stream is None else stream  # as it is now, not at import (a redirect)
+        self.enabled = self.stream.isatty() if enabled is None else enabled
         self.count, self.start, self._last = 0, time.perf_counter(), 0.0
 
     def update(self, n: int = 1) -> None:

@@ -590,6 +590,19 @@ def test_progress_is_reported_after_every_image(tiny_bundle, folder, tmp_path):
                     + [(i, len(OK), "records") for i in range(1, len(OK) + 1)])
 
 
+@pytest.mark.parametrize("progress", [True, False])
+def test_progress_true_shows_every_bar_and_false_none_wherever_the_output_goes(tiny_bundle, folder, tmp_path,
+                                                                                capfd, progress):
+    from screening.batch import find_images, screen_files
+    from screening.inference import Screener
+
+    screen_files(Screener(tiny_bundle, threshold=0.0), find_images(folder, recursive=False), folder,
+                 tmp_path / "r.xlsx", records=tmp_path / "pdf", thumbnails=True, progress=progress)
+    err = capfd.readouterr().err
+    bars = [label for label in ("scoring [", "records [", "previews [") if label in err]
+    assert bars == (["scoring [", "records [", "previews ["] if progress else [])  # captured: not a terminal
+
+
 def test_summary_says_what_the_threshold_did_on_validation():
     assert operating_point_text((0.9, 0.75)).startswith("referred 90.0% of malignant and 25.0% of benign lesions")
 
