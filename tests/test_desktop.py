@@ -5,6 +5,7 @@ asked for with ``-m desktop`` (CI does).
 """
 
 import importlib.util
+import shutil
 import subprocess
 import sys
 
@@ -45,3 +46,15 @@ def test_ui_answers_headless(exe):
     import smoke_test
 
     smoke_test.check_ui(exe)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or shutil.which("readelf") is None
+                    or shutil.which("strip") is None, reason="GNU binutils' strip and readelf, on Linux")
+def test_the_bundle_leaves_out_symbol_tables_and_the_hub_client(exe):
+    from build import STRIPPED
+
+    internal = exe.parent / "_internal"
+    for name in STRIPPED:  # 131 MiB of a 729 MiB bundle
+        sections = subprocess.run(["readelf", "-S", str(internal / name)], capture_output=True, text=True, check=True)
+        assert ".symtab" not in sections.stdout, name
+    assert not (internal / "hf_xet").exists()
