@@ -217,6 +217,9 @@ def run(args: argparse.Namespace) -> int:
     check_malignancy_options(args)
     if args.records is not None:
         check_records_folder(args.records, args.overwrite)
+        for other, what in ((args.out, "the report's own name (--out)"), (folder, "the folder of images")):
+            if args.records.resolve() == other.resolve():
+                raise UserError(f"--records {args.records} is {what}; give the records a folder of their own")
     if not unzip:
         return _screen(args, folder, args.recursive)
     from screening import zips

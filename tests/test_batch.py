@@ -286,6 +286,8 @@ def test_a_report_open_in_another_program_is_refused_before_any_scoring(folder, 
     ("model", "not a SkinScreen model bundle"),
     ("records_full", "is not empty; use --overwrite"),
     ("records_file", "is a file; give a folder"),
+    ("records_out", "is the report's own name (--out); give the records a folder of their own"),
+    ("records_images", "is the folder of images; give the records a folder of their own"),
 ])
 def test_user_errors_are_one_line(case, message, tiny_bundle, tmp_path, folder, capsys):
     src, out, extra = folder, tmp_path / "r.xlsx", ["--model", str(tiny_bundle)]
@@ -316,6 +318,10 @@ def test_user_errors_are_one_line(case, message, tiny_bundle, tmp_path, folder, 
         extra += ["--prevalence", "5" if case == "prevalence" else "0.05"]
     elif case == "model":
         extra = ["--model", str(tmp_path)]
+    elif case == "records_out":  # neither exists yet: the records' folder was made, then the report failed on it
+        extra += ["--records", str(out)]
+    elif case == "records_images":  # each record beside its image, an earlier PDF of that name replaced
+        extra += ["--records", str(folder / "."), "--overwrite"]
     elif case.startswith("records"):
         records = tmp_path / "records"
         if case == "records_full":
@@ -328,6 +334,7 @@ def test_user_errors_are_one_line(case, message, tiny_bundle, tmp_path, folder, 
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err, err
     assert list(out.iterdir()) == [] if case == "out_folder" else not out.exists()
+    assert not list(folder.rglob("*.pdf"))
 
 
 @pytest.fixture
