@@ -53,6 +53,9 @@ from screening.report import rows
 
 RESAMPLES = 1000  # bootstrap resamples behind every interval
 PREDICTIONS = "predictions.csv"
+# Every file an evaluation writes: in a folder that holds one of them, it is not replaced unasked.
+OUTPUTS = ("metrics.json", PREDICTIONS, "report.md", "confusion_matrix.png", "roc.png", "reliability.png",
+           "malignancy.png")
 
 
 def predictions(labels: pd.DataFrame, results: list[Result]) -> pd.DataFrame:
@@ -155,8 +158,13 @@ def parser() -> argparse.ArgumentParser:
 def evaluate(args: argparse.Namespace) -> dict:
     check_malignancy_options(args)
     check_output_folder(args.out, "--out", "the evaluation")
-    if (args.out / "metrics.json").exists() and not args.overwrite:  # e.g. the hold-out split, scored once
-        raise UserError(f"{args.out} already holds an evaluation; use --overwrite or another --out")
+    if any(args.out.resolve() == folder.resolve() for folder in args.images):  # plots would join the images
+        raise UserError(f"--out {args.out} is a folder of the images; give the evaluation a folder of its own")
+    held = [name for name in OUTPUTS if (args.out / name).exists()]
+    if held and not args.overwrite:  # e.g. the hold-out split, scored once; or a user's own report.md
+        raise UserError(f"{args.out} already holds "
+                        + ("an evaluation" if "metrics.json" in held else f"files of an evaluation's names ({', '.join(held)})")
+                        + "; use --overwrite or another --out")
     labels = read_labels(args.labels, diagnoses=(*CLASS_CODES, *OUTCOMES))
     if labels.empty:
         raise UserError(f"{args.labels}: no rows to evaluate")
@@ -305,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     def run(args: argparse.Namespace) -> int:
         m = evaluate(args)
         accuracy = "" if "balanced_accuracy" not in m else f"balanced accuracy {with_interval(m, 'balanced_accuracy')}, "
-        print(f"{m['n']} images: {accuracy}malignant AUROC {with_interval(m, 'malignant_auroc')}, sensitivity "
+        print(f"{m['n']} image{'' if m['n'] == 1 else 's'}: {accuracy}malignant AUROC {with_interval(m, 'malignant_auroc')}, sensitivity "
               f"{with_interval(m, 'sensitivity')} / specificity {with_interval(m, 'specificity')} at "
               f"{m['threshold']:.3f}; report in {args.out}")
         return 0

@@ -158,7 +158,8 @@ def test_a_class_without_images_is_not_measured_as_missed(tiny_bundle, tmp_path,
     assert not re.search(r"\bnan\b", report, re.IGNORECASE)
 
 
-@pytest.mark.parametrize("problem", ["labels", "model", "image", "not a csv", "out is a file", "none readable"])
+@pytest.mark.parametrize("problem", ["labels", "model", "image", "not a csv", "out is a file", "none readable",
+                                     "out holds an evaluation", "out holds a report", "out is the images"])
 def test_errors_are_one_line(tiny_bundle, tmp_path, capsys, problem):
     images = tmp_path / "images"
     images.mkdir()
@@ -172,13 +173,24 @@ def test_errors_are_one_line(tiny_bundle, tmp_path, capsys, problem):
         (tmp_path / "o").write_text("kept")
     if problem == "none readable":
         (images / "A.jpg").write_bytes(b"not an image")
+    if problem.startswith("out holds"):  # the hold-out split's, scored once; a user's own notes
+        (tmp_path / "o").mkdir()
+        (tmp_path / "o" / ("metrics.json" if problem.endswith("evaluation") else "report.md")).write_text("kept")
+    if problem == "out is the images":  # its plots would be scored as images by the next batch run
+        argv[-1] = str(images / ".")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
     assert main(argv) == 2
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # nothing written, nothing replaced
+    assert all(p.read_text() == "kept" for p in (tmp_path / "o").rglob("*"))
     err = capsys.readouterr().err
     assert err.count("\n") == 1, err
     assert {"labels": "labels file not found", "model": "not a SkinScreen model bundle",
             "image": "image B is listed but has no file", "not a csv": "not a readable CSV",
             "out is a file": f"--out {tmp_path / 'o'} is a file; give a folder",
-            "none readable": "none of the 1 labelled images could be read (A: not a readable image"}[problem] in err
+            "none readable": "none of the 1 labelled images could be read (A: not a readable image",
+            "out holds an evaluation": "already holds an evaluation; use --overwrite or another --out",
+            "out holds a report": "already holds files of an evaluation's names (report.md); use --overwrite",
+            "out is the images": "is a folder of the images; give the evaluation a folder of its own"}[problem] in err
 
 
 def test_an_unreadable_image_is_left_out_and_named_not_the_hours_of_scoring(tiny_bundle, tmp_path, capsys):
