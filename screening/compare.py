@@ -22,7 +22,7 @@ import pandas as pd
 from screening.cli import described, positive_int, run_cli
 from screening.data import is_outcome, labels_to_indices, malignant_labels, read_labels
 from screening.errors import UserError
-from screening.evaluate import PREDICTIONS, RESAMPLES
+from screening.evaluate import PREDICTIONS, RESAMPLES, figure
 from screening.info import CLASS_CODES, OUTCOMES
 from screening.metrics import (
     headline,
@@ -136,8 +136,9 @@ def markdown(result: dict, a: Path, b: Path) -> str:
     for key, r in result["figures"].items():
         lo, hi = r["interval"]
         only = f"{r['only_b']} / {r['only_a']}" if "only_b" in r else ""
-        lines.append(f"| {key.replace('_', ' ')} | {r['a']:.3f} | {r['b']:.3f} | {r['difference']:+.3f} "
-                     f"({lo:+.3f} to {hi:+.3f}) | {only} |")
+        difference = ("n/a" if np.isnan(r["difference"])  # a class the labels lack: no recall, as in evaluate
+                      else f"{r['difference']:+.3f} ({lo:+.3f} to {hi:+.3f})")
+        lines.append(f"| {key.replace('_', ' ')} | {figure(r['a'])} | {figure(r['b'])} | {difference} | {only} |")
     return "\n".join(lines) + "\n"
 
 

@@ -56,6 +56,7 @@ def test_a_better_candidate_shows_in_the_difference_and_its_interval(two_evaluat
     assert compare.main([str(two_evaluations / "a"), str(two_evaluations / "b"), "--resamples", "20"]) == 0
     out = capsys.readouterr().out
     assert "| balanced accuracy |" in out and "20 resamples of lesions" in out
+    assert "| recall df | n/a | n/a | n/a | 0 / 0 |" in out and " nan " not in out  # no dermatofibroma labelled
 
 
 def test_labels_of_malignant_or_benign_compare_the_malignancy_figures_alone(two_evaluations, tmp_path, capsys):
