@@ -177,7 +177,8 @@ def evaluate(args: argparse.Namespace) -> dict:
     bar.close()
     unreadable = [f"{labels['image_id'][i]}: {r.error}" for i, r in enumerate(results) if not r.ok]
     if len(unreadable) == len(results):
-        raise UserError(f"none of the {len(results)} labelled images could be read ({unreadable[0]}" +
+        raise UserError(("the labelled image could not be read (" if len(results) == 1 else
+                         f"none of the {len(results)} labelled images could be read (") + unreadable[0] +
                         ("; ..." if len(unreadable) > 1 else "") + ")")
     if unreadable:  # said, and left out: found after the scoring, which an external test set takes an hour for
         print(f"warning: {len(unreadable)} of {len(results)} labelled images could not be read and are left out of "

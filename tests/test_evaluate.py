@@ -159,20 +159,23 @@ def test_a_class_without_images_is_not_measured_as_missed(tiny_bundle, tmp_path,
 
 
 @pytest.mark.parametrize("problem", ["labels", "model", "image", "not a csv", "out is a file", "none readable",
-                                     "out holds an evaluation", "out holds a report", "out is the images"])
+                                     "none of two readable", "out holds an evaluation", "out holds a report",
+                                     "out is the images"])
 def test_errors_are_one_line(tiny_bundle, tmp_path, capsys, problem):
     images = tmp_path / "images"
     images.mkdir()
     Image.fromarray(lesion_like()).save(images / "A.jpg")
     labels = tmp_path / "l.csv"
-    labels.write_text("image_id,dx\nA,nv\n" + ("B,mel\n" if problem == "image" else "")
+    labels.write_text("image_id,dx\nA,nv\n" + ("B,mel\n" if problem in ("image", "none of two readable") else "")
                       + ("# a README\n\ntext, with, more, commas\n" if problem == "not a csv" else ""))
     argv = ["--model", str(tiny_bundle if problem != "model" else tmp_path), "--images", str(images),
             "--labels", str(labels if problem != "labels" else tmp_path / "none.csv"), "--out", str(tmp_path / "o")]
     if problem == "out is a file":  # was "[Errno 17] File exists", after the scoring
         (tmp_path / "o").write_text("kept")
-    if problem == "none readable":
+    if problem.startswith("none"):
         (images / "A.jpg").write_bytes(b"not an image")
+        if problem == "none of two readable":
+            (images / "B.jpg").write_bytes(b"nor this")
     if problem.startswith("out holds"):  # the hold-out split's, scored once; a user's own notes
         (tmp_path / "o").mkdir()
         (tmp_path / "o" / ("metrics.json" if problem.endswith("evaluation") else "report.md")).write_text("kept")
@@ -187,7 +190,8 @@ def test_errors_are_one_line(tiny_bundle, tmp_path, capsys, problem):
     assert {"labels": "labels file not found", "model": "not a SkinScreen model bundle",
             "image": "image B is listed but has no file", "not a csv": "not a readable CSV",
             "out is a file": f"--out {tmp_path / 'o'} is a file; give a folder",
-            "none readable": "none of the 1 labelled images could be read (A: not a readable image",
+            "none readable": "the labelled image could not be read (A: not a readable image",
+            "none of two readable": "none of the 2 labelled images could be read (A: not a readable image",
             "out holds an evaluation": "already holds an evaluation; use --overwrite or another --out",
             "out holds a report": "already holds files of an evaluation's names (report.md); use --overwrite",
             "out is the images": "is a folder of the images; give the evaluation a folder of its own"}[problem] in err
