@@ -35,6 +35,7 @@ except ImportError:  # Windows: one process per log (the threading lock still ho
     fcntl = None
 
 TAIL_CHUNK = 1 << 16
+SHOWN_BREAKS = 20  # a log pasted over with another file breaks at every line: the first few say where
 
 
 def sha256_of(source: str | Path | bytes) -> str:
@@ -148,9 +149,14 @@ def check(path: Path, anchor: str | None = None) -> Check:
     be the hash of one of its lines."""
     try:
         with open(path, "rb") as lines:  # line by line: years of entries need not fit in memory
-            return _follow(lines, anchor)
+            found = _follow(lines, anchor)
     except OSError as err:
         raise UserError(f"{path}: cannot be read ({err.strerror or err})") from None
+    if found.breaks and not found.entries:  # another file named by mistake, not a log cut or edited
+        lines = len(found.breaks)
+        raise UserError(f"{path}: not an audit log (none of its {lines} line{'' if lines == 1 else 's'} is an "
+                        "entry): give the file the app's --audit-log wrote")
+    return found
 
 
 def _follow(lines: Iterable[bytes], anchor: str | None) -> Check:
@@ -162,7 +168,7 @@ def _follow(lines: Iterable[bytes], anchor: str | None) -> Check:
             entry = json.loads(line)
         except ValueError:
             entry = None
-        if not isinstance(entry, dict):
+        if not isinstance(entry, dict) or "action" not in entry:
             found.breaks.append(f"line {number}: not an entry (a write cut short, or an edit)")
         else:
             found.entries += 1
@@ -192,8 +198,10 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     def run(args: argparse.Namespace) -> int:
         found = check(args.log, args.anchor)
-        for line in found.breaks:
+        for line in found.breaks[:SHOWN_BREAKS]:
             print(f"{args.log}: {line}")
+        if len(found.breaks) > SHOWN_BREAKS:
+            print(f"{args.log}: {len(found.breaks) - SHOWN_BREAKS} more breaks after these")
         anchor_lost = bool(args.anchor) and found.anchor_line is None
         if anchor_lost:
             print(f"{args.log}: no entry has the hash {args.anchor}: the entries up to it were changed or removed")

@@ -172,3 +172,20 @@ def test_a_share_that_refuses_file_locks_still_gets_every_entry(tmp_path, monkey
     monkeypatch.setattr(audit.fcntl, "flock", refused)
     path = _written(tmp_path / "audit.jsonl")
     assert check(path).entries == 6 and check(path).breaks == []
+
+
+def test_a_file_that_is_not_a_log_is_one_line_not_a_break_at_every_line(tmp_path, capsys):
+    other = tmp_path / "notes.jsonl"
+    other.write_text("a clinic's notes\n" + json.dumps({"patient": "x"}) + "\n")  # JSON, but no entry
+    assert main([str(other)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not an audit log (none of its 2 lines is an entry)" in err
+
+
+def test_a_log_broken_at_many_lines_names_the_first_and_counts_the_rest(tmp_path, capsys):
+    path = _written(tmp_path / "audit.jsonl")
+    with open(path, "ab") as f:
+        f.write(b"pasted over\n" * 25)
+    assert main([str(path)]) == 1
+    out = capsys.readouterr().out
+    assert out.count("not an entry") == 20 and "5 more breaks after these" in out and "chain BROKEN" in out
