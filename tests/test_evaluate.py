@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from screening.evaluate import main
+from screening.evaluate import OUTPUTS, main
 from screening.metrics import wilson_interval
 from tests.conftest import Terminal, lesion_like
 
@@ -29,6 +29,8 @@ def test_evaluate_writes_report_and_plots(tiny_bundle, tmp_path):
                  "--out", str(out)]) == 0
     for name in ("metrics.json", "report.md", "confusion_matrix.png", "roc.png", "reliability.png"):
         assert (out / name).stat().st_size > 0, name
+    # OUTPUTS, the names an earlier evaluation is known by (not replaced unasked), are all it writes
+    assert {p.name for p in out.iterdir()} == set(OUTPUTS) - {"malignancy.png"}
     report = (out / "report.md").read_text()
     assert "balanced accuracy" in report and "not a medical device" in report
     assert "bootstrap, 1000 resamples of images" in report
@@ -73,6 +75,7 @@ def test_labels_of_malignant_or_benign_give_the_malignancy_figures_of_the_diagno
     assert printed.startswith(f"{len(dx)} images: malignant AUROC") and "balanced accuracy" not in printed
     out = tmp_path / "outcome"
     assert sorted(p.name for p in out.iterdir()) == ["malignancy.png", "metrics.json", "predictions.csv", "report.md"]
+    assert {p.name for p in out.iterdir()} <= set(OUTPUTS)
     report = (out / "report.md").read_text()
     assert "8 images labelled malignant or benign (3 malignant)" in report and "not a medical device" in report
     assert f"| 0.90 | {m['operating_points'][2]['threshold']:.3f} |" in report and "confusion" not in report.lower()
