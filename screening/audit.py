@@ -35,6 +35,7 @@ except ImportError:  # Windows: one process per log (the threading lock still ho
     fcntl = None
 
 TAIL_CHUNK = 1 << 16
+FIRST_LINE_MOST = 1 << 20  # a log's first entry (the app's start) is short; another file's first line may be all of it
 SHOWN_BREAKS = 20  # a log pasted over with another file breaks at every line: the first few say where
 
 
@@ -59,6 +60,24 @@ def last_line(fd: int) -> bytes:
         if cut >= 0:
             return tail[cut + 1:]
     return tail
+
+
+def entry_of(line: bytes) -> dict | None:
+    """The entry a line holds; None for a line that is none (another file's, or one cut short)."""
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return None
+    return entry if isinstance(entry, dict) and "action" in entry else None
+
+
+def first_line(fd: int) -> bytes:
+    """The file's first line (at most ``FIRST_LINE_MOST`` bytes of it)."""
+    os.lseek(fd, 0, os.SEEK_SET)
+    head = b""
+    while len(head) < FIRST_LINE_MOST and b"\n" not in head and (chunk := os.read(fd, TAIL_CHUNK)):
+        head += chunk
+    return head.split(b"\n", 1)[0]
 
 
 def _flock(fd: int, lock: bool) -> bool:
@@ -86,6 +105,14 @@ class AuditLog:
             self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)
         except OSError as err:
             raise UserError(f"--audit-log {path}: cannot be written ({err.strerror or err})") from None
+        try:  # entries appended to a document named by mistake would change it
+            why = "" if not os.fstat(self._fd).st_size or entry_of(first_line(self._fd)) else \
+                "not an audit log (its first line is no entry); name a new file, or one the app wrote"
+        except OSError as err:
+            why = f"cannot be read ({err.strerror or err})"
+        if why:
+            os.close(self._fd)
+            raise UserError(f"--audit-log {path}: {why}")
         self._lock = threading.Lock()
 
     def write(self, action: str, user: str | None = None, client: str | None = None, **details) -> None:
@@ -164,11 +191,8 @@ def _follow(lines: Iterable[bytes], anchor: str | None) -> Check:
     prev: str | None = None
     chained = False
     for number, line in enumerate(lines, 1):
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            entry = None
-        if not isinstance(entry, dict) or "action" not in entry:
+        entry = entry_of(line)
+        if entry is None:
             found.breaks.append(f"line {number}: not an entry (a write cut short, or an edit)")
         else:
             found.entries += 1

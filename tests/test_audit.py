@@ -189,3 +189,22 @@ def test_a_log_broken_at_many_lines_names_the_first_and_counts_the_rest(tmp_path
     assert main([str(path)]) == 1
     out = capsys.readouterr().out
     assert out.count("not an entry") == 20 and "5 more breaks after these" in out and "chain BROKEN" in out
+
+
+@pytest.mark.parametrize("held", [b"Dr Smith's notes\n", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8000,
+                                  b'{"patient": "x"}\n'])
+def test_a_file_that_is_not_a_log_is_refused_as_the_log_and_left_as_it_was(tmp_path, held):
+    other = tmp_path / "notes.txt"
+    other.write_bytes(held)
+    with pytest.raises(UserError, match=r"notes.txt: not an audit log \(its first line is no entry\)"):
+        AuditLog(other)
+    assert other.read_bytes() == held
+
+
+def test_a_log_whose_newest_write_was_cut_short_is_still_taken(tmp_path):
+    path = _written(tmp_path / "audit.jsonl", 2)
+    with open(path, "ab") as f:
+        f.write(b'{"action": "ass')  # the disk filled mid-line
+    AuditLog(path).write("start")
+    found = check(path)
+    assert found.entries == 4 and found.breaks == ["line 4: not an entry (a write cut short, or an edit)"]
