@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING
 from screening import __version__, dicom
 from screening.cli import (
     add_malignancy_options,
+    add_scoring_options,
     add_version_option,
     check_malignancy_options,
     described,
-    positive_int,
     run_cli,
 )
 from screening.data import IMAGE_SUFFIXES
@@ -59,11 +59,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=Path, help="model bundle folder (default: the packaged model)")
     add_malignancy_options(p)
     add_version_option(p)
-    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
-                   help="flip test-time augmentation (default: the model's setting)")
-    p.add_argument("--batch-size", type=positive_int, default=32,
-                   help="images the model scores at once (default: 32; less uses less memory)")
-    p.add_argument("--workers", type=positive_int, default=max(2, os.cpu_count() or 2), help="image decoding threads")
+    add_scoring_options(p)
     p.add_argument("--thumbnails", action="store_true", help="embed a small preview of each image (Excel only)")
     p.add_argument("--records", type=Path, metavar="FOLDER",
                    help="also write a one-page PDF record (with Grad-CAM) of each REFER image into FOLDER, "

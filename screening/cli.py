@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -86,9 +87,19 @@ def add_malignancy_options(p: argparse.ArgumentParser, prevalence: bool = True) 
                         "'evaluate' on your own images labelled malignant or benign lists theirs)")
     if prevalence:
         p.add_argument("--prevalence", type=float, metavar="SHARE",
-                           help="the share of malignant lesions among the lesions you assess, such as 0.05: the "
+                       help="the share of malignant lesions among the lesions you assess, such as 0.05: the "
                             "malignancy probability is converted to it (default: as among the validation images, "
                             "about 0.19); no referral decision changes")
+
+
+def add_scoring_options(p: argparse.ArgumentParser) -> None:
+    """How a folder of images is scored, the same for the batch tool and evaluation."""
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="flip test-time augmentation (default: the model's setting)")
+    p.add_argument("--batch-size", type=positive_int, default=32,
+                   help="images the model scores at once (default: 32; less uses less memory)")
+    p.add_argument("--workers", type=positive_int, default=max(2, os.cpu_count() or 2),
+                   help="image decoding threads (default: one per CPU core, at least 2)")
 
 
 def check_malignancy_options(args: argparse.Namespace) -> None:

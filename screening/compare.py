@@ -41,8 +41,9 @@ def parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("a", type=Path, help="evaluation folder of model A (the reference, e.g. the shipped model)")
     p.add_argument("b", type=Path, help="evaluation folder of model B (the candidate), same labels")
-    p.add_argument("--resamples", type=positive_int, default=RESAMPLES)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resamples", type=positive_int, default=RESAMPLES,
+                   help=f"bootstrap resamples (default: {RESAMPLES}, as evaluate's intervals)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
     return p
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from screening.calibration import threshold_at_sensitivity
-from screening.cli import add_malignancy_options, check_malignancy_options, described, positive_int, run_cli
+from screening.cli import add_malignancy_options, add_scoring_options, check_malignancy_options, described, run_cli
 from screening.data import find_images, is_outcome, labels_to_indices, malignant_labels, read_labels
 from screening.errors import UserError
 from screening.files import check_output_folder
@@ -147,10 +147,7 @@ def parser() -> argparse.ArgumentParser:
     # the threshold a clinic uses, to check it on its images; no --prevalence: the thresholds the
     # report lists must be on the scale --threshold reads them on
     add_malignancy_options(p, prevalence=False)
-    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
-                   help="flip test-time augmentation (default: the bundle's setting)")
-    p.add_argument("--batch-size", type=positive_int, default=32)
-    p.add_argument("--workers", type=positive_int, default=4)
+    add_scoring_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace an evaluation already in --out")
     return p
 

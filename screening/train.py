@@ -56,8 +56,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--head-epochs", type=nonneg_int, default=2, help="epochs with the backbone frozen")
     p.add_argument("--epochs", type=nonneg_int, default=16, help="fine-tuning epochs after the head stage")
     p.add_argument("--unfreeze-blocks", type=nonneg_int, default=8, help="backbone blocks (of 13) to fine-tune")
-    p.add_argument("--batch-size", type=positive_int, default=32)
-    p.add_argument("--head-lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=positive_int, default=32, help="images per training step")
+    p.add_argument("--head-lr", type=float, default=1e-3, help="learning rate of the head stage")
     p.add_argument("--lr", type=float, default=1e-4, help="peak fine-tuning learning rate (then cosine-decayed)")
     p.add_argument("--warmup-epochs", type=float, default=1.0,
                    help="fine-tuning epochs over which the rate rises linearly from zero")
@@ -67,8 +67,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-norm", choices=("frozen", "train"), default="frozen",
                    help="batch normalisation in the fine-tuned blocks: frozen at ImageNet statistics, or trained "
                         "(batch statistics in training, moving statistics re-estimated)")
-    p.add_argument("--label-smoothing", type=float, default=0.1)
-    p.add_argument("--dropout", type=float, default=0.2)
+    p.add_argument("--label-smoothing", type=float, default=0.1, help="share of each label spread over all classes")
+    p.add_argument("--dropout", type=float, default=0.2, help="dropout before the classifier")
     p.add_argument("--class-weight", choices=("balanced", "sqrt", "none"), default="balanced",
                    help="loss weight per class: inverse frequency, its square root, or none")
     p.add_argument("--train-prefer", default="",
