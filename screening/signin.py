@@ -83,8 +83,10 @@ def read_auth_file(path: Path, empty_ok: bool = False) -> list[tuple[str, str]]:
     try:
         text = path.read_text(encoding="utf-8")
         mode = path.stat().st_mode
-    except (OSError, UnicodeDecodeError) as err:
-        raise UserError(f"cannot read --auth-file {path} ({type(err).__name__})") from None
+    except OSError as err:
+        raise UserError(f"cannot read --auth-file {path} ({err.strerror or type(err).__name__})") from None
+    except UnicodeDecodeError:  # its message would quote the bytes around the fault: part of a password
+        raise UserError(f"cannot read --auth-file {path} (not UTF-8 text)") from None
     if os.name == "posix" and mode & 0o077:
         raise UserError(f"--auth-file {path} can be read by other accounts; make it yours alone (chmod 600 {path})")
     logins = []

@@ -22,8 +22,14 @@ def test_auth_file_lines_comments_and_one_line_errors(tmp_path):
                           ("nurse:scrypt$a$b$c$d$e\n", "line 1: a damaged scrypt hash")):
         with pytest.raises(UserError, match=message):
             read_auth_file(auth_file(tmp_path, text))
-    with pytest.raises(UserError, match="cannot read"):
+    with pytest.raises(UserError, match=r"cannot read --auth-file .*missing.txt \(No such file or directory\)"):
         read_auth_file(tmp_path / "missing.txt")
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("nurse:caf\u00e9s3cret\n".encode("latin-1"))
+    latin1.chmod(0o600)
+    with pytest.raises(UserError, match=r"\(not UTF-8 text\)$") as err:
+        read_auth_file(latin1)
+    assert "s3cret" not in str(err.value) and "0xe9" not in str(err.value)
 
 
 @POSIX
