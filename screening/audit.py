@@ -180,9 +180,9 @@ def check(path: Path, anchor: str | None = None) -> Check:
     except OSError as err:
         raise UserError(f"{path}: cannot be read ({err.strerror or err})") from None
     if found.breaks and not found.entries:  # another file named by mistake, not a log cut or edited
-        lines = len(found.breaks)
-        raise UserError(f"{path}: not an audit log (none of its {lines} line{'' if lines == 1 else 's'} is an "
-                        "entry): give the file the app's --audit-log wrote")
+        n = len(found.breaks)
+        raise UserError(f"{path}: not an audit log (none of its {n} line{'' if n == 1 else 's'} is an entry): give "
+                        "the file the app's --audit-log wrote")
     return found
 
 
