@@ -39,6 +39,15 @@ warnings.filterwarnings("ignore", message="Corrupt EXIF data", category=UserWarn
 
 
 _SRGB = ImageCms.createProfile("sRGB")
+# A HEIC's colour may be given as primaries (its "nclx" box, ITU-T H.273 codes) instead of an ICC
+# profile. Codes 1 and 2 are sRGB's primaries or unspecified: left as they are. Transfer codes
+# 13 (sRGB) and BT.709's family (1, 6, 14, 15) are read with the sRGB curve; HDR curves (PQ,
+# HLG) and others are left as they are.
+_SRGB_PRIMARIES = ((0.64, 0.33), (0.30, 0.60), (0.15, 0.06), (0.3127, 0.3290))
+_AS_SRGB_PRIMARIES = (1, 2)
+_SRGB_CURVE_TRANSFERS = (1, 6, 13, 14, 15)
+_BRADFORD = np.array([[0.8951, 0.2664, -0.1614], [-0.7502, 1.7135, 0.0367], [0.0389, -0.0685, 1.0296]])
+_LINEAR_STEPS = 4096  # linear light is rounded to 1/4095 before the sRGB curve puts it back in 8 bits
 
 #: MobileNet's input scaling, x * scale + offset: [0, 255] -> [-1, 1]; the model's first layer.
 SCALING = {"scale": 1 / 127.5, "offset": -1.0}
@@ -105,7 +114,9 @@ def _to_srgb(img: Image.Image) -> Image.Image:
     would see those colours duller than anyone looking at the picture. A profile that cannot
     be used leaves the pixels as they are."""
     icc = img.info.get("icc_profile")
-    if not icc or img.mode not in ("RGB", "RGBA", "CMYK", "L"):
+    if not icc:
+        return _nclx_to_srgb(img)
+    if img.mode not in ("RGB", "RGBA", "CMYK", "L"):
         return img
     try:
         out = ImageCms.applyTransform(img, _transform_to_srgb(icc, img.mode))
@@ -113,6 +124,64 @@ def _to_srgb(img: Image.Image) -> Image.Image:
         return img
     out.info = {k: v for k, v in img.info.items() if k != "icc_profile"}
     return out
+
+
+def _nclx_to_srgb(img: Image.Image) -> Image.Image:
+    """A HEIC whose colour is given as primaries and a curve (pi-heif's ``nclx_profile``), not
+    as an ICC profile, converted to sRGB: a phone's Display P3 read as sRGB reaches the model
+    duller, as with an ICC profile ignored (``benchmarks/colour_profile.py``)."""
+    nclx = img.info.get("nclx_profile")
+    if (not isinstance(nclx, dict) or img.mode not in ("RGB", "RGBA")
+            or nclx.get("color_primaries") in _AS_SRGB_PRIMARIES
+            or nclx.get("transfer_characteristics") not in _SRGB_CURVE_TRANSFERS):
+        return img
+    try:
+        primaries = tuple((float(nclx[f"color_primary_{c}_x"]), float(nclx[f"color_primary_{c}_y"]))
+                          for c in ("red", "green", "blue", "white"))
+        matrix = _matrix_to_srgb(primaries)
+    except (KeyError, TypeError, ValueError, ZeroDivisionError, np.linalg.LinAlgError):
+        return img
+    arr = np.asarray(img)
+    out = arr.copy()  # alpha, if any, as it is
+    to_steps = (matrix.T * (_LINEAR_STEPS - 1)).astype(np.float32)
+    for top in range(0, arr.shape[0], 256):  # in bands: a 12 MP photo's floats would take 145 MB at once
+        linear = _srgb_to_linear()[arr[top:top + 256, :, :3]] @ to_steps
+        linear += 0.5  # rounded by the cast below
+        np.clip(linear, 0, _LINEAR_STEPS - 1, out=linear)
+        out[top:top + 256, :, :3] = _linear_to_srgb()[linear.astype(np.uint16)]
+    converted = Image.fromarray(out, img.mode)
+    converted.info = {k: v for k, v in img.info.items() if k != "nclx_profile"}
+    return converted
+
+
+def _rgb_to_xyz(primaries: tuple[tuple[float, float], ...]) -> np.ndarray:
+    """The RGB -> XYZ matrix of red, green and blue chromaticities and a white point (x, y)."""
+    xyz = np.array([[x / y, 1.0, (1.0 - x - y) / y] for x, y in primaries])
+    rgb, white = xyz[:3].T, xyz[3]
+    return rgb * np.linalg.solve(rgb, white)
+
+
+@lru_cache(maxsize=8)
+def _matrix_to_srgb(primaries: tuple[tuple[float, float], ...]) -> np.ndarray:
+    """Linear RGB of ``primaries`` -> linear sRGB, the white adapted to D65 (Bradford), as a
+    relative colorimetric ICC transform does."""
+    source_white, srgb_white = (np.array([x / y, 1.0, (1.0 - x - y) / y]) for x, y in (primaries[3], _SRGB_PRIMARIES[3]))
+    adapt = np.linalg.inv(_BRADFORD) @ np.diag((_BRADFORD @ srgb_white) / (_BRADFORD @ source_white)) @ _BRADFORD
+    return np.linalg.inv(_rgb_to_xyz(_SRGB_PRIMARIES)) @ adapt @ _rgb_to_xyz(primaries)
+
+
+@lru_cache(maxsize=1)
+def _srgb_to_linear() -> np.ndarray:
+    """8-bit sRGB -> linear light, a 256-entry table."""
+    v = np.arange(256) / 255.0
+    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+@lru_cache(maxsize=1)
+def _linear_to_srgb() -> np.ndarray:
+    """Linear light in ``_LINEAR_STEPS`` steps -> 8-bit sRGB, a table."""
+    v = np.arange(_LINEAR_STEPS) / (_LINEAR_STEPS - 1)
+    return np.rint(255 * np.where(v <= 0.0031308, v * 12.92, 1.055 * v ** (1 / 2.4) - 0.055)).astype(np.uint8)
 
 
 @lru_cache(maxsize=16)

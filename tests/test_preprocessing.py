@@ -151,6 +151,27 @@ def test_heic_phone_photo_is_read_like_any_image():
     assert np.array_equal(preprocess(HEIC.read_bytes()), preprocess(HEIC))  # uploads arrive as bytes
 
 
+def test_heic_whose_colour_is_display_p3_primaries_not_a_profile_is_read_as_srgb():
+    """A HEIC may say its colour space as primaries (an nclx box) instead of an ICC profile.
+    The fixture (made with pillow-heif's encoder, lossless) says Display P3: its pixels must
+    reach the model through the published Display P3 -> sRGB matrix, not as they are."""
+    pytest.importorskip("pi_heif", reason="HEIC needs the optional pi-heif package (the test extra installs it)")
+    fixture = HEIC.with_name("display_p3_nclx_seed1.heic")
+    with Image.open(fixture) as raw:
+        assert raw.info["nclx_profile"]["color_primaries"] == 12 and "icc_profile" not in raw.info
+        p3 = np.asarray(raw.convert("RGB")) / 255.0
+    linear = np.where(p3 <= 0.04045, p3 / 12.92, ((p3 + 0.055) / 1.055) ** 2.4)
+    p3_to_srgb = np.array([[1.2249, -0.2247, 0.0], [-0.0420, 1.0419, 0.0], [-0.0197, -0.0786, 1.0979]])
+    srgb = np.clip(linear @ p3_to_srgb.T, 0, 1)
+    expected = 255 * np.where(srgb <= 0.0031308, srgb * 12.92, 1.055 * srgb ** (1 / 2.4) - 0.055)
+    read = np.asarray(open_image(fixture), dtype=float)
+    assert np.abs(read - expected).max() <= 1.5
+    assert np.abs(read - 255 * p3).mean() > 3  # converted: not the pixels as stored
+    with Image.open(HEIC) as raw:  # sRGB's own primaries (code 1): left as they are
+        assert raw.info["nclx_profile"]["color_primaries"] == 1
+        assert np.array_equal(np.asarray(open_image(HEIC)), np.asarray(raw.convert("RGB")))
+
+
 def test_heic_without_the_decoder_says_what_to_install():
     code = ("import sys; sys.modules['pi_heif'] = None\n"  # as if pi-heif were not installed
             "from screening.preprocessing import ImageError, open_image\n"
