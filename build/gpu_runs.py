@@ -78,7 +78,8 @@ def install(wheels: list[Path]) -> dict[str, str]:
 def run_all(commands: dict[str, list[str]], logs: dict[str, Path], env: dict[str, str], deadline: float,
             memory: float, every: float = 60.0) -> dict[str, str]:
     """Start every command at once; by ``deadline`` (``time.monotonic()``) each has ended or is
-    stopped. Returns name -> how it ended."""
+    stopped. Returns name -> how it ended. Each log lies in its run's folder (progress lines
+    read the run's history.csv there)."""
     share = {**env, "XLA_PYTHON_CLIENT_MEM_FRACTION": f"{memory / len(commands):.3f}"}
     running = {}
     for name, command in commands.items():
@@ -86,11 +87,13 @@ def run_all(commands: dict[str, list[str]], logs: dict[str, Path], env: dict[str
             running[name] = subprocess.Popen(command, cwd=ROOT, env=share, stdout=log, stderr=subprocess.STDOUT)
     ended: dict[str, str] = {}
     said = time.monotonic()
-    while len(ended) < len(running) and time.monotonic() < deadline:
-        time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+    while True:
         for name, p in running.items():
             if name not in ended and p.poll() is not None:
                 ended[name] = "finished" if p.returncode == 0 else f"failed (exit {p.returncode})"
+        if len(ended) == len(running) or time.monotonic() >= deadline:
+            break
+        time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
         if time.monotonic() - said >= every:
             print(f"{deadline - time.monotonic():.0f} s left: " + ", ".join(
                 f"{name} {ended.get(name) or f'epoch {len(history(logs[name].parent))}'}" for name in running),
