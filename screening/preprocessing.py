@@ -110,9 +110,9 @@ def open_image(source: ImageSource) -> Image.Image:
 def _to_srgb(img: Image.Image) -> Image.Image:
     """The pixels in sRGB, as the model learned them (HAM10000's images carry no colour profile,
     so they are sRGB): an embedded ICC profile, such as a phone's Display P3 or a camera's
-    Adobe RGB, is applied as a browser applies it to show the image. Without it the model
-    would see those colours duller than anyone looking at the picture. A profile that cannot
-    be used leaves the pixels as they are."""
+    Adobe RGB, is applied as a browser applies it to show the image (without one, primaries a
+    HEIC states instead). Without it the model would see those colours duller than anyone
+    looking at the picture. A profile that cannot be used leaves the pixels as they are."""
     icc = img.info.get("icc_profile")
     if not icc:
         return _nclx_to_srgb(img)
@@ -154,10 +154,14 @@ def _nclx_to_srgb(img: Image.Image) -> Image.Image:
     return converted
 
 
+def _xyz(x: float, y: float) -> np.ndarray:
+    """The XYZ of chromaticity (x, y) at luminance 1."""
+    return np.array([x / y, 1.0, (1.0 - x - y) / y])
+
+
 def _rgb_to_xyz(primaries: tuple[tuple[float, float], ...]) -> np.ndarray:
     """The RGB -> XYZ matrix of red, green and blue chromaticities and a white point (x, y)."""
-    xyz = np.array([[x / y, 1.0, (1.0 - x - y) / y] for x, y in primaries])
-    rgb, white = xyz[:3].T, xyz[3]
+    rgb, white = np.array([_xyz(*xy) for xy in primaries[:3]]).T, _xyz(*primaries[3])
     return rgb * np.linalg.solve(rgb, white)
 
 
@@ -165,7 +169,7 @@ def _rgb_to_xyz(primaries: tuple[tuple[float, float], ...]) -> np.ndarray:
 def _matrix_to_srgb(primaries: tuple[tuple[float, float], ...]) -> np.ndarray:
     """Linear RGB of ``primaries`` -> linear sRGB, the white adapted to D65 (Bradford), as a
     relative colorimetric ICC transform does."""
-    source_white, srgb_white = (np.array([x / y, 1.0, (1.0 - x - y) / y]) for x, y in (primaries[3], _SRGB_PRIMARIES[3]))
+    source_white, srgb_white = _xyz(*primaries[3]), _xyz(*_SRGB_PRIMARIES[3])
     adapt = np.linalg.inv(_BRADFORD) @ np.diag((_BRADFORD @ srgb_white) / (_BRADFORD @ source_white)) @ _BRADFORD
     return np.linalg.inv(_rgb_to_xyz(_SRGB_PRIMARIES)) @ adapt @ _rgb_to_xyz(primaries)
 
