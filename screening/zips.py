@@ -20,24 +20,28 @@ class ZipRefused(UserError):
 
 
 def extract_images(path: Path, dest: Path) -> None:
-    """Extract the files that may be images (as the batch tool finds them), refusing path
-    tricks and oversized archives; each is streamed to disk, so a member inflating to hundreds
-    of megabytes never sits in memory."""
+    """Extract the files that may be images (as the batch tool finds them), each inside ``dest``
+    whatever its name (:func:`unpacked_name`); refuse oversized archives and two files that would
+    land on one name. Each is streamed to disk, so a member inflating to hundreds of megabytes
+    never sits in memory."""
     try:
         with zipfile.ZipFile(path) as z:
-            members = [(m, name) for m in z.infolist() if not m.is_dir()
-                       and may_be_image(PurePosixPath(name := member_name(m)))]
+            members = [(m, inside) for m in z.infolist() if not m.is_dir()
+                       and (inside := unpacked_name(member_name(m))) and may_be_image(PurePosixPath(inside))]
             if len(members) > MAX_MEMBERS or sum(m.file_size for m, _ in members) > MAX_BYTES:
                 raise ZipRefused(f"{path.name}: too large (at most {MAX_MEMBERS} images, 1 GB)")
             if any(m.flag_bits & 0x1 for m, _ in members):
                 raise ZipRefused(f"{path.name}: password-protected; unzip it first and add the images")
             dest.mkdir(parents=True, exist_ok=True)
-            for m, name in members:
-                target = (dest / name).resolve()
-                if dest.resolve() not in target.parents:
-                    continue  # "../" or absolute names: skipped
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with z.open(m) as member, open(target, "wb") as out:
+            for m, inside in members:
+                target = dest.joinpath(*inside.split("/"))
+                try:  # "x": a second file of one name (or told apart only by capitals) must not replace the first
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    out = open(target, "xb")  # noqa: SIM115  closed below
+                except (FileExistsError, IsADirectoryError, NotADirectoryError):
+                    raise ZipRefused(f"{path.name}: {inside} clashes with another of its files (the same name, or one "
+                                     "told apart only by capitals); rename one and zip it again") from None
+                with z.open(m) as member, out:
                     shutil.copyfileobj(member, out, 1 << 20)
     except (zipfile.BadZipFile, zlib.error, EOFError):  # damaged: a bad CRC, compressed data cut or altered
         raise ZipRefused(f"{path.name}: not a readable zip file (damaged); unzip it on the computer to see "
@@ -45,6 +49,16 @@ def extract_images(path: Path, dest: Path) -> None:
     except NotImplementedError:  # e.g. Deflate64, which Windows uses for some large archives
         raise ZipRefused(f"{path.name}: compressed in a way SkinScreen cannot read; unzip it first "
                          "and add the images") from None
+
+
+def unpacked_name(name: str) -> str:
+    """Where a member goes under the folder it is unpacked into, as unzip tools place it: "/" and
+    "\\" both separate folders, and a leading "/", a drive ("C:"), "." and ".." are dropped.
+    Skipping such members instead, as before, left a clinic's image out of the worklist unsaid."""
+    parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".", "..")]
+    if parts and len(parts[0]) == 2 and parts[0][1] == ":" and parts[0][0].isascii() and parts[0][0].isalpha():
+        parts = parts[1:]
+    return "/".join(parts)
 
 
 def _legacy_encodings() -> tuple[str, ...]:

@@ -3,6 +3,7 @@
 
 import tracemalloc
 import zipfile
+from contextlib import nullcontext
 
 import numpy as np
 import pytest
@@ -57,3 +58,48 @@ def test_names_a_windows_zip_wrote_in_its_code_page_are_read_in_it():
     member.filename = "患者.jpg".encode("cp932").decode("cp437")  # as Python reads a Japanese Windows zip
     assert member_name(member, legacy=("cp932",)) == "患者.jpg"
     assert member_name(member, legacy=()) == member.filename  # elsewhere: as Python reads it
+
+
+def test_a_name_leading_out_of_the_zip_is_unpacked_inside_it_not_left_out(tmp_path):
+    """A member named "../x.jpg", "/x.jpg" or "C:\\x.jpg" was skipped without a word: an image
+    the clinic sent, missing from the worklist. Now placed inside, as unzip tools place it."""
+    archive = tmp_path / "clinic.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for name in ("../up.jpg", "/abs/root.jpg", "visit/./../../deep.jpg", "C:\\Photos\\win.jpg", "ok.jpg"):
+            z.writestr(name, name.encode())
+    out = tmp_path / "deep" / "out"
+    extract_images(archive, out)
+    extracted = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert extracted == {"up.jpg": b"../up.jpg", "abs/root.jpg": b"/abs/root.jpg", "visit/deep.jpg":
+                         b"visit/./../../deep.jpg", "Photos/win.jpg": b"C:\\Photos\\win.jpg", "ok.jpg": b"ok.jpg"}
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == sorted(
+        ["clinic.zip", "up.jpg", "root.jpg", "deep.jpg", "win.jpg", "ok.jpg"])  # nothing outside out
+
+
+@pytest.mark.parametrize("names", [("a.jpg", "a.jpg"), ("sub/a.jpg", "/sub/a.jpg"),
+                                   ("a.jpg", "a.jpg/b.jpg"), ("a.jpg/b.jpg", "a.jpg")])
+def test_two_files_landing_on_one_name_refuse_the_zip_instead_of_one_replacing_the_other(tmp_path, names):
+    """The second of two members of one name replaced the first: one image scored, the other
+    gone from the worklist without a word (a file and a folder of one name: a traceback)."""
+    archive = tmp_path / "clinic.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for i, name in enumerate(names):
+            with pytest.warns(UserWarning) if name in z.namelist() else nullcontext():  # zipfile: "Duplicate name"
+                z.writestr(name, f"image {i}".encode())
+    with pytest.raises(ZipRefused, match=r"^clinic\.zip: (sub/)?a\.jpg.* clashes with another of its files .*rename one"):
+        extract_images(archive, tmp_path / "out")
+
+
+def test_names_told_apart_only_by_capitals_refuse_the_zip_where_the_disk_cannot_tell_them_apart(tmp_path):
+    archive = tmp_path / "clinic.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("IMG_1.JPG", b"upper")
+        z.writestr("img_1.jpg", b"lower")
+    probe = tmp_path / "Case"
+    probe.write_bytes(b"")
+    if (tmp_path / "case").exists():  # Windows, macOS: one name; the second would replace the first
+        with pytest.raises(ZipRefused, match="told apart only by capitals"):
+            extract_images(archive, tmp_path / "out")
+    else:  # Linux: two files, two rows
+        extract_images(archive, tmp_path / "out")
+        assert sorted(p.read_bytes() for p in (tmp_path / "out").iterdir()) == [b"lower", b"upper"]
