@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
-from screening import dicom
+from screening import avif, dicom
 from screening.errors import ImageError
 
 INPUT_SIZE = 224
@@ -39,8 +39,8 @@ warnings.filterwarnings("ignore", message="Corrupt EXIF data", category=UserWarn
 
 
 _SRGB = ImageCms.createProfile("sRGB")
-# A HEIC's colour may be given as primaries (its "nclx" box, ITU-T H.273 codes) instead of an ICC
-# profile. Codes 1 and 2 are sRGB's primaries or unspecified: left as they are. Transfer codes
+# A HEIC's or an AVIF's colour may be given as primaries (its "nclx" box, ITU-T H.273 codes)
+# instead of an ICC profile. Codes 1 and 2 are sRGB's primaries or unspecified: left as they are. Transfer codes
 # 13 (sRGB) and BT.709's family (1, 6, 14, 15) are read with the sRGB curve; HDR curves (PQ,
 # HLG) and others are left as they are.
 _SRGB_PRIMARIES = ((0.64, 0.33), (0.30, 0.60), (0.15, 0.06), (0.3127, 0.3290))
@@ -75,6 +75,8 @@ def open_image(source: ImageSource) -> Image.Image:
             size = img.size
             img.draft("RGB", (INPUT_SIZE, INPUT_SIZE))
             img.load()
+            if img.format == "AVIF" and not img.info.get("icc_profile"):  # Pillow does not report its nclx
+                img.info["nclx_profile"] = avif.nclx(source)
         except FileNotFoundError:
             raise ImageError(f"{name}: file not found") from None
         except IsADirectoryError:
@@ -111,8 +113,8 @@ def _to_srgb(img: Image.Image) -> Image.Image:
     """The pixels in sRGB, as the model learned them (HAM10000's images carry no colour profile,
     so they are sRGB): an embedded ICC profile, such as a phone's Display P3 or a camera's
     Adobe RGB, is applied as a browser applies it to show the image (without one, primaries a
-    HEIC states instead). Without it the model would see those colours duller than anyone
-    looking at the picture. A profile that cannot be used leaves the pixels as they are."""
+    HEIC or an AVIF states instead). Without it the model would see those colours duller than
+    anyone looking at the picture. A profile that cannot be used leaves the pixels as they are."""
     icc = img.info.get("icc_profile")
     if not icc:
         return _nclx_to_srgb(img)
@@ -127,9 +129,10 @@ def _to_srgb(img: Image.Image) -> Image.Image:
 
 
 def _nclx_to_srgb(img: Image.Image) -> Image.Image:
-    """A HEIC whose colour is given as primaries and a curve (pi-heif's ``nclx_profile``), not
-    as an ICC profile, converted to sRGB: a phone's Display P3 read as sRGB reaches the model
-    duller, as with an ICC profile ignored (``benchmarks/colour_profile.py``)."""
+    """A HEIC or an AVIF whose colour is given as primaries and a curve (pi-heif's
+    ``nclx_profile``, or :func:`screening.avif.nclx`), not as an ICC profile, converted to sRGB:
+    a phone's Display P3 read as sRGB reaches the model duller, as with an ICC profile ignored
+    (``benchmarks/colour_profile.py``)."""
     nclx = img.info.get("nclx_profile")
     if (not isinstance(nclx, dict) or img.mode not in ("RGB", "RGBA")
             or nclx.get("color_primaries") in _AS_SRGB_PRIMARIES

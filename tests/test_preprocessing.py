@@ -1,4 +1,5 @@
 import io
+import struct
 import subprocess
 import sys
 
@@ -151,6 +152,15 @@ def test_heic_phone_photo_is_read_like_any_image():
     assert np.array_equal(preprocess(HEIC.read_bytes()), preprocess(HEIC))  # uploads arrive as bytes
 
 
+def _p3_to_srgb_as_published(p3: np.ndarray) -> np.ndarray:
+    """8-bit Display P3 pixels through the published Display P3 -> sRGB matrix, as 0-255 floats."""
+    v = p3 / 255.0
+    linear = np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+    p3_to_srgb = np.array([[1.2249, -0.2247, 0.0], [-0.0420, 1.0419, 0.0], [-0.0197, -0.0786, 1.0979]])
+    srgb = np.clip(linear @ p3_to_srgb.T, 0, 1)
+    return 255 * np.where(srgb <= 0.0031308, srgb * 12.92, 1.055 * srgb ** (1 / 2.4) - 0.055)
+
+
 def test_heic_whose_colour_is_display_p3_primaries_not_a_profile_is_read_as_srgb():
     """A HEIC may say its colour space as primaries (an nclx box) instead of an ICC profile.
     The fixture (made with pillow-heif's encoder, lossless) says Display P3: its pixels must
@@ -159,17 +169,63 @@ def test_heic_whose_colour_is_display_p3_primaries_not_a_profile_is_read_as_srgb
     fixture = HEIC.with_name("display_p3_nclx_seed1.heic")
     with Image.open(fixture) as raw:
         assert raw.info["nclx_profile"]["color_primaries"] == 12 and "icc_profile" not in raw.info
-        p3 = np.asarray(raw.convert("RGB")) / 255.0
-    linear = np.where(p3 <= 0.04045, p3 / 12.92, ((p3 + 0.055) / 1.055) ** 2.4)
-    p3_to_srgb = np.array([[1.2249, -0.2247, 0.0], [-0.0420, 1.0419, 0.0], [-0.0197, -0.0786, 1.0979]])
-    srgb = np.clip(linear @ p3_to_srgb.T, 0, 1)
-    expected = 255 * np.where(srgb <= 0.0031308, srgb * 12.92, 1.055 * srgb ** (1 / 2.4) - 0.055)
+        stored = np.asarray(raw.convert("RGB"), dtype=float)
     read = np.asarray(open_image(fixture), dtype=float)
-    assert np.abs(read - expected).max() <= 1.5
-    assert np.abs(read - 255 * p3).mean() > 3  # converted: not the pixels as stored
+    assert np.abs(read - _p3_to_srgb_as_published(stored)).max() <= 1.5
+    assert np.abs(read - stored).mean() > 3  # converted: not the pixels as stored
     with Image.open(HEIC) as raw:  # sRGB's own primaries (code 1): left as they are
         assert raw.info["nclx_profile"]["color_primaries"] == 1
         assert np.array_equal(np.asarray(open_image(HEIC)), np.asarray(raw.convert("RGB")))
+
+
+def test_avif_whose_colour_is_display_p3_primaries_is_read_as_srgb(tmp_path):
+    """Pillow decodes AVIF without reporting its nclx colour: a Display P3 AVIF reached the
+    model as if sRGB, duller. The container's colr box is read (screening.avif) instead."""
+    from PIL import features
+
+    from screening import avif
+
+    if not features.check("avif"):
+        pytest.skip("this Pillow has no AVIF codec")
+    srgb_avif = _png_bytes(Image.fromarray(lesion_like()), "AVIF", quality=90)
+    assert srgb_avif.count(b"colrnclx") == 1 and avif.nclx(srgb_avif)["color_primaries"] == 1
+    at = srgb_avif.find(b"colrnclx") + 8
+    p3_avif = srgb_avif[:at] + (12).to_bytes(2, "big") + srgb_avif[at + 2:]  # the same pixels, said to be P3
+    (tmp_path / "p3.avif").write_bytes(p3_avif)
+    with Image.open(tmp_path / "p3.avif") as raw:
+        assert "icc_profile" not in raw.info and "nclx_profile" not in raw.info  # Pillow reports neither
+        stored = np.asarray(raw.convert("RGB"), dtype=float)
+    read = np.asarray(open_image(tmp_path / "p3.avif"), dtype=float)
+    assert np.abs(read - _p3_to_srgb_as_published(stored)).max() <= 1.5
+    assert np.abs(read - stored).mean() > 3  # converted: not the pixels as stored
+    assert np.array_equal(np.asarray(open_image(p3_avif)), read)  # uploads arrive as bytes
+    assert np.array_equal(np.asarray(open_image(srgb_avif)), stored)  # sRGB's own primaries: as they are
+
+
+def _box(kind: bytes, payload: bytes, extended: bool = False) -> bytes:
+    if extended:
+        return struct.pack(">I4sQ", 1, kind, 16 + len(payload)) + payload
+    return struct.pack(">I4s", 8 + len(payload), kind) + payload
+
+
+@pytest.mark.parametrize("version, flags", [(0, 0), (1, 1)])
+def test_avif_colour_is_the_primary_items_wherever_the_boxes_lie(version, flags):
+    """Of two colr boxes, the one the ipma box gives the primary item (pitm), in either width of
+    its fields, after megabytes of image data that are skipped, not read."""
+    from screening import avif
+
+    def nclx(primaries: int) -> bytes:
+        return _box(b"colr", b"nclx" + struct.pack(">HHHB", primaries, 13, 6, 0x80))
+
+    item = ">H" if version < 1 else ">I"
+    association = (lambda index: struct.pack(">H", 0x8000 | index)) if flags & 1 else (lambda index: bytes([index]))
+    ipma = (bytes([version]) + flags.to_bytes(3, "big") + struct.pack(">I", 2)
+            + struct.pack(item, 1) + bytes([1]) + association(1) + struct.pack(item, 2) + bytes([1]) + association(2))
+    pitm = _box(b"pitm", bytes([version, 0, 0, 0]) + struct.pack(item, 2))
+    meta = _box(b"meta", bytes(4) + pitm + _box(b"iprp", _box(b"ipco", nclx(9) + nclx(12)) + _box(b"ipma", ipma)))
+    data = _box(b"ftyp", b"avif" + bytes(4) + b"avifmif1") + _box(b"mdat", bytes(3 << 20), extended=True) + meta
+    assert avif.nclx(data)["color_primaries"] == 12
+    assert avif.nclx(data[:-40]) is None and avif.nclx(data.replace(b"pitm", b"xxxx")) is None  # cut short, no pitm
 
 
 def test_heic_without_the_decoder_says_what_to_install():
