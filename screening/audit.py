@@ -37,6 +37,7 @@ except ImportError:  # Windows: one process per log (the threading lock still ho
 TAIL_CHUNK = 1 << 16
 FIRST_LINE_MOST = 1 << 20  # a log's first entry (the app's start) is short; another file's first line may be all of it
 SHOWN_BREAKS = 20  # a log pasted over with another file breaks at every line: the first few say where
+ENTRY_START = b'{"time": "'  # how every entry the app writes begins, even one whose write was cut short
 
 
 def sha256_of(source: str | Path | bytes) -> str:
@@ -106,7 +107,8 @@ class AuditLog:
         except OSError as err:
             raise UserError(f"--audit-log {path}: cannot be written ({err.strerror or err})") from None
         try:  # entries appended to a document named by mistake would change it
-            why = "" if not os.fstat(self._fd).st_size or entry_of(first_line(self._fd)) else \
+            first = first_line(self._fd) if os.fstat(self._fd).st_size else None
+            why = "" if first is None or entry_of(first) or first.startswith(ENTRY_START) else \
                 "not an audit log (its first line is no entry); name a new file, or one the app wrote"
         except OSError as err:
             why = f"cannot be read ({err.strerror or err})"

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from screening.audit import AuditLog, check, main, sha256_of
+from screening.audit import ENTRY_START, AuditLog, check, main, sha256_of
 from screening.errors import UserError
 
 
@@ -208,3 +208,20 @@ def test_a_log_whose_newest_write_was_cut_short_is_still_taken(tmp_path):
     AuditLog(path).write("start")
     found = check(path)
     assert found.entries == 4 and found.breaks == ["line 4: not an entry (a write cut short, or an edit)"]
+
+
+
+def test_a_log_whose_very_first_write_was_cut_short_is_still_taken(tmp_path):
+    """A first line cut short (the disk full as the app started) made the log "not an audit
+    log", so the app would not start on its own log; it is one bad line, as any cut write."""
+    path = tmp_path / "audit.jsonl"
+    path.write_bytes(b'{"time": "2026-11-27T09:00:00+00:00", "action": "st')
+    for _ in range(2):  # and taken again at the next start, now that entries follow it
+        log = AuditLog(path)
+        log.write("start")
+        log.stop()
+    found = check(path)
+    assert found.entries == 4 and found.breaks == ["line 1: not an entry (a write cut short, or an edit)"]
+    written = path.read_bytes().splitlines()[1:]
+    assert [json.loads(line)["action"] for line in written] == ["start", "stop"] * 2
+    assert all(line.startswith(ENTRY_START) for line in written)  # how a cut first line is known
