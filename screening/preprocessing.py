@@ -40,9 +40,9 @@ warnings.filterwarnings("ignore", message="Corrupt EXIF data", category=UserWarn
 
 _SRGB = ImageCms.createProfile("sRGB")
 # A HEIC's or an AVIF's colour may be given as primaries (its "nclx" box, ITU-T H.273 codes)
-# instead of an ICC profile. Codes 1 and 2 are sRGB's primaries or unspecified: left as they are. Transfer codes
-# 13 (sRGB) and BT.709's family (1, 6, 14, 15) are read with the sRGB curve; HDR curves (PQ,
-# HLG) and others are left as they are.
+# instead of an ICC profile. Codes 1 and 2 are sRGB's primaries or unspecified: left as they
+# are. Transfer codes 13 (sRGB) and BT.709's family (1, 6, 14, 15) are read with the sRGB
+# curve; HDR curves (PQ, HLG) and others are left as they are.
 _SRGB_PRIMARIES = ((0.64, 0.33), (0.30, 0.60), (0.15, 0.06), (0.3127, 0.3290))
 _AS_SRGB_PRIMARIES = (1, 2)
 _SRGB_CURVE_TRANSFERS = (1, 6, 13, 14, 15)

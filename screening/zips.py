@@ -3,6 +3,7 @@ safely, for the app's Several images tab and for ``batch.py clinic.zip``."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 import zipfile
@@ -13,6 +14,7 @@ from screening.batch import may_be_image
 from screening.errors import UserError
 
 MAX_MEMBERS, MAX_BYTES = 2000, 1_000_000_000  # images, and their bytes unpacked
+_DRIVE = re.compile(r"^[A-Za-z]:")
 
 
 class ZipRefused(UserError):
@@ -35,6 +37,8 @@ def extract_images(path: Path, dest: Path) -> None:
             dest.mkdir(parents=True, exist_ok=True)
             for m, inside in members:
                 target = dest.joinpath(*inside.split("/"))
+                if dest.resolve() not in target.resolve().parents:  # what else Windows makes of a name ("a..."?)
+                    raise ZipRefused(f"{path.name}: {inside} cannot be unpacked safely; unzip it first and add the images")
                 try:  # "x": a second file of one name (or told apart only by capitals) must not replace the first
                     target.parent.mkdir(parents=True, exist_ok=True)
                     out = open(target, "xb")  # noqa: SIM115  closed below
@@ -53,12 +57,11 @@ def extract_images(path: Path, dest: Path) -> None:
 
 def unpacked_name(name: str) -> str:
     """Where a member goes under the folder it is unpacked into, as unzip tools place it: "/" and
-    "\\" both separate folders, and a leading "/", a drive ("C:"), "." and ".." are dropped.
-    Skipping such members instead, as before, left a clinic's image out of the worklist unsaid."""
-    parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".", "..")]
-    if parts and len(parts[0]) == 2 and parts[0][1] == ":" and parts[0][0].isascii() and parts[0][0].isalpha():
-        parts = parts[1:]
-    return "/".join(parts)
+    "\\" both separate folders; a drive ("C:"), a leading "/", "." and ".." are dropped, and any
+    other ":" becomes "_" (on Windows "D:x.jpg" names another drive). Skipping such members
+    instead, as before, left a clinic's image out of the worklist unsaid."""
+    parts = _DRIVE.sub("", name.replace("\\", "/")).split("/")
+    return "/".join(p.replace(":", "_") for p in parts if p not in ("", ".", ".."))
 
 
 def _legacy_encodings() -> tuple[str, ...]:

@@ -65,15 +65,17 @@ def test_a_name_leading_out_of_the_zip_is_unpacked_inside_it_not_left_out(tmp_pa
     the clinic sent, missing from the worklist. Now placed inside, as unzip tools place it."""
     archive = tmp_path / "clinic.zip"
     with zipfile.ZipFile(archive, "w") as z:
-        for name in ("../up.jpg", "/abs/root.jpg", "visit/./../../deep.jpg", "C:\\Photos\\win.jpg", "ok.jpg"):
+        for name in ("../up.jpg", "/abs/root.jpg", "visit/./../../deep.jpg", "C:\\Photos\\win.jpg", "D:drive.jpg",
+                     "sub/E:other.jpg", "ok.jpg"):
             z.writestr(name, name.encode())
     out = tmp_path / "deep" / "out"
     extract_images(archive, out)
     extracted = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert extracted == {"up.jpg": b"../up.jpg", "abs/root.jpg": b"/abs/root.jpg", "visit/deep.jpg":
-                         b"visit/./../../deep.jpg", "Photos/win.jpg": b"C:\\Photos\\win.jpg", "ok.jpg": b"ok.jpg"}
+                         b"visit/./../../deep.jpg", "Photos/win.jpg": b"C:\\Photos\\win.jpg", "drive.jpg": b"D:drive.jpg",
+                         "sub/E_other.jpg": b"sub/E:other.jpg", "ok.jpg": b"ok.jpg"}  # on Windows "E:" is a drive
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == sorted(
-        ["clinic.zip", "up.jpg", "root.jpg", "deep.jpg", "win.jpg", "ok.jpg"])  # nothing outside out
+        ["clinic.zip", "up.jpg", "root.jpg", "deep.jpg", "win.jpg", "drive.jpg", "E_other.jpg", "ok.jpg"])  # none outside
 
 
 @pytest.mark.parametrize("names", [("a.jpg", "a.jpg"), ("sub/a.jpg", "/sub/a.jpg"),
