@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -34,54 +35,44 @@ def nclx(source: str | Path | bytes) -> dict | None:
     its boxes cannot be read."""
     try:
         with io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb") as f:
-            meta = _top_level_box(f, b"meta")
+            size = f.seek(0, io.SEEK_END)
+            f.seek(0)
+            meta = next((f.read(n) for kind, n in _boxes(f, size) if kind == b"meta" and n <= MAX_META), None)
         return _primary_nclx(meta) if meta else None
     except (OSError, struct.error, KeyError, IndexError, ValueError):
         return None
 
 
-def _top_level_box(f: BinaryIO, kind: bytes) -> bytes | None:
-    """The payload of the first top-level box of ``kind`` (the image data, often megabytes
-    before it, is skipped, not read)."""
-    while len(head := f.read(8)) == 8:
-        size, found = struct.unpack(">I4s", head)
-        if size == 1:
-            size, header = struct.unpack(">Q", f.read(8))[0], 16
-        else:
-            header = 8
-        if size == 0:  # to the end of the file
-            return f.read(MAX_META + 1)[:MAX_META] if found == kind else None
-        if size < header:
-            return None
-        if found == kind:
-            return f.read(size - header) if size - header <= MAX_META else None
-        f.seek(size - header, io.SEEK_CUR)
-    return None
-
-
-def _boxes(data: bytes) -> list[tuple[bytes, bytes]]:
-    """(type, payload) of each box in ``data``, up to the first that does not fit."""
-    found, start = [], 0
-    while start + 8 <= len(data):
-        size, kind = struct.unpack_from(">I4s", data, start)
+def _boxes(f: BinaryIO, end: int) -> Iterator[tuple[bytes, int]]:
+    """(type, payload size) of each box from ``f``'s position to ``end``, up to the first that
+    does not fit, with ``f`` at the payload's start; a payload not read is skipped (the image
+    data, often megabytes before the boxes that describe it, is never read)."""
+    while f.tell() + 8 <= end:
+        start = f.tell()
+        size, kind = struct.unpack(">I4s", f.read(8))
         header = 8
         if size == 1:
-            size, header = struct.unpack_from(">Q", data, start + 8)[0], 16
-        elif size == 0:
-            size = len(data) - start
-        if size < header or start + size > len(data):
-            break
-        found.append((kind, data[start + header:start + size]))
-        start += size
-    return found
+            size, header = struct.unpack(">Q", f.read(8))[0], 16
+        elif size == 0:  # to the end
+            size = end - start
+        if size < header or start + size > end:
+            return
+        yield kind, size - header
+        f.seek(start + size)
+
+
+def _contents(data: bytes) -> list[tuple[bytes, bytes]]:
+    """(type, payload) of each box in ``data``."""
+    f = io.BytesIO(data)
+    return [(kind, f.read(n)) for kind, n in _boxes(f, len(data))]
 
 
 def _primary_nclx(meta: bytes) -> dict | None:
     """The nclx ``colr`` property that the ``ipma`` box gives the ``pitm`` (primary) item."""
-    children = dict(_boxes(meta[4:]))  # meta is a full box: version and flags first
+    children = dict(_contents(meta[4:]))  # meta is a full box: version and flags first
     primary = struct.unpack_from(">H" if children[b"pitm"][0] == 0 else ">I", children[b"pitm"], 4)[0]
-    properties = dict(_boxes(children[b"iprp"]))
-    listed, ipma = _boxes(properties[b"ipco"]), properties[b"ipma"]
+    properties = dict(_contents(children[b"iprp"]))
+    listed, ipma = _contents(properties[b"ipco"]), properties[b"ipma"]
     version, flags = ipma[0], int.from_bytes(ipma[1:4], "big")
     (entries,), at = struct.unpack_from(">I", ipma, 4), 8
     for _ in range(entries):

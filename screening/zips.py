@@ -45,7 +45,7 @@ def extract_images(path: Path, dest: Path) -> None:
                 except (FileExistsError, IsADirectoryError, NotADirectoryError):
                     raise ZipRefused(f"{path.name}: {inside} clashes with another of its files (the same name, or one "
                                      "told apart only by capitals); rename one and zip it again") from None
-                with z.open(m) as member, out:
+                with out, z.open(m) as member:  # out first: closed even where the member cannot be read
                     shutil.copyfileobj(member, out, 1 << 20)
     except (zipfile.BadZipFile, zlib.error, EOFError):  # damaged: a bad CRC, compressed data cut or altered
         raise ZipRefused(f"{path.name}: not a readable zip file (damaged); unzip it on the computer to see "
