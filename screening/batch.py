@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 REPORT_SUFFIXES = (".xlsx", ".csv", ".json")
+ZIP_ADVICE = "name each zip file in place of the folder to score its images"  # a folder scan passes zips over
 # Room kept for a report, in bytes: per image (a row; a thumbnail), per PDF record, and once.
 # Reports of 300 HAM10000 images took ~500 bytes a row (JSON, the largest), ~6.2 kB a
 # thumbnail; records took 127-205 kB (41 of 300 images_224): about four, three and at least
@@ -233,8 +234,9 @@ def _screen(args: argparse.Namespace, folder: Path, recursive: bool, source: Pat
     paths = [p for p in find_images(folder, recursive) if p.resolve() != args.out.resolve()]
     if not paths:
         where = "or its subfolders " if recursive and not source else ""
+        archives = "" if source else zips_in(folder, recursive)
         raise UserError(f"no image files ({', '.join(s[1:] for s in IMAGE_SUFFIXES)}) in {source or folder} "
-                        f"{where}".strip())
+                        f"{where}".strip() + (f"; it holds {archives}: {ZIP_ADVICE}" if archives else ""))
 
     from screening.inference import Screener
     from screening.report import tally
@@ -251,7 +253,21 @@ def _screen(args: argparse.Namespace, folder: Path, recursive: bool, source: Pat
               + (f" and {written} PDF record{'' if written == 1 else 's'} in {args.records}" if args.records else ""),
               file=sys.stderr)
         print(NOTICE, file=sys.stderr)
+    if source is None and (archives := zips_in(folder, recursive)):  # said even with --quiet: images left out
+        print(f"note: the images inside {archives} in {folder} are not in this report; {ZIP_ADVICE}", file=sys.stderr)
     return 0
+
+
+def zips_in(folder: Path, recursive: bool) -> str:
+    """The zip files a folder scan passes over, as "2 zip files (a.zip, b.zip)", or "": their
+    images are scored only where the zip file itself is given, and a worklist without them
+    looks complete."""
+    found = sorted((p.relative_to(folder).as_posix() for p in (folder.rglob("*") if recursive else folder.iterdir())
+                    if p.suffix.lower() == ".zip" and p.is_file()), key=str.casefold)
+    if not found:
+        return ""
+    more = f" and {len(found) - 3} more" if len(found) > 3 else ""
+    return f"{len(found)} zip file{'' if len(found) == 1 else 's'} ({', '.join(found[:3])}{more})"
 
 
 def screen_files(screener, paths: list[Path], folder: Path, out: Path, *, source: str | None = None,

@@ -397,6 +397,30 @@ def test_a_zip_file_is_scored_like_the_folder_it_holds(folder, xlsx, tiny_bundle
     assert all(c.hyperlink is None for c in openpyxl.load_workbook(out)["Results"]["A"])  # no links to deleted files
 
 
+def test_zip_files_in_a_scanned_folder_are_named_as_not_in_the_report(tiny_bundle, tmp_path, capsys):
+    """A zip file beside the images was passed over without a word: its images missing from a
+    worklist that looked complete. Now named (with --quiet too), and how to score it."""
+    inbox = tmp_path / "inbox"
+    (inbox / "visit").mkdir(parents=True)
+    Image.fromarray(lesion_like()).save(inbox / "a.jpg")
+    for name in ("visit/B.ZIP", "c.zip", "d.zip", "e.zip"):
+        with zipfile.ZipFile(inbox / name, "w") as z:
+            z.writestr("x.jpg", b"not scored from here")
+    out = tmp_path / "r.xlsx"
+    assert main([str(inbox), "--out", str(out), "--model", str(tiny_bundle), "--quiet"]) == 0
+    assert len(pd.read_excel(out, sheet_name="Results")) == 1
+    err = capsys.readouterr().err
+    assert err == (f"note: the images inside 3 zip files (c.zip, d.zip, e.zip) in {inbox} are not in this report; "
+                   "name each zip file in place of the folder to score its images\n")  # a subfolder's: as its images
+    assert main([str(inbox), "--out", str(tmp_path / "r2.xlsx"), "--model", str(tiny_bundle), "--quiet",
+                 "--recursive"]) == 0
+    assert "inside 4 zip files (c.zip, d.zip, e.zip and 1 more) in" in capsys.readouterr().err
+    (inbox / "a.jpg").unlink()  # only zip files: the refusal says where the images are
+    assert main([str(inbox), "--out", str(tmp_path / "r3.xlsx"), "--model", str(tiny_bundle)]) == 2
+    assert capsys.readouterr().err.endswith(f"in {inbox}; it holds 3 zip files (c.zip, d.zip, e.zip): name each zip "
+                                            "file in place of the folder to score its images\n")
+
+
 def test_a_stop_signal_ends_a_run_like_ctrl_c_and_leaves_nothing_behind(folder, tiny_bundle, tmp_path, capsys,
                                                                         monkeypatch):
     """SIGTERM (kill, a logout) while the report is written: no half report, no temporary file
