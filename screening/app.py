@@ -33,7 +33,7 @@ from PIL import Image
 
 from screening import zips
 from screening.audit import AuditLog, sha256_of
-from screening.batch import find_images, identified, screen_files
+from screening.batch import find_images, identified, screen_files, zip_list
 from screening.cli import add_malignancy_options, add_version_option, check_malignancy_options, described, run_cli
 from screening.errors import UserError
 from screening.explain import CAPTION, GradCAM
@@ -252,18 +252,21 @@ class ScreeningApp:
         staging.mkdir()
         try:  # the copies of the images go as soon as they are scored; the report stays to be downloaded
             chosen = []  # files added one by one: each gets a row (a zip's other files are passed over)
+            inner = []  # zip files inside the zips: not opened, but said
             for f in map(Path, files):  # two uploads of one name (from two folders) both count
                 if f.suffix.lower() == ".zip":
                     try:
-                        zips.extract_images(f, _unused(staging / f.stem))
+                        inner += [f"{f.name}/{n}" for n in zips.extract_images(f, _unused(staging / f.stem))]
                     except zips.ZipRefused as err:
                         raise refused(str(err)) from None
                 else:
                     chosen.append(_unused(staging / f.name))
                     chosen[-1].write_bytes(f.read_bytes())
             paths = find_images(staging, recursive=True, chosen=chosen)
+            left_out = (f"Not in this report: the images inside {zip_list(inner)} (a zip within a zip is not "
+                        "opened); unzip and add them." if inner else "")
             if not paths:
-                raise refused("No image files found in the upload.")
+                raise refused(f"No image files found in the upload. {left_out}".strip())
             hashes = [sha256_of(p) for p in paths] if self.audit else []  # the report's rows are in this order
             stamp = time.strftime("%Y%m%d-%H%M%S")
             out = work / f"skinscreen-report-{stamp}.xlsx"
@@ -286,7 +289,7 @@ class ScreeningApp:
             shutil.rmtree(work / "records")  # the zip is the copy to download; no second one at rest
         self._log(request, "batch", images=[{"image_sha256": h, "flag": row.flag if row.status == "ok" else "not read"}
                                             for h, row in zip(hashes, df.itertuples())])
-        text = f"**{tally(df)}.**\n\n> {NOTICE}"
+        text = f"**{tally(df)}.**\n\n" + (f"{left_out}\n\n" if left_out else "") + f"> {NOTICE}"
         return str(out), text, triage(df), str(bundle) if bundle else None
 
     def _new_folder(self) -> Path:

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 REPORT_SUFFIXES = (".xlsx", ".csv", ".json")
-ZIP_ADVICE = "name each zip file in place of the folder to score its images"  # a folder scan passes zips over
+ZIP_ADVICE = "score each zip file on its own, named in place of the folder"  # a scan passes zips over
 # Room kept for a report, in bytes: per image (a row; a thumbnail), per PDF record, and once.
 # Reports of 300 HAM10000 images took ~500 bytes a row (JSON, the largest), ~6.2 kB a
 # thumbnail; records took 127-205 kB (41 of 300 images_224): about four, three and at least
@@ -218,25 +218,27 @@ def run(args: argparse.Namespace) -> int:
             if args.records.resolve() == other.resolve():
                 raise UserError(f"--records {args.records} is {what}; give the records a folder of their own")
     if not unzip:
-        return _screen(args, folder, args.recursive)
+        return _screen(args, folder, args.recursive, inner_zips=zips_in(folder, args.recursive))
     from screening import zips
     from screening.scratch import SWEEP, private_root, sweep
 
     # the images unpacked where only this user can read them, and gone when the report is written
     sweep(private_root(), SWEEP[1])  # and what a run killed outright left there an hour ago
     with tempfile.TemporaryDirectory(prefix="zip-", dir=private_root(), ignore_cleanup_errors=True) as unpacked:
-        zips.extract_images(folder, Path(unpacked))
-        return _screen(args, Path(unpacked), recursive=True, source=folder)
+        inner = zips.extract_images(folder, Path(unpacked))
+        return _screen(args, Path(unpacked), recursive=True, source=folder, inner_zips=inner)
 
 
-def _screen(args: argparse.Namespace, folder: Path, recursive: bool, source: Path | None = None) -> int:
-    """Score the images in ``folder`` (unpacked from the zip file ``source``) into ``args.out``."""
+def _screen(args: argparse.Namespace, folder: Path, recursive: bool, source: Path | None = None,
+            inner_zips: list[str] = ()) -> int:
+    """Score the images in ``folder`` (unpacked from the zip file ``source``) into ``args.out``;
+    ``inner_zips``, the zip files in it, whose images are not scored, are named at the end."""
     paths = [p for p in find_images(folder, recursive) if p.resolve() != args.out.resolve()]
     if not paths:
         where = "or its subfolders " if recursive and not source else ""
-        archives = "" if source else zips_in(folder, recursive)
+        held = f"; it holds {zip_list(inner_zips)}: {ZIP_ADVICE}" if inner_zips else ""
         raise UserError(f"no image files ({', '.join(s[1:] for s in IMAGE_SUFFIXES)}) in {source or folder} "
-                        f"{where}".strip() + (f"; it holds {archives}: {ZIP_ADVICE}" if archives else ""))
+                        f"{where}".strip() + held)
 
     from screening.inference import Screener
     from screening.report import tally
@@ -253,21 +255,23 @@ def _screen(args: argparse.Namespace, folder: Path, recursive: bool, source: Pat
               + (f" and {written} PDF record{'' if written == 1 else 's'} in {args.records}" if args.records else ""),
               file=sys.stderr)
         print(NOTICE, file=sys.stderr)
-    if source is None and (archives := zips_in(folder, recursive)):  # said even with --quiet: images left out
-        print(f"note: the images inside {archives} in {folder} are not in this report; {ZIP_ADVICE}", file=sys.stderr)
+    if inner_zips:  # said even with --quiet: images left out of a worklist that looks complete
+        print(f"note: the images inside {zip_list(inner_zips)} in {source or folder} are not in this report; "
+              f"{ZIP_ADVICE}", file=sys.stderr)
     return 0
 
 
-def zips_in(folder: Path, recursive: bool) -> str:
-    """The zip files a folder scan passes over, as "2 zip files (a.zip, b.zip)", or "": their
-    images are scored only where the zip file itself is given, and a worklist without them
-    looks complete."""
-    found = sorted((p.relative_to(folder).as_posix() for p in (folder.rglob("*") if recursive else folder.iterdir())
-                    if p.suffix.lower() == ".zip" and p.is_file()), key=str.casefold)
-    if not found:
-        return ""
-    more = f" and {len(found) - 3} more" if len(found) > 3 else ""
-    return f"{len(found)} zip file{'' if len(found) == 1 else 's'} ({', '.join(found[:3])}{more})"
+def zips_in(folder: Path, recursive: bool) -> list[str]:
+    """The zip files a folder scan passes over (their images are scored only where the zip file
+    itself is given), by their paths in the folder."""
+    return sorted((p.relative_to(folder).as_posix() for p in (folder.rglob("*") if recursive else folder.iterdir())
+                   if p.suffix.lower() == ".zip" and p.is_file()), key=str.casefold)
+
+
+def zip_list(names: list[str]) -> str:
+    """"2 zip files (a.zip, b.zip)", the first three named."""
+    more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+    return f"{len(names)} zip file{'' if len(names) == 1 else 's'} ({', '.join(names[:3])}{more})"
 
 
 def screen_files(screener, paths: list[Path], folder: Path, out: Path, *, source: str | None = None,

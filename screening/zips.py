@@ -21,13 +21,17 @@ class ZipRefused(UserError):
     """A zip whose images cannot be taken out; the message names the file and what to do."""
 
 
-def extract_images(path: Path, dest: Path) -> None:
+def extract_images(path: Path, dest: Path) -> list[str]:
     """Extract the files that may be images (as the batch tool finds them), each inside ``dest``
     whatever its name (:func:`unpacked_name`); refuse oversized archives and two files that would
     land on one name. Each is streamed to disk, so a member inflating to hundreds of megabytes
-    never sits in memory."""
+    never sits in memory. Returns the zip files inside it, which are not opened (the caller
+    says their images are not scored)."""
     try:
         with zipfile.ZipFile(path) as z:
+            inner = sorted((name for m in z.infolist() if not m.is_dir()
+                            and (name := unpacked_name(member_name(m))).lower().endswith(".zip")
+                            and not PurePosixPath(name).name.startswith(".")), key=str.casefold)
             members = [(m, inside) for m in z.infolist() if not m.is_dir()
                        and (inside := unpacked_name(member_name(m))) and may_be_image(PurePosixPath(inside))]
             if len(members) > MAX_MEMBERS or sum(m.file_size for m, _ in members) > MAX_BYTES:
@@ -47,6 +51,7 @@ def extract_images(path: Path, dest: Path) -> None:
                                      "told apart only by capitals); rename one and zip it again") from None
                 with out, z.open(m) as member:  # out first: closed even where the member cannot be read
                     shutil.copyfileobj(member, out, 1 << 20)
+            return inner
     except (zipfile.BadZipFile, zlib.error, EOFError):  # damaged: a bad CRC, compressed data cut or altered
         raise ZipRefused(f"{path.name}: not a readable zip file (damaged); unzip it on the computer to see "
                          "which files survive") from None

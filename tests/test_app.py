@@ -273,6 +273,29 @@ def test_batch_scores_two_uploads_of_one_name_and_refuses_an_oversized_zip(tiny_
         app.batch([str(many)])
 
 
+def test_a_zip_within_an_uploaded_zip_is_named_as_not_in_the_report(tiny_bundle, tmp_path, image_file):
+    """Its images were passed over without a word, in a worklist that looked complete."""
+    import gradio as gr
+
+    from screening.app import ScreeningApp
+
+    inner, outer, only = tmp_path / "inner.zip", tmp_path / "visit.zip", tmp_path / "only.zip"
+    with zipfile.ZipFile(inner, "w") as z:
+        z.write(image_file, "lesion.jpg")
+    with zipfile.ZipFile(outer, "w") as z:
+        z.write(image_file, "lesion.jpg")
+        z.write(inner, "day2/inner.zip")
+    with zipfile.ZipFile(only, "w") as z:
+        z.write(inner, "inner.zip")
+    app = ScreeningApp(tiny_bundle)
+    _, summary, table, _ = app.batch([str(outer)])
+    assert list(table["file"]) == ["visit/lesion.jpg"]
+    assert ("Not in this report: the images inside 1 zip file (visit.zip/day2/inner.zip) (a zip within a zip is not "
+            "opened); unzip and add them.") in summary
+    with pytest.raises(gr.Error, match=r"No image files found in the upload\. Not in this report: .*\(only.zip/inner.zip\)"):
+        app.batch([str(only)])
+
+
 @pytest.mark.skipif(shutil.which("zip") is None, reason="zip not installed (apt-get install zip)")
 def test_a_password_protected_zip_is_a_message(tiny_bundle, tmp_path, image_file):
     import gradio as gr

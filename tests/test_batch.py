@@ -403,6 +403,7 @@ def test_zip_files_in_a_scanned_folder_are_named_as_not_in_the_report(tiny_bundl
     inbox = tmp_path / "inbox"
     (inbox / "visit").mkdir(parents=True)
     Image.fromarray(lesion_like()).save(inbox / "a.jpg")
+    Image.fromarray(lesion_like()).save(inbox / "visit" / "lesion.jpg")
     for name in ("visit/B.ZIP", "c.zip", "d.zip", "e.zip"):
         with zipfile.ZipFile(inbox / name, "w") as z:
             z.writestr("x.jpg", b"not scored from here")
@@ -411,14 +412,19 @@ def test_zip_files_in_a_scanned_folder_are_named_as_not_in_the_report(tiny_bundl
     assert len(pd.read_excel(out, sheet_name="Results")) == 1
     err = capsys.readouterr().err
     assert err == (f"note: the images inside 3 zip files (c.zip, d.zip, e.zip) in {inbox} are not in this report; "
-                   "name each zip file in place of the folder to score its images\n")  # a subfolder's: as its images
+                   "score each zip file on its own, named in place of the folder\n")  # a subfolder's: as its images
     assert main([str(inbox), "--out", str(tmp_path / "r2.xlsx"), "--model", str(tiny_bundle), "--quiet",
                  "--recursive"]) == 0
     assert "inside 4 zip files (c.zip, d.zip, e.zip and 1 more) in" in capsys.readouterr().err
     (inbox / "a.jpg").unlink()  # only zip files: the refusal says where the images are
     assert main([str(inbox), "--out", str(tmp_path / "r3.xlsx"), "--model", str(tiny_bundle)]) == 2
-    assert capsys.readouterr().err.endswith(f"in {inbox}; it holds 3 zip files (c.zip, d.zip, e.zip): name each zip "
-                                            "file in place of the folder to score its images\n")
+    assert capsys.readouterr().err.endswith(f"in {inbox}; it holds 3 zip files (c.zip, d.zip, e.zip): score each zip "
+                                            "file on its own, named in place of the folder\n")
+    with zipfile.ZipFile(tmp_path / "outer.zip", "w") as z:  # a zip within a zip: named alike
+        z.write(inbox / "c.zip", "in/c.zip")
+        z.write(inbox / "visit" / "lesion.jpg", "lesion.jpg")
+    assert main([str(tmp_path / "outer.zip"), "--out", str(tmp_path / "r4.xlsx"), "--model", str(tiny_bundle)]) == 0
+    assert f"note: the images inside 1 zip file (in/c.zip) in {tmp_path / 'outer.zip'} are not" in capsys.readouterr().err
 
 
 def test_a_stop_signal_ends_a_run_like_ctrl_c_and_leaves_nothing_behind(folder, tiny_bundle, tmp_path, capsys,
