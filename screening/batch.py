@@ -15,7 +15,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path, PurePath
@@ -230,7 +230,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _screen(args: argparse.Namespace, folder: Path, recursive: bool, source: Path | None = None,
-            inner_zips: list[str] = ()) -> int:
+            inner_zips: Sequence[str] = ()) -> int:
     """Score the images in ``folder`` (unpacked from the zip file ``source``) into ``args.out``;
     ``inner_zips``, the zip files in it, whose images are not scored, are named at the end."""
     paths = [p for p in find_images(folder, recursive) if p.resolve() != args.out.resolve()]
@@ -268,7 +268,7 @@ def zips_in(folder: Path, recursive: bool) -> list[str]:
                    if p.suffix.lower() == ".zip" and p.is_file()), key=str.casefold)
 
 
-def zip_list(names: list[str]) -> str:
+def zip_list(names: Sequence[str]) -> str:
     """"2 zip files (a.zip, b.zip)", the first three named."""
     more = f" and {len(names) - 3} more" if len(names) > 3 else ""
     return f"{len(names)} zip file{'' if len(names) == 1 else 's'} ({', '.join(names[:3])}{more})"
