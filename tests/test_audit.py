@@ -210,7 +210,6 @@ def test_a_log_whose_newest_write_was_cut_short_is_still_taken(tmp_path):
     assert found.entries == 4 and found.breaks == ["line 4: not an entry (a write cut short, or an edit)"]
 
 
-
 def test_a_log_whose_very_first_write_was_cut_short_is_still_taken(tmp_path):
     """A first line cut short (the disk full as the app started) made the log "not an audit
     log", so the app would not start on its own log; it is one bad line, as any cut write."""
