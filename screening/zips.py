@@ -15,6 +15,8 @@ from screening.errors import UserError
 
 MAX_MEMBERS, MAX_BYTES = 2000, 1_000_000_000  # images, and their bytes unpacked
 _DRIVE = re.compile(r"^[A-Za-z]:")
+_NOT_ON_WINDOWS = re.compile(r'[\x00-\x1f:<>"|?*]')  # characters no Windows file name may hold
+_DEVICE = re.compile(r"^(CON|PRN|AUX|NUL|COM[0-9\u00b9\u00b2\u00b3]|LPT[0-9\u00b9\u00b2\u00b3])(\.|$)", re.IGNORECASE)
 
 
 class ZipRefused(UserError):
@@ -29,11 +31,10 @@ def extract_images(path: Path, dest: Path) -> list[str]:
     says their images are not scored)."""
     try:
         with zipfile.ZipFile(path) as z:
-            inner = sorted((name for m in z.infolist() if not m.is_dir()
-                            and (name := unpacked_name(member_name(m))).lower().endswith(".zip")
-                            and not PurePosixPath(name).name.startswith(".")), key=str.casefold)
-            members = [(m, inside) for m in z.infolist() if not m.is_dir()
-                       and (inside := unpacked_name(member_name(m))) and may_be_image(PurePosixPath(inside))]
+            named = [(m, unpacked_name(member_name(m))) for m in z.infolist() if not m.is_dir()]
+            inner = sorted((inside for _, inside in named if inside.lower().endswith(".zip")
+                            and not PurePosixPath(inside).name.startswith(".")), key=str.casefold)
+            members = [(m, inside) for m, inside in named if inside and may_be_image(PurePosixPath(inside))]
             if len(members) > MAX_MEMBERS or sum(m.file_size for m, _ in members) > MAX_BYTES:
                 raise ZipRefused(f"{path.name}: too large (at most {MAX_MEMBERS} images, 1 GB)")
             if any(m.flag_bits & 0x1 for m, _ in members):
@@ -41,7 +42,7 @@ def extract_images(path: Path, dest: Path) -> list[str]:
             dest.mkdir(parents=True, exist_ok=True)
             for m, inside in members:
                 target = dest.joinpath(*inside.split("/"))
-                if dest.resolve() not in target.resolve().parents:  # what else Windows makes of a name ("a..."?)
+                if dest.resolve() not in target.resolve().parents:  # whatever else a system makes of a name
                     raise ZipRefused(f"{path.name}: {inside} cannot be unpacked safely; unzip it first and add the images")
                 try:  # "x": a second file of one name (or told apart only by capitals) must not replace the first
                     target.parent.mkdir(parents=True, exist_ok=True)
@@ -62,11 +63,15 @@ def extract_images(path: Path, dest: Path) -> list[str]:
 
 def unpacked_name(name: str) -> str:
     """Where a member goes under the folder it is unpacked into, as unzip tools place it: "/" and
-    "\\" both separate folders; a drive ("C:"), a leading "/", "." and ".." are dropped, and any
-    other ":" becomes "_" (on Windows "D:x.jpg" names another drive). Skipping such members
-    instead, as before, left a clinic's image out of the worklist unsaid."""
-    parts = _DRIVE.sub("", name.replace("\\", "/")).split("/")
-    return "/".join(p.replace(":", "_") for p in parts if p not in ("", ".", ".."))
+    "\\" both separate folders; a drive ("C:"), a leading "/", "." and ".." are dropped. Skipping
+    such members instead, as before, left a clinic's image out of the worklist unsaid. A name
+    Windows cannot hold, from a zip made on a Mac or Linux, is changed as Windows' unzip tools
+    change it, on every system, so a zip gives the same rows wherever it is scored: ":", "?",
+    "*", '"', "<", ">", "|" become "_" ("D:x.jpg" names another drive), trailing dots and spaces
+    go (Windows drops them), and a device name ("CON.jpg", "nul.png": the console, nowhere)
+    gets a leading "_"."""
+    parts = (_NOT_ON_WINDOWS.sub("_", p).rstrip(". ") for p in _DRIVE.sub("", name.replace("\\", "/")).split("/"))
+    return "/".join("_" + p if _DEVICE.match(p) else p for p in parts if p)
 
 
 def _legacy_encodings() -> tuple[str, ...]:
