@@ -33,7 +33,7 @@ from PIL import Image
 
 from screening import zips
 from screening.audit import AuditLog, sha256_of
-from screening.batch import find_images, identified, screen_files, zip_list
+from screening.batch import identified, listed, scan_folder, screen_files
 from screening.cli import add_malignancy_options, add_version_option, check_malignancy_options, described, run_cli
 from screening.errors import UserError
 from screening.explain import CAPTION, GradCAM
@@ -262,9 +262,9 @@ class ScreeningApp:
                 else:
                     chosen.append(_unused(staging / f.name))
                     chosen[-1].write_bytes(f.read_bytes())
-            paths = find_images(staging, recursive=True, chosen=chosen)
-            left_out = (f"Not in this report: the images inside {zip_list(inner)} (a zip within a zip is not "
-                        "opened); unzip and add them." if inner else "")
+            paths = scan_folder(staging, recursive=True, chosen=chosen).images
+            passed_over = f"the images inside {listed(inner, 'zip file')} (a zip within a zip is not opened)" if inner else ""
+            left_out = f"Not in this report: {passed_over}; unzip and add them." if inner else ""
             if not paths:
                 raise refused(f"No image files found in the upload. {left_out}".strip())
             hashes = [sha256_of(p) for p in paths] if self.audit else []  # the report's rows are in this order
@@ -274,7 +274,7 @@ class ScreeningApp:
             more = f" and {len(names) - 5} more" if len(names) > 5 else ""
             source = f"uploaded to the app: {', '.join(names[:5])}{more}"
             df, _ = screen_files(self.screener, paths, staging, out, source=source, link_images=False, progress=False,
-                                 records=work / "records" if records else None,
+                                 records=work / "records" if records else None, left_out=passed_over,
                                  on_progress=lambda done, total, step: progress(
                                      (done, total), desc=step.capitalize(), unit="images"))
         finally:

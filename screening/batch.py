@@ -15,11 +15,12 @@ import os
 import sys
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path, PurePath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from screening import __version__, dicom
 from screening.cli import (
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 
 REPORT_SUFFIXES = (".xlsx", ".csv", ".json")
 ZIP_ADVICE = "score each zip file on its own, named in place of the folder"  # a scan passes zips over
+UNREADABLE_ADVICE = "check that this account may read them (or that the network drive is there) and run it again"
 # Room kept for a report, in bytes: per image (a row; a thumbnail), per PDF record, and once.
 # Reports of 300 HAM10000 images took ~500 bytes a row (JSON, the largest), ~6.2 kB a
 # thumbnail; records took 127-205 kB (41 of 300 images_224): about four, three and at least
@@ -55,7 +57,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("folder", type=Path, help="folder of dermoscopy images, or a zip file of them")
     p.add_argument("--out", type=Path, required=True,
                    help="report path: .xlsx (Excel), .csv (the Results sheet) or .json (results and summary)")
-    p.add_argument("--recursive", action="store_true", help="include images in subfolders")
+    p.add_argument("--recursive", action="store_true", help="include images in subfolders (linked ones too)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report")
     p.add_argument("--model", type=Path, help="model bundle folder (default: the packaged model)")
     add_malignancy_options(p)
@@ -70,22 +72,63 @@ def parser() -> argparse.ArgumentParser:
 
 
 def may_be_image(path: PurePath) -> bool:
-    """By its name alone, a file :func:`find_images` looks at: an image suffix, or a name a
+    """By its name alone, a file :func:`scan_folder` looks at: an image suffix, or a name a
     DICOM export gives (not its ``DICOMDIR`` index); never a hidden file."""
     return not path.name.startswith(".") and (path.suffix.lower() in IMAGE_SUFFIXES or (
         dicom.named_as_exported(path) and path.name != dicom.INDEX_NAME))
 
 
-def find_images(folder: Path, recursive: bool, chosen: Iterable[Path] = ()) -> list[Path]:
+class Scan(NamedTuple):
+    """What a folder holds for a worklist, and what its scan passes over, to be said."""
+
+    images: list[Path]
+    zips: list[str]  # zip files, by their paths in the folder: not opened (:data:`ZIP_ADVICE`)
+    unreadable: list[str]  # subfolders that could not be opened (permissions, a network drive gone)
+
+
+def scan_folder(folder: Path, recursive: bool, chosen: Iterable[Path] = ()) -> Scan:
     """Image files by extension (case-insensitive), and DICOM files by their marker (a PACS
     export names them ``IM0001`` or by a UID, without a suffix), in a stable, case-insensitive
     path order; ``chosen`` files (in ``folder``) too, whatever their names: a file someone
     picked gets a row, if only to say it is not an image."""
-    candidates = folder.rglob("*") if recursive else folder.iterdir()
-    found = {p for p in candidates if may_be_image(p) and (
+    entries, unreadable = _entries(folder, recursive)
+    found = {p for p in entries if may_be_image(p) and (
         (p.is_file() or p.is_symlink()) if p.suffix.lower() in IMAGE_SUFFIXES  # a broken link: a row saying so
         else p.is_file() and dicom.has_marker(p))}  # is_file: never a pipe
-    return sorted(found.union(chosen), key=lambda p: (str(p.relative_to(folder)).casefold(), str(p)))
+    zips = [p.relative_to(folder).as_posix() for p in entries if p.suffix.lower() == ".zip" and p.is_file()]
+    return Scan(sorted(found.union(chosen), key=lambda p: (str(p.relative_to(folder)).casefold(), str(p))),
+                sorted(zips, key=str.casefold), unreadable)
+
+
+def _entries(folder: Path, recursive: bool) -> tuple[list[Path], list[str]]:
+    """What ``folder`` holds but its subfolders, which ``recursive`` opens in turn, and those
+    that could not be opened. Python's ``rglob`` passed over both without a word: a linked
+    folder, and one it may not read; here a linked one is opened (each real folder once, nearest
+    and then first by name, so a link back up never loops) and an unreadable one is listed."""
+    entries, unreadable, seen, pending = [], [], set(), deque([folder])
+    while pending:
+        here = pending.popleft()
+        try:
+            if (real := here.resolve()) in seen:
+                continue
+            seen.add(real)
+            with os.scandir(here) as listing:
+                inside = sorted(listing, key=lambda e: e.name)
+        except OSError:
+            if here == folder:  # the folder itself: the caller's one-line error
+                raise
+            unreadable.append(here.relative_to(folder).as_posix())
+            continue
+        for entry in inside:
+            (pending if recursive and _is_folder(entry) else entries).append(here / entry.name)
+    return entries, sorted(unreadable, key=str.casefold)
+
+
+def _is_folder(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()  # a link to a folder too
+    except OSError:
+        return False
 
 
 def identified(path: Path) -> str:
@@ -218,7 +261,7 @@ def run(args: argparse.Namespace) -> int:
             if args.records.resolve() == other.resolve():
                 raise UserError(f"--records {args.records} is {what}; give the records a folder of their own")
     if not unzip:
-        return _screen(args, folder, args.recursive, inner_zips=zips_in(folder, args.recursive))
+        return _screen(args, folder, args.recursive)
     from screening import zips
     from screening.scratch import SWEEP, private_root, sweep
 
@@ -231,14 +274,19 @@ def run(args: argparse.Namespace) -> int:
 
 def _screen(args: argparse.Namespace, folder: Path, recursive: bool, source: Path | None = None,
             inner_zips: Sequence[str] = ()) -> int:
-    """Score the images in ``folder`` (unpacked from the zip file ``source``) into ``args.out``;
-    ``inner_zips``, the zip files in it, whose images are not scored, are named at the end."""
-    paths = [p for p in find_images(folder, recursive) if p.resolve() != args.out.resolve()]
+    """Score the images in ``folder`` (unpacked from the zip file ``source``, which held the zip
+    files ``inner_zips``) into ``args.out``; what the scan passed over is named at the end."""
+    scan = scan_folder(folder, recursive)
+    paths = [p for p in scan.images if p.resolve() != args.out.resolve()]
+    zipped, unopened = [*inner_zips, *scan.zips], listed(scan.unreadable, "subfolder")
+    left_out = "; ".join([*([f"the images inside {listed(zipped, 'zip file')}"] if zipped else []),
+                          *([f"the images in {unopened}, which could not be opened"] if scan.unreadable else [])])
     if not paths:
         where = "or its subfolders " if recursive and not source else ""
-        held = f"; it holds {zip_list(inner_zips)}: {ZIP_ADVICE}" if inner_zips else ""
+        held = f"; it holds {listed(zipped, 'zip file')}: {ZIP_ADVICE}" if zipped else ""
+        shut = f"; {unopened} could not be opened: {UNREADABLE_ADVICE}" if scan.unreadable else ""
         raise UserError(f"no image files ({', '.join(s[1:] for s in IMAGE_SUFFIXES)}) in {source or folder} "
-                        f"{where}".strip() + held)
+                        f"{where}".strip() + held + shut)
 
     from screening.inference import Screener
     from screening.report import tally
@@ -248,35 +296,33 @@ def _screen(args: argparse.Namespace, folder: Path, recursive: bool, source: Pat
                         prevalence=args.prevalence)
     df, written = screen_files(screener, paths, folder, args.out, source=str(source) if source else None,
                                workers=args.workers, thumbnails=args.thumbnails, link_images=source is None,
-                               records=args.records, progress=False if args.quiet else None, start=start)
+                               records=args.records, progress=False if args.quiet else None, start=start,
+                               left_out=left_out)
     if not args.quiet:
         elapsed = time.perf_counter() - start
         print(f"{tally(df)}; {len(df) / elapsed:.1f} images/s; wrote {args.out}"
               + (f" and {written} PDF record{'' if written == 1 else 's'} in {args.records}" if args.records else ""),
               file=sys.stderr)
         print(NOTICE, file=sys.stderr)
-    if inner_zips:  # said even with --quiet: images left out of a worklist that looks complete
-        print(f"note: the images inside {zip_list(inner_zips)} in {source or folder} are not in this report; "
+    if zipped:  # said even with --quiet: images left out of a worklist that looks complete
+        print(f"note: the images inside {listed(zipped, 'zip file')} in {source or folder} are not in this report; "
               f"{ZIP_ADVICE}", file=sys.stderr)
+    if scan.unreadable:
+        them = "it" if len(scan.unreadable) == 1 else "them"
+        print(f"note: {unopened} of {folder} could not be opened, so the images in {them} are not in this report; "
+              f"{UNREADABLE_ADVICE}", file=sys.stderr)
     return 0
 
 
-def zips_in(folder: Path, recursive: bool) -> list[str]:
-    """The zip files a folder scan passes over (their images are scored only where the zip file
-    itself is given), by their paths in the folder."""
-    return sorted((p.relative_to(folder).as_posix() for p in (folder.rglob("*") if recursive else folder.iterdir())
-                   if p.suffix.lower() == ".zip" and p.is_file()), key=str.casefold)
-
-
-def zip_list(names: Sequence[str]) -> str:
+def listed(names: Sequence[str], noun: str) -> str:
     """"2 zip files (a.zip, b.zip)", the first three named."""
     more = f" and {len(names) - 3} more" if len(names) > 3 else ""
-    return f"{len(names)} zip file{'' if len(names) == 1 else 's'} ({', '.join(names[:3])}{more})"
+    return f"{len(names)} {noun}{'' if len(names) == 1 else 's'} ({', '.join(names[:3])}{more})"
 
 
 def screen_files(screener, paths: list[Path], folder: Path, out: Path, *, source: str | None = None,
                  workers: int = 2, thumbnails: bool = False, link_images: bool = True, records: Path | None = None,
-                 progress: bool | None = None, start: float | None = None,
+                 progress: bool | None = None, start: float | None = None, left_out: str = "",
                  on_progress: Callable[[int, int, str], None] | None = None) -> tuple[pd.DataFrame, int]:
     """Score ``paths`` and write the report to ``out``; the one path batch.py and the app share.
     Returns the report's rows and how many PDF records were written.
@@ -287,7 +333,8 @@ def screen_files(screener, paths: list[Path], folder: Path, out: Path, *, source
     makes each file name in the workbook open its image (not for images about to be deleted).
     ``on_progress(done, total, "scoring" or "records")`` is called after each image scored and
     each record written (the app's progress bar).
-    ``records``: a folder for the PDF records of the REFER images.
+    ``records``: a folder for the PDF records of the REFER images. ``left_out``: what the scan
+    passed over, for the Summary sheet, so that whoever reads the worklist later knows it too.
     """
     from screening import report
 
@@ -313,7 +360,7 @@ def screen_files(screener, paths: list[Path], folder: Path, out: Path, *, source
         model_name=screener.meta.get("name", ""), model_version=str(screener.meta.get("version", "")),
         model_sha256=screener.meta.get("sha256", ""), software_version=__version__,
         date=datetime.now().astimezone().isoformat(timespec="seconds"), elapsed_s=scored_s,  # the clinic's clock
-        validated=screener.validated, calibration=report.calibration_text(screener))
+        validated=screener.validated, calibration=report.calibration_text(screener), left_out=left_out)
     thumbs = previews(paths, workers, progress) if thumbnails else None
     if pdfs is not None:
         info.records = f"{len(pdfs)} in {Path(os.path.relpath(records, out.parent)).as_posix()}"

@@ -24,6 +24,7 @@ COLUMNS = ["file", "status", "predicted_class", "predicted_label", "confidence",
 PERCENT_COLUMNS = ["confidence", "malignancy_probability", *PROB_COLUMNS]
 
 RECORDS_ITEM = "PDF records (folder relative to this workbook)"
+LEFT_OUT_ITEM = "not in this report"
 
 COLUMN_HELP = {
     "file": "Image path relative to the scanned folder; in batch.py's workbook a link that opens the image.",
@@ -65,6 +66,7 @@ class RunInfo:
     validated: tuple[float, float] | None = None  # Screener.validated
     calibration: str = ""  # calibration_text
     records: str = ""  # with --records: how many PDF records, and where from the workbook
+    left_out: str = ""  # what the scan passed over (zip files, subfolders it could not open)
 
 
 def shown(text: str) -> str:
@@ -162,6 +164,7 @@ def summary(df: pd.DataFrame, info: RunInfo) -> pd.DataFrame:
         *([(CALIBRATION_ITEM, info.calibration)] if info.calibration else []),
         ("test-time augmentation", "on" if info.tta else "off"),
         ("folder", shown(info.folder)),
+        *([(LEFT_OUT_ITEM, shown(info.left_out))] if info.left_out else []),
         *([(RECORDS_ITEM, shown(info.records))] if info.records else []),
         ("model", info.model_name),
         ("model version", info.model_version),

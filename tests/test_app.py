@@ -276,6 +276,7 @@ def test_batch_scores_two_uploads_of_one_name_and_refuses_an_oversized_zip(tiny_
 def test_a_zip_within_an_uploaded_zip_is_named_as_not_in_the_report(tiny_bundle, tmp_path, image_file):
     """Its images were passed over without a word, in a worklist that looked complete."""
     import gradio as gr
+    import openpyxl
 
     from screening.app import ScreeningApp
 
@@ -288,10 +289,13 @@ def test_a_zip_within_an_uploaded_zip_is_named_as_not_in_the_report(tiny_bundle,
     with zipfile.ZipFile(only, "w") as z:
         z.write(inner, "inner.zip")
     app = ScreeningApp(tiny_bundle)
-    _, summary, table, _ = app.batch([str(outer)])
+    report, summary, table, _ = app.batch([str(outer)])
     assert list(table["file"]) == ["visit/lesion.jpg"]
     assert ("Not in this report: the images inside 1 zip file (visit.zip/day2/inner.zip) (a zip within a zip is not "
             "opened); unzip and add them.") in summary
+    items = dict(openpyxl.load_workbook(report)["Summary"].values)  # said to whoever opens the workbook later
+    assert items["not in this report"] == ("the images inside 1 zip file (visit.zip/day2/inner.zip) (a zip within a "
+                                           "zip is not opened)")
     with pytest.raises(gr.Error, match=r"No image files found in the upload\. Not in this report: .*\(only.zip/inner.zip\)"):
         app.batch([str(only)])
 

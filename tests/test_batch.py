@@ -413,6 +413,8 @@ def test_zip_files_in_a_scanned_folder_are_named_as_not_in_the_report(tiny_bundl
     err = capsys.readouterr().err
     assert err == (f"note: the images inside 3 zip files (c.zip, d.zip, e.zip) in {inbox} are not in this report; "
                    "score each zip file on its own, named in place of the folder\n")  # a subfolder's: as its images
+    summary = dict(pd.read_excel(out, sheet_name="Summary").values)  # for whoever opens the worklist later
+    assert summary["not in this report"] == "the images inside 3 zip files (c.zip, d.zip, e.zip)"
     assert main([str(inbox), "--out", str(tmp_path / "r2.xlsx"), "--model", str(tiny_bundle), "--quiet",
                  "--recursive"]) == 0
     assert "inside 4 zip files (c.zip, d.zip, e.zip and 1 more) in" in capsys.readouterr().err
@@ -425,6 +427,60 @@ def test_zip_files_in_a_scanned_folder_are_named_as_not_in_the_report(tiny_bundl
         z.write(inbox / "visit" / "lesion.jpg", "lesion.jpg")
     assert main([str(tmp_path / "outer.zip"), "--out", str(tmp_path / "r4.xlsx"), "--model", str(tiny_bundle)]) == 0
     assert f"note: the images inside 1 zip file (in/c.zip) in {tmp_path / 'outer.zip'} are not" in capsys.readouterr().err
+
+
+def test_a_subfolder_that_cannot_be_opened_is_named_as_not_in_the_report(tiny_bundle, tmp_path, capsys, monkeypatch):
+    """--recursive passed over a subfolder it may not read (Python's rglob ignores the error):
+    its images missing from a worklist that looked complete. Now named, with --quiet too."""
+    inbox = tmp_path / "inbox"
+    for sub in ("open", "locked", "open/shut"):
+        (inbox / sub).mkdir(parents=True)
+        Image.fromarray(lesion_like()).save(inbox / sub / "lesion.jpg")
+    listing = os.scandir
+
+    def scandir(path):  # root reads any folder, so the refusal is the system's answer, simulated
+        if Path(path).name in ("locked", "shut"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return listing(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    out = tmp_path / "r.xlsx"
+    assert main([str(inbox), "--out", str(out), "--model", str(tiny_bundle), "--quiet", "--recursive"]) == 0
+    assert list(pd.read_excel(out, sheet_name="Results")["file"]) == ["open/lesion.jpg"]
+    assert dict(pd.read_excel(out, sheet_name="Summary").values)["not in this report"] == (
+        "the images in 2 subfolders (locked, open/shut), which could not be opened")
+    assert capsys.readouterr().err == (
+        f"note: 2 subfolders (locked, open/shut) of {inbox} could not be opened, so the images in them are not in "
+        "this report; check that this account may read them (or that the network drive is there) and run it again\n")
+    (inbox / "open" / "lesion.jpg").unlink()  # nothing readable: the refusal says why
+    assert main([str(inbox), "--out", str(tmp_path / "r2.xlsx"), "--model", str(tiny_bundle), "--recursive"]) == 2
+    assert capsys.readouterr().err.endswith("or its subfolders; 2 subfolders (locked, open/shut) could not be opened: "
+                                            "check that this account may read them (or that the network drive is "
+                                            "there) and run it again\n")
+    monkeypatch.setattr(os, "scandir", lambda path: scandir(tmp_path / "locked"))  # the folder itself: an error
+    assert main([str(inbox), "--out", str(tmp_path / "r3.xlsx"), "--model", str(tiny_bundle)]) == 2
+    assert "screening-batch: error: [Errno 13] Permission denied" in capsys.readouterr().err
+    assert not list(tmp_path.glob("r*.xlsx"))[1:]  # r.xlsx alone
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink") or os.name == "nt", reason="folder links as Linux and macOS make them")
+def test_a_linked_subfolder_is_scanned_once_and_a_link_back_up_never_loops(tmp_path):
+    """rglob passed over a linked subfolder (a clinic's folder linked into the inbox) without
+    a word; a link to a folder already scanned, or back up to the inbox, adds nothing."""
+    from screening.batch import scan_folder
+
+    inbox, elsewhere = tmp_path / "inbox", tmp_path / "elsewhere"
+    for folder in (inbox / "visit", elsewhere):
+        folder.mkdir(parents=True)
+    for image in (inbox / "a.jpg", inbox / "visit" / "b.jpg", elsewhere / "c.jpg"):
+        image.write_bytes(b"")
+    (inbox / "linked").symlink_to(elsewhere, target_is_directory=True)
+    (inbox / "visit" / "up").symlink_to(inbox, target_is_directory=True)
+    (inbox / "visit" / "same").symlink_to(elsewhere, target_is_directory=True)
+    scan = scan_folder(inbox, recursive=True)
+    assert [p.relative_to(inbox).as_posix() for p in scan.images] == ["a.jpg", "linked/c.jpg", "visit/b.jpg"]
+    assert scan.unreadable == []
+    assert [p.name for p in scan_folder(inbox, recursive=False).images] == ["a.jpg"]
 
 
 def test_a_stop_signal_ends_a_run_like_ctrl_c_and_leaves_nothing_behind(folder, tiny_bundle, tmp_path, capsys,
@@ -534,11 +590,11 @@ def free_space(monkeypatch, free: int) -> None:
 
 def test_a_disk_without_room_for_the_report_is_said_before_any_scoring(folder, tiny_bundle, tmp_path, capsys,
                                                                        monkeypatch):
-    from screening.batch import find_images, report_room
+    from screening.batch import report_room, scan_folder
     from screening.inference import Screener
 
     monkeypatch.setattr(Screener, "score", lambda *a, **k: pytest.fail("scored, to find out only then"))
-    images = len(find_images(folder, recursive=False))
+    images = len(scan_folder(folder, recursive=False).images)
     free_space(monkeypatch, report_room(images, thumbnails=True) - 1)
     out = tmp_path / "r.xlsx"
     assert main([str(folder), "--out", str(out), "--model", str(tiny_bundle), "--thumbnails", "--quiet"]) == 2
@@ -549,9 +605,9 @@ def test_a_disk_without_room_for_the_report_is_said_before_any_scoring(folder, t
 
 def test_records_leave_the_room_the_report_needs(folder, tiny_bundle, tmp_path, capsys, monkeypatch):
     """Records are written before the report: on one disk they must not take its room."""
-    from screening.batch import ROOM, find_images, report_room
+    from screening.batch import ROOM, report_room, scan_folder
 
-    images = len(find_images(folder, recursive=False))
+    images = len(scan_folder(folder, recursive=False).images)
     free_space(monkeypatch, report_room(images, thumbnails=False) + ROOM["record"] - 1)
     out, records = tmp_path / "report.xlsx", tmp_path / "records"
     assert main([str(folder), "--out", str(out), "--model", str(tiny_bundle), "--threshold", "0",
@@ -617,10 +673,10 @@ def test_thin_entry_point_runs(tiny_bundle, folder, tmp_path):
 
 
 def test_progress_is_reported_after_every_image(tiny_bundle, folder, tmp_path):
-    from screening.batch import find_images, screen_files
+    from screening.batch import scan_folder, screen_files
     from screening.inference import Screener
 
-    paths, seen = find_images(folder, recursive=False), []
+    paths, seen = scan_folder(folder, recursive=False).images, []
     screen_files(Screener(tiny_bundle, threshold=0.0), paths, folder, tmp_path / "r.csv", records=tmp_path / "pdf",
                  on_progress=lambda *a: seen.append(a))  # a threshold of 0: every readable image gets a record
     assert seen == ([(i, len(paths), "scoring") for i in range(1, len(paths) + 1)]
@@ -630,10 +686,10 @@ def test_progress_is_reported_after_every_image(tiny_bundle, folder, tmp_path):
 @pytest.mark.parametrize("progress", [True, False])
 def test_progress_true_shows_every_bar_and_false_none_wherever_the_output_goes(tiny_bundle, folder, tmp_path,
                                                                                 capfd, progress):
-    from screening.batch import find_images, screen_files
+    from screening.batch import scan_folder, screen_files
     from screening.inference import Screener
 
-    screen_files(Screener(tiny_bundle, threshold=0.0), find_images(folder, recursive=False), folder,
+    screen_files(Screener(tiny_bundle, threshold=0.0), scan_folder(folder, recursive=False).images, folder,
                  tmp_path / "r.xlsx", records=tmp_path / "pdf", thumbnails=True, progress=progress)
     err = capfd.readouterr().err
     bars = [label for label in ("scoring [", "records [", "previews [") if label in err]
@@ -694,13 +750,13 @@ def test_a_named_pipe_in_the_folder_is_passed_over_not_opened(tmp_path):
     """Looking for DICOM files by their marker must not open a pipe: it would wait forever."""
     import threading
 
-    from screening.batch import find_images
+    from screening.batch import scan_folder
 
     os.mkfifo(tmp_path / "pipe")
     (tmp_path / "link").symlink_to(tmp_path / "pipe")
     Image.fromarray(lesion_like()).save(tmp_path / "photo.jpg")
     found = []
-    search = threading.Thread(target=lambda: found.append(find_images(tmp_path, recursive=False)), daemon=True)
+    search = threading.Thread(target=lambda: found.append(scan_folder(tmp_path, recursive=False).images), daemon=True)
     search.start()
     search.join(10)
     if search.is_alive():  # release it: a writer opening the pipe ends the reader's wait
@@ -710,13 +766,13 @@ def test_a_named_pipe_in_the_folder_is_passed_over_not_opened(tmp_path):
 
 def test_only_files_named_as_dicom_exports_are_opened_to_look_for_the_marker(tmp_path, monkeypatch):
     from screening import dicom
-    from screening.batch import find_images
+    from screening.batch import scan_folder
 
     for name in ("IM0001", "1.2.826.0.1.3680043.15", "minutes.pdf", "letter.docx", "DICOMDIR"):
         (tmp_path / name).write_bytes(bytes(128) + b"DICM")
     opened = []
     monkeypatch.setattr(dicom, "has_marker", lambda p: opened.append(p.name) or True)
-    assert [p.name for p in find_images(tmp_path, recursive=False)] == ["1.2.826.0.1.3680043.15", "IM0001"]
+    assert [p.name for p in scan_folder(tmp_path, recursive=False).images] == ["1.2.826.0.1.3680043.15", "IM0001"]
     assert sorted(opened) == ["1.2.826.0.1.3680043.15", "IM0001"]  # not each document of a shared folder
 
 
