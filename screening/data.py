@@ -29,8 +29,9 @@ from screening.info import (
 from screening.preprocessing import INPUT_SIZE, preprocess
 
 SPLITS = ("train", "val", "test")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".avif", ".heic", ".heif",
-                  *dicom.SUFFIXES)
+# .jfif and .jpe: JPEG as a browser on Windows saves a picture (Save image as...), and as older tools named it
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".jfif", ".jpe", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".avif",
+                  ".heic", ".heif", *dicom.SUFFIXES)
 
 
 class DataError(UserError):

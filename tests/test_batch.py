@@ -276,7 +276,7 @@ def test_a_report_open_in_another_program_is_refused_before_any_scoring(folder, 
     ("empty", "no image files"),
     ("file", "not a folder or a zip file"),
     ("zip_damaged", "broken.zip: not a readable zip file (damaged)"),
-    ("zip_empty", "no image files (jpg, jpeg, png, bmp"),
+    ("zip_empty", "no image files (jpg, jpeg, jfif, jpe, png, bmp"),
     ("suffix", "must end in .xlsx, .csv or .json"),
     ("out_folder", "is a folder; give a file name such as"),
     ("nodir", "does not exist"),
@@ -762,6 +762,17 @@ def test_a_named_pipe_in_the_folder_is_passed_over_not_opened(tmp_path):
     if search.is_alive():  # release it: a writer opening the pipe ends the reader's wait
         os.close(os.open(tmp_path / "pipe", os.O_WRONLY | os.O_NONBLOCK))
     assert found == [[tmp_path / "photo.jpg"]]
+
+
+def test_a_jpeg_saved_from_a_browser_on_windows_gets_a_row(tiny_bundle, tmp_path):
+    """Edge and Chrome on Windows save a JPEG as .jfif: such a file was passed over unsaid."""
+    for name in ("saved.jfif", "old.JPE"):
+        Image.fromarray(lesion_like()).save(tmp_path / name, "JPEG")
+    out = tmp_path / "out" / "r.xlsx"
+    out.parent.mkdir()
+    assert main([str(tmp_path), "--out", str(out), "--model", str(tiny_bundle), "--quiet"]) == 0
+    df = pd.read_excel(out, sheet_name="Results")
+    assert list(df["file"]) == ["old.JPE", "saved.jfif"] and set(df["status"]) == {"ok"}
 
 
 def test_only_files_named_as_dicom_exports_are_opened_to_look_for_the_marker(tmp_path, monkeypatch):
