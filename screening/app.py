@@ -264,7 +264,7 @@ class ScreeningApp:
                     chosen[-1].write_bytes(f.read_bytes())
             paths = scan_folder(staging, recursive=True, chosen=chosen).images
             passed_over = f"the images inside {listed(inner, 'zip file')} (a zip within a zip is not opened)" if inner else ""
-            left_out = f"Not in this report: {passed_over}; unzip and add them." if inner else ""
+            left_out = f"Not in this report: {passed_over}; unzip and add them." if passed_over else ""
             if not paths:
                 raise refused(f"No image files found in the upload. {left_out}".strip())
             hashes = [sha256_of(p) for p in paths] if self.audit else []  # the report's rows are in this order
