@@ -43,7 +43,7 @@ _SRGB = ImageCms.createProfile("sRGB")
 # instead of an ICC profile. Codes 1 and 2 are sRGB's primaries or unspecified: left as they
 # are. Transfer codes 13 (sRGB) and BT.709's family (1, 6, 14, 15) are read with the sRGB
 # curve; HDR curves (PQ, HLG) and others are left as they are.
-_SRGB_PRIMARIES = ((0.64, 0.33), (0.30, 0.60), (0.15, 0.06), (0.3127, 0.3290))
+_SRGB_PRIMARIES = avif.PRIMARIES[1]  # BT.709's, which sRGB shares
 _AS_SRGB_PRIMARIES = (1, 2)
 _SRGB_CURVE_TRANSFERS = (1, 6, 13, 14, 15)
 _BRADFORD = np.array([[0.8951, 0.2664, -0.1614], [-0.7502, 1.7135, 0.0367], [0.0389, -0.0685, 1.0296]])

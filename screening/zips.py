@@ -65,11 +65,11 @@ def unpacked_name(name: str) -> str:
     """Where a member goes under the folder it is unpacked into, as unzip tools place it: "/" and
     "\\" both separate folders; a drive ("C:"), a leading "/", "." and ".." are dropped. Skipping
     such members instead, as before, left a clinic's image out of the worklist unsaid. A name
-    Windows cannot hold, from a zip made on a Mac or Linux, is changed as Windows' unzip tools
-    change it, on every system, so a zip gives the same rows wherever it is scored: ":", "?",
-    "*", '"', "<", ">", "|" become "_" ("D:x.jpg" names another drive), trailing dots and spaces
-    go (Windows drops them), and a device name ("CON.jpg", "nul.png": the console, nowhere)
-    gets a leading "_"."""
+    Windows cannot hold, from a zip made on a Mac or Linux, is renamed on every system, so a zip
+    gives the same rows wherever it is scored: ":", "?", "*", '"', "<", ">", "|" and control
+    characters become "_" ("D:x.jpg" names another drive), trailing dots and spaces go (Windows
+    drops them), and a device name ("CON.jpg", "nul.png": the console, nowhere) gets a leading
+    "_"."""
     parts = (_NOT_ON_WINDOWS.sub("_", p).rstrip(". ") for p in _DRIVE.sub("", name.replace("\\", "/")).split("/"))
     return "/".join("_" + p if _DEVICE.match(p) else p for p in parts if p)
 

@@ -83,7 +83,7 @@ def test_a_name_leading_out_of_the_zip_is_unpacked_inside_it_not_left_out(tmp_pa
     ("CON.jpg", "_CON.jpg"), ("nul.png", "_nul.png"), ("sub/Lpt1.tar.jpg", "sub/_Lpt1.tar.jpg"), ("aux", "_aux"),
     ("com\u00b9.jpg", "_com\u00b9.jpg"), ("CONSOLE.jpg", "CONSOLE.jpg"), ("com10.jpg", "com10.jpg"), ("icon.jpg", "icon.jpg"),
     ("visit./a.jpg ", "visit/a.jpg"), ("con ./x.jpg", "_con/x.jpg"), (".../.hidden.jpg", ".hidden.jpg")])
-def test_a_name_windows_cannot_hold_is_changed_as_its_unzip_tools_change_it_on_every_system(name, unpacked):
+def test_a_name_windows_cannot_hold_is_renamed_alike_on_every_system(name, unpacked):
     """A zip made on a Mac ("visit 3?/mole*1.jpg") stopped on Windows with an OSError, and "CON.jpg"
     would have been written to the console there; the same rows wherever the zip is scored."""
     assert unpacked_name(name) == unpacked
