@@ -27,6 +27,9 @@ json.dump(meta, open(p, "w"), indent=2)
 PY
 cp -r "$RUN/eval_val$TTA" docs/model/validation
 cp -r "$RUN/eval_test" docs/model/test
+for split in validation test; do  # figures by sex, age, body site...: from the saved predictions
+    python -m screening.subgroups docs/model/$split --metadata "$HAM/HAM10000_metadata.csv" > /dev/null
+done
 cp docs/model/validation/{confusion_matrix,roc,reliability}.png screening/models/default/
 python -m screening.model_card --model screening/models/default --validation docs/model/validation \
     --test docs/model/test --notes build/default_model_notes.md --out MODEL_CARD.md

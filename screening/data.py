@@ -38,20 +38,26 @@ class DataError(UserError):
     """A problem with the dataset files; the message names the path."""
 
 
+def read_table(path: Path, what: str = "labels") -> pd.DataFrame:
+    """A CSV of text cells, as a spreadsheet saves one: semicolons (Excel where the decimal mark
+    is a comma) or tabs between columns, spaces around cells."""
+    if not path.is_file():
+        raise DataError(f"{what} file not found: {path}")
+    try:
+        df = pd.read_csv(path, dtype=str)
+        if len(df.columns) == 1 and (sep := next((c for c in ";\t" if c in df.columns[0]), None)):
+            df = pd.read_csv(path, dtype=str, sep=sep)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: not a readable CSV ({err})") from None
+    return df.rename(columns=str.strip).apply(lambda column: column.str.strip())
+
+
 def read_labels(csv_path: str | Path, columns: Sequence[str] = ("image_id", "dx"),
                 diagnoses: Sequence[str] = CLASS_CODES) -> pd.DataFrame:
     """Read a labels CSV (the HAM10000 metadata or any ``image_id,dx`` file) and check that
     each ``dx`` is one of ``diagnoses``."""
     path = Path(csv_path)
-    if not path.is_file():
-        raise DataError(f"labels file not found: {path}")
-    try:
-        df = pd.read_csv(path, dtype=str)
-        if len(df.columns) == 1 and (sep := next((c for c in ";\t" if c in df.columns[0]), None)):
-            df = pd.read_csv(path, dtype=str, sep=sep)  # Excel's CSV where the decimal mark is a comma; a pasted table
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise DataError(f"{path}: not a readable CSV ({err})") from None
-    df = df.rename(columns=str.strip).apply(lambda column: column.str.strip())  # cells typed in a spreadsheet
+    df = read_table(path)
     if "dx" in df.columns:
         df["dx"] = df["dx"].str.lower()  # MEL, as ISIC writes the codes
     if "image_id" not in df.columns and "image" in df.columns and set(ISIC_ONE_HOT) & set(df.columns):

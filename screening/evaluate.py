@@ -31,7 +31,6 @@ from screening.info import CLASS_CODES, NOTICE, OUTCOMES
 from screening.metrics import (
     IDENTITY,
     MALIGNANCY_BINS,
-    auroc,
     binned,
     bootstrap_intervals,
     calibration_error,
@@ -39,10 +38,9 @@ from screening.metrics import (
     is_malignant,
     malignancy,
     malignancy_figures,
-    percentile_intervals,
+    malignancy_intervals,
     recall_intervals,
     referral_intervals,
-    resamples_of,
     sensitivity_specificity,
     softmax,
     summary,
@@ -237,12 +235,11 @@ def outcome_metrics(positive: np.ndarray, score: np.ndarray, unscaled: np.ndarra
     intervals, and the malignancy probability's calibration error. Sensitivity and specificity
     get Wilson intervals, as class recalls do: a clinic's check may hold a dozen malignant
     lesions, all referred, and a bootstrap would give (1.000-1.000)."""
-    draws = [{"malignant_auroc": auroc(positive[i], score[i])} for i in resamples_of(len(positive), groups, RESAMPLES)]
     return {"n": len(positive), "labels_kind": "outcome", "malignant": int(positive.sum()), "threshold": threshold,
             **malignancy_figures(positive, score, threshold),
             "malignancy_ece": calibration_error(binned(score, positive, MALIGNANCY_BINS)),
             "malignancy_ece_uncalibrated": calibration_error(binned(unscaled, positive, MALIGNANCY_BINS)),
-            "intervals": {**percentile_intervals(draws), **referral_intervals(positive, score, threshold, groups)},
+            "intervals": malignancy_intervals(positive, score, threshold, groups, RESAMPLES),
             "interval_method": (f"95% intervals; sensitivity and specificity: Wilson score interval with the malignant "
                                 f"and the benign {unit} as the sample size; AUROC: percentile bootstrap, {RESAMPLES} "
                                 f"resamples of {unit} (seed 0)")}

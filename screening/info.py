@@ -54,6 +54,22 @@ ISIC_OUTCOME_COLUMNS = ("benign_malignant", "diagnosis_1", "target")
 ISIC_OUTCOME_VALUES: dict[str, str] = {"benign": "benign", "malignant": "malignant", "0": "benign", "1": "malignant"}
 
 
+#: Subgroups of the metadata that ``screening.subgroups`` gives figures for: per kind, the
+#: columns that may hold it (HAM10000's name first, then the ISIC Archive's), and how values are
+#: shown. HAM10000's fifteen body sites are gathered into regions (a validation split holds a
+#: handful of ears); a value not listed is shown as it is, a missing one as ``unknown``.
+SUBGROUPS: dict[str, dict] = {
+    "sex": {"columns": ("sex",)},
+    "age": {"columns": ("age", "age_approx"), "bands": (30, 50, 70)},
+    "body site": {"columns": ("localization", "anatom_site_general_challenge", "anatom_site_general"),
+                  "regions": {"head and neck": ("face", "scalp", "ear", "neck"),
+                              "trunk": ("back", "trunk", "chest", "abdomen"),
+                              "hands and feet": ("hand", "foot", "acral")}},
+    "diagnosis confirmed by": {"columns": ("dx_type", "diagnosis_confirm_type"),
+                               "names": {"histo": "histopathology", "follow_up": "follow-up (unchanged)",
+                                         "consensus": "expert consensus", "confocal": "confocal microscopy"}},
+}
+
 def label_of(code: str) -> str:
     """How a class is shown to people: its name, then its code."""
     return f"{CLASS_NAMES[code]} ({code})"

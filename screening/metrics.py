@@ -210,6 +210,15 @@ def bootstrap_intervals(
     return percentile_intervals(draws, level)
 
 
+def malignancy_intervals(positive: np.ndarray, score: np.ndarray, threshold: float, groups: Sequence | None = None,
+                         resamples: int = 1000, seed: int = 0) -> dict[str, list[float]]:
+    """95% intervals for :func:`malignancy_figures`: AUROC by percentile bootstrap (of lesions,
+    ``groups``, if given), sensitivity and specificity by Wilson's (:func:`referral_intervals`)."""
+    positive, score = np.asarray(positive, dtype=bool), np.asarray(score)
+    draws = [{"malignant_auroc": auroc(positive[i], score[i])} for i in resamples_of(len(positive), groups, resamples, seed)]
+    return {**percentile_intervals(draws), **referral_intervals(positive, score, threshold, groups)}
+
+
 def wilson_interval(successes: float, n: float, level: float = 0.95) -> list[float]:
     """Wilson score interval for a proportion. Unlike the percentile bootstrap it stays open
     at 0 of n and n of n: 11 of 11 correct gives (0.74, 1.00), not (1.00, 1.00)."""

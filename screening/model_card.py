@@ -18,6 +18,7 @@ from screening.cli import described, run_cli
 from screening.data import parse_prefer
 from screening.evaluate import figure, interval_note, operating_points_table, with_interval
 from screening.info import CLASS_CODES, CLASS_NAMES, DATASET, MALIGNANT, NOTICE
+from screening.subgroups import AUROC_LESIONS, table
 from screening.train import command_for, split_seed
 
 
@@ -64,6 +65,20 @@ def _metrics_table(m: dict) -> list[str]:
           f"{figure(v['f1'])} | {v['support']} |" for c, v in m["per_class"].items()],
         "", *interval_note(m),
     ]
+
+
+def _subgroups(evaluation: Path, rel) -> list[str]:
+    """The ``screening.subgroups`` table of an evaluation, where it has one."""
+    path = evaluation / "subgroups.json"
+    if not path.is_file():
+        return []
+    result = json.loads(path.read_text())
+    return ["### By subgroup",
+            (f"`python -m screening.subgroups {rel(evaluation)} --metadata HAM10000_metadata.csv`; "
+             f"sensitivity and specificity at {result['threshold']:.3f} with Wilson's 95% interval, counting "
+             f"{result['unit']}; AUROC with a percentile bootstrap of {result['unit']}, none for a group of fewer "
+             f"than {AUROC_LESIONS} malignant or benign {result['unit']}."), "",
+            *table(result), "", f"![by subgroup]({rel(evaluation / 'subgroups.png')})", ""]
 
 
 def render(meta: dict, validation: Path, test: Path | None, out: Path, notes: str = "") -> str:
@@ -122,12 +137,13 @@ def render(meta: dict, validation: Path, test: Path | None, out: Path, notes: st
         f"![confusion matrix]({rel(validation / 'confusion_matrix.png')})",
         f"![ROC]({rel(validation / 'roc.png')})",
         f"![reliability]({rel(validation / 'reliability.png')})", "",
+        *_subgroups(validation, rel),
     ]
     if test is not None:
         tm = json.loads((test / "metrics.json").read_text())
         lines += ["## Hold-out test metrics (scored once)",
                   "Lesions never used for training or any choice above.", "", *_metrics_table(tm), "",
-                  f"![confusion matrix]({rel(test / 'confusion_matrix.png')})", ""]
+                  f"![confusion matrix]({rel(test / 'confusion_matrix.png')})", "", *_subgroups(test, rel)]
     lines += [
         "## Limitations",
         "- Dermoscopic images only; clinical (non-dermoscopic) photographs are out of scope.",

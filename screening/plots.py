@@ -125,3 +125,35 @@ def _save(fig, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+SUBGROUP_PANELS = (("sensitivity", "Sensitivity at the threshold"), ("specificity", "Specificity at the threshold"),
+                   ("malignant_auroc", "Malignant-vs-benign AUROC"))
+
+
+def subgroups_png(result: dict, path: Path) -> None:
+    """A forest plot of ``screening.subgroups``' result: per group, each figure with its 95%
+    interval, the dashed line at the figure for all images; a kind of subgroup heads its groups."""
+    rows: list[tuple[str, dict | None]] = [("all", result["overall"])]
+    for name, groups in result["subgroups"].items():
+        rows += [(name, None), *((f"  {group}", r) for group, r in groups.items())]
+    fig, axes = plt.subplots(1, len(SUBGROUP_PANELS), sharey=True, figsize=(13, 1.2 + 0.26 * len(rows)))
+    y = np.arange(len(rows))[::-1]
+    for ax, (key, title) in zip(axes, SUBGROUP_PANELS):
+        for yi, (_, r) in zip(y, rows):
+            if r is None or np.isnan(r[key]):
+                continue
+            lo, hi = r["intervals"][key]
+            ax.errorbar(r[key], yi, xerr=[[r[key] - lo], [hi - r[key]]], fmt="o", color="tab:blue", ms=4, capsize=2)
+        ax.axvline(result["overall"][key], color="grey", linestyle="--", linewidth=1)
+        ax.set_xlim(0, 1.02)
+        ax.set_title(title, fontsize=10)
+        ax.grid(axis="x", alpha=0.3)
+    labels = [label if r is None else f"{label} ({r['malignant_lesions']}/{r['benign_lesions']})" for label, r in rows]
+    axes[0].set_yticks(y, labels, fontsize=8)
+    for tick, (_, r) in zip(axes[0].get_yticklabels(), rows):
+        tick.set_fontweight("bold" if r is None else "normal")
+    axes[0].set_ylim(-0.7, len(rows) - 0.3)
+    fig.suptitle(f"By subgroup (in brackets: malignant / benign {result['unit']}); threshold "
+                 f"{result['threshold']:.3f}", fontsize=10)
+    _save(fig, path)

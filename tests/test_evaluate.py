@@ -216,6 +216,7 @@ def test_an_unreadable_image_is_left_out_and_named_not_the_hours_of_scoring(tiny
 
 def test_model_card_draft_uses_bundle_and_metrics(tiny_bundle, tmp_path):
     from screening.model_card import main as card_main
+    from screening.subgroups import main as subgroups_main
 
     images = labelled(tmp_path, ["mel", "nv", "bcc", "nv"])
     assert main(["--model", str(tiny_bundle), "--images", str(images), "--labels", str(tmp_path / "l.csv"),
@@ -239,6 +240,16 @@ def test_model_card_draft_uses_bundle_and_metrics(tiny_bundle, tmp_path):
     assert "### Other operating points" in text and f"| 0.95 | {m['operating_points'][3]['threshold']:.3f} |" in text
     assert "Training uses the `images_200x150` copy" in text and "test use each image's best copy" in text
     assert text.index("## Calibration") < text.index("## Why this recipe\nHand-written.") < text.index("## Validation")
+    assert "### By subgroup" not in text  # no subgroups.json in the evaluation
+    pd.DataFrame({"image_id": ["I0", "I1", "I2", "I3"], "sex": ["male", "female", "male", "female"]}).to_csv(
+        tmp_path / "meta.csv", index=False)
+    assert subgroups_main([str(tmp_path / "val"), "--metadata", str(tmp_path / "meta.csv"), "--resamples", "10"]) == 0
+    assert card_main(["--model", str(tiny_bundle.parent / "card_bundle"), "--validation", str(tmp_path / "val"),
+                      "--out", str(out)]) == 0
+    text = out.read_text()
+    assert text.index("## Validation") < text.index("### By subgroup") < text.index("## Limitations")
+    assert "| **sex** (`sex`) | | | | | | |" in text and "| male | 2 | 2 / 0 | 100.0% | 1.000 (" in text
+    assert "(val/subgroups.png)" in text
 
 
 def test_an_isic_ground_truth_file_gives_the_same_evaluation_as_image_id_dx(tiny_bundle, tmp_path):
