@@ -78,6 +78,12 @@ def may_be_image(path: PurePath) -> bool:
         dicom.named_as_exported(path) and path.name != dicom.INDEX_NAME))
 
 
+def may_be_zip(path: PurePath) -> bool:
+    """By its name alone, a zip file a scan names as not opened; never a hidden one, as no image
+    is (a Mac writes ``._clinic.zip``, holding no images, beside each zip it copies to a stick)."""
+    return not path.name.startswith(".") and path.suffix.lower() == ".zip"
+
+
 class Scan(NamedTuple):
     """What a folder holds for a worklist, and what its scan passes over, to be said."""
 
@@ -95,7 +101,7 @@ def scan_folder(folder: Path, recursive: bool, chosen: Iterable[Path] = ()) -> S
     found = {p for p in entries if may_be_image(p) and (
         (p.is_file() or p.is_symlink()) if p.suffix.lower() in IMAGE_SUFFIXES  # a broken link: a row saying so
         else p.is_file() and dicom.has_marker(p))}  # is_file: never a pipe
-    zips = [p.relative_to(folder).as_posix() for p in entries if p.suffix.lower() == ".zip" and p.is_file()]
+    zips = [p.relative_to(folder).as_posix() for p in entries if may_be_zip(p) and p.is_file()]
     return Scan(sorted(found.union(chosen), key=lambda p: (str(p.relative_to(folder)).casefold(), str(p))),
                 sorted(zips, key=str.casefold), unreadable)
 

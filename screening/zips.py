@@ -10,7 +10,7 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-from screening.batch import may_be_image
+from screening.batch import may_be_image, may_be_zip
 from screening.errors import UserError
 
 MAX_MEMBERS, MAX_BYTES = 2000, 1_000_000_000  # images, and their bytes unpacked
@@ -32,8 +32,7 @@ def extract_images(path: Path, dest: Path) -> list[str]:
     try:
         with zipfile.ZipFile(path) as z:
             named = [(m, unpacked_name(member_name(m))) for m in z.infolist() if not m.is_dir()]
-            inner = sorted((inside for _, inside in named if inside.lower().endswith(".zip")
-                            and not PurePosixPath(inside).name.startswith(".")), key=str.casefold)
+            inner = sorted((inside for _, inside in named if may_be_zip(PurePosixPath(inside))), key=str.casefold)
             members = [(m, inside) for m, inside in named if inside and may_be_image(PurePosixPath(inside))]
             if len(members) > MAX_MEMBERS or sum(m.file_size for m, _ in members) > MAX_BYTES:
                 raise ZipRefused(f"{path.name}: too large (at most {MAX_MEMBERS} images, 1 GB)")

@@ -404,7 +404,7 @@ def test_zip_files_in_a_scanned_folder_are_named_as_not_in_the_report(tiny_bundl
     (inbox / "visit").mkdir(parents=True)
     Image.fromarray(lesion_like()).save(inbox / "a.jpg")
     Image.fromarray(lesion_like()).save(inbox / "visit" / "lesion.jpg")
-    for name in ("visit/B.ZIP", "c.zip", "d.zip", "e.zip"):
+    for name in ("visit/B.ZIP", "c.zip", "d.zip", "e.zip", "._c.zip"):  # the last a Mac's: hidden, as an image would be
         with zipfile.ZipFile(inbox / name, "w") as z:
             z.writestr("x.jpg", b"not scored from here")
     out = tmp_path / "r.xlsx"
@@ -424,6 +424,7 @@ def test_zip_files_in_a_scanned_folder_are_named_as_not_in_the_report(tiny_bundl
                                             "file on its own, named in place of the folder\n")
     with zipfile.ZipFile(tmp_path / "outer.zip", "w") as z:  # a zip within a zip: named alike
         z.write(inbox / "c.zip", "in/c.zip")
+        z.write(inbox / "._c.zip", "__MACOSX/in/._c.zip")
         z.write(inbox / "visit" / "lesion.jpg", "lesion.jpg")
     assert main([str(tmp_path / "outer.zip"), "--out", str(tmp_path / "r4.xlsx"), "--model", str(tiny_bundle)]) == 0
     assert f"note: the images inside 1 zip file (in/c.zip) in {tmp_path / 'outer.zip'} are not" in capsys.readouterr().err
