@@ -267,16 +267,15 @@ class ScreeningApp:
             left_out = f"Not in this report: {passed_over}; unzip and add them." if passed_over else ""
             if not paths:
                 raise refused(f"No image files found in the upload. {left_out}".strip())
-            hashes = [sha256_of(p) for p in paths] if self.audit else []  # the report's rows are in this order
             stamp = time.strftime("%Y%m%d-%H%M%S")
             out = work / f"skinscreen-report-{stamp}.xlsx"
             names = [Path(f).name for f in files]
             more = f" and {len(names) - 5} more" if len(names) > 5 else ""
             source = f"uploaded to the app: {', '.join(names[:5])}{more}"
-            df, _ = screen_files(self.screener, paths, staging, out, source=source, link_images=False, progress=False,
-                                 records=work / "records" if records else None, left_out=passed_over,
-                                 on_progress=lambda done, total, step: progress(
-                                     (done, total), desc=step.capitalize(), unit="images"))
+            df, _, _, hashes = screen_files(
+                self.screener, paths, staging, out, source=source, link_images=False, progress=False,
+                records=work / "records" if records else None, left_out=passed_over,
+                on_progress=lambda done, total, step: progress((done, total), desc=step.capitalize(), unit="images"))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         bundle = None

@@ -23,6 +23,7 @@ from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, NamedTuple
 
 from screening import __version__, dicom
+from screening.audit import sha256_of
 from screening.cli import (
     add_malignancy_options,
     add_scoring_options,
@@ -258,6 +259,10 @@ def run(args: argparse.Namespace) -> int:
     if not folder.is_dir() and not unzip:
         raise UserError(f"not a folder or a zip file: {folder}")
     check_output(args.out, args.overwrite)
+    if keeps_reviews(args.out):  # a workbook it could not read the notes of: said before the scoring
+        from screening import reviews
+
+        reviews.check(args.out)
     if args.thumbnails and args.out.suffix.lower() != ".xlsx":
         raise UserError("--thumbnails needs an Excel report (.xlsx)")
     check_malignancy_options(args)
@@ -300,16 +305,18 @@ def _screen(args: argparse.Namespace, folder: Path, recursive: bool, source: Pat
     start = time.perf_counter()
     screener = Screener(args.model, threshold=args.threshold, tta=args.tta, batch_size=args.batch_size,
                         prevalence=args.prevalence)
-    df, written = screen_files(screener, paths, folder, args.out, source=str(source) if source else None,
-                               workers=args.workers, thumbnails=args.thumbnails, link_images=source is None,
-                               records=args.records, progress=False if args.quiet else None, start=start,
-                               left_out=left_out)
+    df, written, notes, _ = screen_files(
+        screener, paths, folder, args.out, source=str(source) if source else None, workers=args.workers,
+        thumbnails=args.thumbnails, link_images=source is None, records=args.records,
+        progress=False if args.quiet else None, start=start, left_out=left_out)
     if not args.quiet:
         elapsed = time.perf_counter() - start
         print(f"{tally(df)}; {len(df) / elapsed:.1f} images/s; wrote {args.out}"
               + (f" and {written} PDF record{'' if written == 1 else 's'} in {args.records}" if args.records else ""),
               file=sys.stderr)
         print(NOTICE, file=sys.stderr)
+    if notes:  # said even with --quiet: where the reader's notes went
+        print(f"note: reviews: {notes}", file=sys.stderr)
     if zipped:  # said even with --quiet: images left out of a worklist that looks complete
         print(f"note: the images inside {listed(zipped, 'zip file')} in {source or folder} are not in this report; "
               f"{ZIP_ADVICE}", file=sys.stderr)
@@ -326,12 +333,27 @@ def listed(names: Sequence[str], noun: str) -> str:
     return f"{len(names)} {noun}{'' if len(names) == 1 else 's'} ({', '.join(names[:3])}{more})"
 
 
+def keeps_reviews(out: Path) -> bool:
+    """A worklist ``out`` replaces whose reader's notes are carried over (:mod:`screening.reviews`)."""
+    return out.suffix.lower() == ".xlsx" and out.exists()
+
+
+class Screened(NamedTuple):
+    """What :func:`screen_files` did."""
+
+    rows: pd.DataFrame  # the report's rows
+    records: int  # PDF records written
+    reviews: str  # where the notes of the worklist it replaced went ("" where there were none)
+    hashes: list[str]  # each file's SHA-256, in the rows' order
+
+
 def screen_files(screener, paths: list[Path], folder: Path, out: Path, *, source: str | None = None,
                  workers: int = 2, thumbnails: bool = False, link_images: bool = True, records: Path | None = None,
                  progress: bool | None = None, start: float | None = None, left_out: str = "",
-                 on_progress: Callable[[int, int, str], None] | None = None) -> tuple[pd.DataFrame, int]:
+                 on_progress: Callable[[int, int, str], None] | None = None) -> Screened:
     """Score ``paths`` and write the report to ``out``; the one path batch.py and the app share.
-    Returns the report's rows and how many PDF records were written.
+    A worklist ``out`` replaces gives its reader's notes to the new one (read just before the
+    writing: notes written during the scoring are kept too).
 
     ``source`` is what the report names as scanned (default ``folder``; a zip file or uploads
     are scored in a temporary one). ``progress``: a bar on a terminal (None), never (False) or always (True); ``start``
@@ -342,7 +364,7 @@ def screen_files(screener, paths: list[Path], folder: Path, out: Path, *, source
     ``records``: a folder for the PDF records of the REFER images. ``left_out``: what the scan
     passed over, for the Summary sheet, so that whoever reads the worklist later knows it too.
     """
-    from screening import report
+    from screening import report, reviews
 
     start = time.perf_counter() if start is None else start
     room = report_room(len(paths), thumbnails)
@@ -370,8 +392,18 @@ def screen_files(screener, paths: list[Path], folder: Path, out: Path, *, source
     thumbs = previews(paths, workers, progress) if thumbnails else None
     if pdfs is not None:
         info.records = f"{len(pdfs)} in {Path(os.path.relpath(records, out.parent)).as_posix()}"
-    report.write(df, out, info, thumbs, paths if link_images else None, pdfs)
-    return df, len(pdfs or ())
+    hashes = [_sha256(p) for p in paths]
+    notes = reviews.read(out) if keeps_reviews(out) else None
+    report.write(df, out, info, thumbs, paths if link_images else None, pdfs, notes, hashes)
+    return Screened(df, len(pdfs or ()), info.reviews, hashes)
+
+
+def _sha256(path: Path) -> str:
+    """The file's SHA-256; "" for one that cannot be read (a broken link, no permission: its row says so)."""
+    try:
+        return sha256_of(path)
+    except OSError:
+        return ""
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,6 +25,7 @@ from pathlib import Path
 import keras
 
 from screening import __version__, augmentation, layers  # noqa: F401  (register custom layers for loading)
+from screening.audit import sha256_of
 from screening.errors import UserError
 from screening.info import CLASS_CODES, CLASS_NAMES, MALIGNANT
 from screening.preprocessing import INPUT_SIZE, SCALING
@@ -42,14 +43,6 @@ ZEROS = {"module": "keras.initializers", "class_name": "Zeros", "config": {}, "r
 
 class BundleError(UserError):
     """A model path that is not a valid SkinScreen bundle; the message says why."""
-
-
-def sha256_of(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def decision_digest(meta: dict) -> str:

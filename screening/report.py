@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import pandas as pd
 
+from screening import reviews
 from screening.files import write_atomically
 from screening.inference import Result, Screener
 from screening.info import CLASS_CODES, CLASS_NAMES, MALIGNANT, NOTICE
@@ -44,9 +45,12 @@ COLUMN_HELP = {
     "error": "Why the file could not be scored (status error).",
     "dicom": ("A DICOM file's patient ID, study date and body site, from its header, to match the row to the "
               "patient (its file name, such as IM0001, does not); empty for other images."),
-    "review": "Left blank for the reader's decision or notes (Excel only); SkinScreen never fills it.",
+    "review": ("For the reader's decision or notes (Excel only). SkinScreen writes none; batch.py --overwrite "
+               f"carries each to the same image in the new worklist (the rest: sheet '{reviews.SHEET}')."),
     "record": "A link to the referred image's one-page PDF record (with --records).",
     "thumbnail": "A small preview of the image (with --thumbnails).",
+    reviews.HASH: ("Hidden: the SHA-256 of the file's bytes (what sha256sum prints), which image the row is, "
+                   "whatever its name; a review note follows it."),
 }
 
 
@@ -67,6 +71,7 @@ class RunInfo:
     calibration: str = ""  # calibration_text
     records: str = ""  # with --records: how many PDF records, and where from the workbook
     left_out: str = ""  # what the scan passed over (zip files, subfolders it could not open)
+    reviews: str = ""  # notes carried over from the worklist this one replaces (reviews.summary_text)
 
 
 def shown(text: str) -> str:
@@ -165,6 +170,7 @@ def summary(df: pd.DataFrame, info: RunInfo) -> pd.DataFrame:
         ("test-time augmentation", "on" if info.tta else "off"),
         ("folder", shown(info.folder)),
         *([(LEFT_OUT_ITEM, shown(info.left_out))] if info.left_out else []),
+        *([(reviews.ITEM, info.reviews)] if info.reviews else []),
         *([(RECORDS_ITEM, shown(info.records))] if info.records else []),
         ("model", info.model_name),
         ("model version", info.model_version),
@@ -193,14 +199,15 @@ def triage(df: pd.DataFrame) -> pd.DataFrame:
     }).reset_index(drop=True)
 
 
-def excel_extras(thumbnails: bool, records: bool = False) -> list[str]:
+def excel_extras(thumbnails: bool, records: bool = False, hashes: bool = False) -> list[str]:
     """Columns the workbook adds after ``COLUMNS``: a blank one for the reader, then links to
-    the PDF records, then previews."""
-    return ["review", *(["record"] if records else []), *(["thumbnail"] if thumbnails else [])]
+    the PDF records, previews, and each file's SHA-256."""
+    return ["review", *(["record"] if records else []), *(["thumbnail"] if thumbnails else []),
+            *([reviews.HASH] if hashes else [])]
 
 
-def about(thumbnails: bool, records: bool = False) -> pd.DataFrame:
-    cols = COLUMNS + excel_extras(thumbnails, records)
+def about(thumbnails: bool, records: bool = False, hashes: bool = False) -> pd.DataFrame:
+    cols = COLUMNS + excel_extras(thumbnails, records, hashes)
     items = [("NOTICE", NOTICE), ("", "")]
     items += [(c, COLUMN_HELP[c]) for c in cols]
     items += [("", ""), ("class legend", "")]
@@ -209,10 +216,13 @@ def about(thumbnails: bool, records: bool = False) -> pd.DataFrame:
 
 
 def write(df: pd.DataFrame, out: Path, info: RunInfo, thumbnails: dict[int, bytes] | None = None,
-          images: Sequence[Path] | None = None, records: dict[int, Path] | None = None) -> None:
+          images: Sequence[Path] | None = None, records: dict[int, Path] | None = None,
+          notes: pd.DataFrame | None = None, hashes: Sequence[str] | None = None) -> None:
     """Write CSV or Excel (by suffix), never leaving a half-written or clobbered report. In the
-    workbook, with ``images`` (one per row) each file name links to its image, and with
-    ``records`` (row -> PDF) a ``record`` column links to the PDF records."""
+    workbook, with ``images`` (one per row) each file name links to its image, with ``records``
+    (row -> PDF) a ``record`` column links to the PDF records, ``hashes`` (one per row) fill
+    a ``sha256`` column, and ``notes`` (``reviews.read`` of the worklist it replaces) go back to
+    their images' rows (by name and hash) or to a sheet of their own."""
     if out.suffix.lower() == ".csv":
         # with a byte-order mark: Excel reads a CSV without one in the computer's legacy code page,
         # and "Müller.jpg" showed as "MÃ¼ller.jpg"
@@ -223,7 +233,11 @@ def write(df: pd.DataFrame, out: Path, info: RunInfo, thumbnails: dict[int, byte
     else:
         links = [link_to(image, out.parent) for image in images] if images is not None else None
         pdfs = {i: link_to(pdf, out.parent) for i, pdf in records.items()} if records is not None else None
-        write_atomically(out, lambda tmp: _write_excel(df, tmp, info, thumbnails, links, pdfs))
+        carried, kept = (reviews.carry(df["file"], hashes or [""] * len(df), notes) if notes is not None and len(notes)
+                         else ({}, None))
+        if carried or kept is not None:
+            info.reviews = reviews.summary_text(len(carried), len(kept))
+        write_atomically(out, lambda tmp: _write_excel(df, tmp, info, thumbnails, links, pdfs, carried, kept, hashes))
 
 
 def as_json(df: pd.DataFrame, info: RunInfo, records: dict[int, str] | None = None) -> str:
@@ -259,7 +273,9 @@ def link_to(image: Path, folder: Path) -> str:
 
 
 def _write_excel(df: pd.DataFrame, path: Path, info: RunInfo, thumbnails: dict[int, bytes] | None,
-                 links: list[str] | None = None, records: dict[int, str] | None = None) -> None:
+                 links: list[str] | None = None, records: dict[int, str] | None = None,
+                 carried: dict[int, object] | None = None, kept: pd.DataFrame | None = None,
+                 hashes: Sequence[str] | None = None) -> None:
     from openpyxl.drawing.image import Image as XLImage
     from openpyxl.formatting.rule import FormulaRule
     from openpyxl.styles import Alignment, Font, PatternFill
@@ -268,7 +284,10 @@ def _write_excel(df: pd.DataFrame, path: Path, info: RunInfo, thumbnails: dict[i
     with pd.ExcelWriter(path, engine="openpyxl") as writer:
         df.to_excel(writer, sheet_name="Results", index=False)
         summary(df, info).to_excel(writer, sheet_name="Summary", index=False)
-        about(bool(thumbnails), records is not None).to_excel(writer, sheet_name="About", index=False)
+        about(bool(thumbnails), records is not None, hashes is not None).to_excel(writer, sheet_name="About",
+                                                                                  index=False)
+        if kept is not None and len(kept):
+            kept.to_excel(writer, sheet_name=reviews.SHEET, index=False)
         book = writer.book
         ws = book["Results"]
         ws.freeze_panes = "B2"
@@ -298,12 +317,22 @@ def _write_excel(df: pd.DataFrame, path: Path, info: RunInfo, thumbnails: dict[i
         for row, target in enumerate(links or [], start=2):  # a click opens the image in the system's viewer
             cell = ws.cell(row=row, column=1)
             cell.hyperlink, cell.style = target, "Hyperlink"
-        extras = excel_extras(bool(thumbnails), records is not None)
+        extras = excel_extras(bool(thumbnails), records is not None, hashes is not None)
         for j, name in enumerate(extras, start=len(COLUMNS) + 1):
             letter = get_column_letter(j)
             ws[f"{letter}1"] = name
             ws[f"{letter}1"].font = Font(bold=True)
-            ws.column_dimensions[letter].width = 30 if name == "review" else 12
+            ws.column_dimensions[letter].width = {"review": 30, reviews.HASH: 66}.get(name, 12)
+        if hashes is not None:  # hidden as the empty dicom column is: for matching, not reading; not printed
+            column = len(COLUMNS) + extras.index(reviews.HASH) + 1
+            ws.column_dimensions[get_column_letter(column)].hidden = True
+            for i, digest in enumerate(hashes):
+                ws.cell(row=i + 2, column=column, value=digest)
+        review = len(COLUMNS) + extras.index("review") + 1
+        for i, note in (carried or {}).items():
+            cell = ws.cell(row=i + 2, column=review, value=note)
+            if cell.data_type == "f":  # a note that starts with "=" stays the text the reader wrote
+                cell.data_type = "s"
         if records:
             column = len(COLUMNS) + extras.index("record") + 1
             for i, target in records.items():
@@ -344,3 +373,9 @@ def _write_excel(df: pd.DataFrame, path: Path, info: RunInfo, thumbnails: dict[i
                 lines = -(-len(str(cell.value or "")) // (width - 4))  # spreadsheet programs keep the height
                 if lines > 1:                                          # openpyxl writes, so wrapped text needs room
                     sheet.row_dimensions[cell.row].height = ROW_HEIGHT * lines
+        if reviews.SHEET in book.sheetnames:
+            sheet = book[reviews.SHEET]
+            for j, name in enumerate(reviews.COLUMNS, start=1):
+                sheet.cell(row=1, column=j).font = Font(bold=True)
+                sheet.column_dimensions[get_column_letter(j)].width = {"file": 40, "review": 50, reviews.HASH: 66}.get(
+                    name, 26)

@@ -1,6 +1,7 @@
 """batch.py end to end on a folder of generated images and broken files."""
 
 import errno
+import hashlib
 import io
 import json
 import os
@@ -91,7 +92,7 @@ def test_errors_have_readable_messages(xlsx):
     assert "decompression bomb" in err["n_bomb.png"]
 
 
-def test_workbook_formatting(xlsx):
+def test_workbook_formatting(xlsx, folder):
     wb = openpyxl.load_workbook(xlsx)
     assert wb.sheetnames == ["Results", "Summary", "About"]
     ws = wb["Results"]
@@ -109,10 +110,13 @@ def test_workbook_formatting(xlsx):
     flag = COLUMNS.index("flag")
     assert ws[preview_row][flag].alignment.horizontal == "center"  # not run into the percentage before it
     extras = [c.value for c in ws[1][len(COLUMNS):]]
-    assert extras == ["review", "thumbnail"]  # a blank column for the reader, then the previews
+    assert extras == ["review", "thumbnail", "sha256"]  # a blank column for the reader, the previews, the hashes
     review = len(COLUMNS) + 1
     assert all(ws.cell(row=r, column=review).value is None for r in range(2, ws.max_row + 1))
-    last_column = openpyxl.utils.get_column_letter(review + 1)
+    last_column = openpyxl.utils.get_column_letter(review + 2)
+    assert ws.column_dimensions[last_column].hidden  # for matching, not reading: not printed
+    digest = hashlib.sha256((folder / "a_plain.jpg").read_bytes())
+    assert ws.cell(row=2, column=review + 2).value == digest.hexdigest()  # a_plain.jpg's row
     assert ws.auto_filter.ref == f"A1:{last_column}{ws.max_row}"
     assert all(str(rng.sqref) == f"A2:{last_column}{ws.max_row}" for rng in ws.conditional_formatting)
     sheet = wb["Summary"]
@@ -236,12 +240,13 @@ def test_a_full_disk_is_one_line_and_the_earlier_report_stays(folder, tiny_bundl
         raise OSError(28, "No space left on device", str(path))
 
     out = tmp_path / "r.xlsx"
-    out.write_bytes(b"earlier")
+    assert main([str(folder), "--out", str(out), "--model", str(tiny_bundle), "--quiet"]) == 0
+    earlier = out.read_bytes()
     monkeypatch.setattr(screening.report, "_write_excel", disk_full)
     assert main([str(folder), "--out", str(out), "--model", str(tiny_bundle), "--overwrite", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "No space left on device" in err and "Traceback" not in err
-    assert out.read_bytes() == b"earlier" and [p.name for p in tmp_path.iterdir()] == ["r.xlsx"]
+    assert out.read_bytes() == earlier and [p.name for p in tmp_path.iterdir()] == ["r.xlsx"]
 
 
 def test_existing_report_is_never_overwritten_without_flag(folder, tiny_bundle, tmp_path, capsys):
@@ -250,10 +255,56 @@ def test_existing_report_is_never_overwritten_without_flag(folder, tiny_bundle, 
     assert main([str(folder), "--out", str(out), "--model", str(tiny_bundle)]) == 2
     assert "already exists; use --overwrite" in capsys.readouterr().err
     assert out.read_bytes() == b"precious"
+    # not a workbook whose notes can be read (a password-protected one, say): refused before any scoring
+    assert main([str(folder), "--out", str(out), "--model", str(tiny_bundle), "--overwrite"]) == 2
+    assert capsys.readouterr().err == (f"screening-batch: error: {out} cannot be read as a worklist (password-"
+                                       "protected, damaged, or not an Excel workbook: BadZipFile), so the notes in its "
+                                       "review column could not be kept; move it away or give another --out\n")
+    assert out.read_bytes() == b"precious"
+    openpyxl.Workbook().save(out)  # a workbook without notes is replaced
     assert main([str(folder), "--out", str(out), "--model", str(tiny_bundle), "--overwrite", "--quiet"]) == 0
     assert openpyxl.load_workbook(out).sheetnames[0] == "Results"
     assert [p.name for p in tmp_path.iterdir()] == ["r.xlsx"]  # no temporary files left
     assert out.stat().st_mode & 0o777 == 0o644 or out.stat().st_mode & 0o044  # readable like any file
+
+
+def test_overwriting_a_worklist_keeps_the_readers_notes(tiny_bundle, tmp_path, capsys):
+    """A clinic scores its inbox again each night with --overwrite: the notes written in the
+    review column went with the old workbook. Now each goes back to its image's row; a note on
+    an image replaced by another of the same name, or gone, is kept on a sheet of its own, and
+    goes back if that image returns."""
+    inbox, out = tmp_path / "inbox", tmp_path / "worklist.xlsx"
+    inbox.mkdir()
+    for i, name in enumerate(("IMG_0001.jpg", "IMG_0002.jpg", "IMG_0003.jpg")):
+        Image.fromarray(lesion_like(seed=i)).save(inbox / name)
+    run = [str(inbox), "--out", str(out), "--model", str(tiny_bundle), "--quiet"]
+    assert main(run) == 0
+    book = openpyxl.load_workbook(out)  # the dermatologist's notes, as Excel saves them
+    ws = book["Results"]
+    review = [c.value for c in ws[1]].index("review") + 1
+    for row, text in ((2, "seen: routine"), (3, "=biopsy booked"), (4, 3)):
+        ws.cell(row=row, column=review, value=text).data_type = "s" if isinstance(text, str) else "n"
+    book.save(out)
+    original = (inbox / "IMG_0002.jpg").read_bytes()
+    Image.fromarray(lesion_like(seed=7)).save(inbox / "IMG_0002.jpg")  # a second camera's IMG_0002
+    (inbox / "IMG_0003.jpg").unlink()
+    Image.fromarray(lesion_like(seed=5)).save(inbox / "IMG_0004.jpg")
+    assert main([*run, "--overwrite"]) == 0
+    assert capsys.readouterr().err == ("note: reviews: 1 carried over from the worklist this one replaced; 2 on the "
+                                       "sheet 'Earlier reviews': of images not in this worklist, or changed since\n")
+    results = pd.read_excel(out, sheet_name="Results")
+    assert results["review"].tolist()[0] == "seen: routine" and results["review"][1:].isna().all()
+    earlier = pd.read_excel(out, sheet_name="Earlier reviews")
+    assert earlier["file"].tolist() == ["IMG_0002.jpg", "IMG_0003.jpg"]
+    assert earlier["review"].tolist() == ["=biopsy booked", 3]  # a note that looks like a formula stays text
+    assert dict(pd.read_excel(out, sheet_name="Summary").values)["reviews"].startswith("1 carried over")
+    (inbox / "IMG_0002.jpg").write_bytes(original)  # the first camera's image back: so is its note
+    assert main([*run, "--overwrite"]) == 0
+    results = pd.read_excel(out, sheet_name="Results")
+    assert results["review"].tolist()[:2] == ["seen: routine", "=biopsy booked"]
+    assert pd.read_excel(out, sheet_name="Earlier reviews")["file"].tolist() == ["IMG_0003.jpg"]
+    assert main([*run[:2], str(tmp_path / "w.csv"), *run[3:]]) == 0  # another report: nothing to carry
+    assert capsys.readouterr().err.count("reviews") == 2  # the two --overwrite runs' notes only
 
 
 def test_a_report_open_in_another_program_is_refused_before_any_scoring(folder, tiny_bundle, tmp_path, capsys,
