@@ -30,7 +30,7 @@ cp -r "$RUN/eval_test" docs/model/test
 for split in validation test; do  # figures by sex, age, body site...: from the saved predictions
     python -m screening.subgroups docs/model/$split --metadata "$HAM/HAM10000_metadata.csv" > /dev/null
 done
-cp docs/model/validation/{confusion_matrix,roc,reliability}.png screening/models/default/
+cp docs/model/validation/{confusion_matrix,roc,reliability,subgroups}.png screening/models/default/
 python -m screening.model_card --model screening/models/default --validation docs/model/validation \
     --test docs/model/test --notes build/default_model_notes.md --out MODEL_CARD.md
 cp MODEL_CARD.md screening/models/default/MODEL_CARD.md

@@ -64,7 +64,7 @@ from screening.signin import add_user
 
 MAX_UPLOAD = zips.MAX_BYTES  # per file: a zip of a clinic's dermatoscope originals (3-10 MB each) must fit
 GUIDE = Path(__file__).parent / "USER_GUIDE.md"  # for clinic staff; also beside the executable
-MODEL_PLOTS = ("confusion_matrix.png", "roc.png", "reliability.png")  # shipped beside the model card
+MODEL_PLOTS = ("confusion_matrix.png", "roc.png", "reliability.png", "subgroups.png")  # shipped beside the model card
 # What every current browser shows in the image box (Pillow's names; MPO: a phone's JPEG). Others
 # (TIFF, HEIC) show as a broken picture, so the box gets a PNG of them.
 BROWSERS_SHOW = ("JPEG", "MPO", "PNG", "GIF", "WEBP", "BMP", "AVIF")

@@ -50,6 +50,14 @@ def test_model_card_figures_belong_to_the_shipped_model(meta):
     assert card["threshold"] == pytest.approx(meta["threshold"])
 
 
+def test_the_app_shows_every_plot_the_model_card_has(meta):
+    """The app's Model tab shows the card's text and these plots, copied from docs/model/validation."""
+    from screening.app import MODEL_PLOTS
+
+    for name in MODEL_PLOTS:
+        assert (DEFAULT_MODEL / name).read_bytes() == (CARD_FIGURES.parent / name).read_bytes(), name
+
+
 @needs_ham
 def test_validation_split_still_scores_the_model_card_figures(meta, tmp_path):
     """Re-derive the validation split by replaying the stored recipe through the training
