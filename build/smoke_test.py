@@ -1,5 +1,5 @@
 """Smoke test of the desktop bundle: batch mode writes a workbook, evaluate scores labelled
-images, the UI answers headless and saves the PDF record of an assessment, a sign-in password
+images and subgroups splits its figures, the UI answers headless and saves the PDF record of an assessment, a sign-in password
 is stored hashed.
 
     python build/smoke_test.py [--build]     (exit 0 when both work)
@@ -134,13 +134,18 @@ def check_evaluate(exe: Path = EXE) -> None:
         for i in range(4):
             Image.fromarray(rng.integers(60, 220, (300, 400, 3), dtype=np.uint8)).save(folder / f"img{i}.jpg")
         labels = Path(tmp) / "labels.csv"
-        labels.write_text("image_id,dx\nimg0.jpg,malignant\nimg1.jpg,benign\nimg2.jpg,benign\nimg3.jpg,malignant\n")
+        labels.write_text("image_id,dx,sex\nimg0.jpg,malignant,male\nimg1.jpg,benign,female\nimg2.jpg,benign,male\n"
+                          "img3.jpg,malignant,female\n")
         out = Path(tmp) / "check"
         proc = subprocess.run([str(exe), "evaluate", "--images", str(folder), "--labels", str(labels), "--out", str(out)],
                               capture_output=True, text=True, timeout=600, check=False)
         assert proc.returncode == 0 and "4 images: malignant AUROC" in proc.stdout, proc.stdout + proc.stderr[-2000:]
         assert json.loads((out / "metrics.json").read_text())["malignant"] == 2
         assert (out / "malignancy.png").read_bytes().startswith(b"\x89PNG")
+        proc = subprocess.run([str(exe), "subgroups", str(out)], capture_output=True, text=True, timeout=300,
+                              check=False)  # by the labels' own sex column
+        assert proc.returncode == 0 and "| male | 2 | 1 / 1 |" in proc.stdout, proc.stdout + proc.stderr[-2000:]
+        assert (out / "subgroups.png").read_bytes().startswith(b"\x89PNG")
 
 
 def check_record(url: str, auth: tuple[str, str] | None = None) -> None:

@@ -6,6 +6,8 @@
     SkinScreen audit LOG [--anchor HASH]  check an --audit-log's chain of entries
     SkinScreen evaluate --images FOLDER --labels CSV --out FOLDER
                                       the model on a clinic's own labelled images
+    SkinScreen subgroups FOLDER [--metadata CSV]
+                                      that evaluation's figures by sex, age, body site...
     (each with --help for its options)
 
 A double-clicked executable has no command line, so its options (``--prevalence 0.05``,
@@ -15,6 +17,7 @@ A double-clicked executable has no command line, so its options (``--prevalence 
 
 from __future__ import annotations
 
+import importlib
 import shlex
 import sys
 from pathlib import Path
@@ -23,6 +26,9 @@ from screening.cli import described
 from screening.errors import UserError
 
 OPTIONS_FILE = "SkinScreen-options.txt"
+# The commands besides the app, each a module's main: evaluate and subgroups give a clinic its
+# own operating point, and its figures by group, without a Python installation.
+COMMANDS = ("batch", "audit", "evaluate", "subgroups")
 
 
 def saved_options(folder: Path) -> list[str]:
@@ -73,18 +79,8 @@ def _run(argv: list[str], double_clicked: bool) -> int:
             return 2
         if argv:
             print(f"SkinScreen: options from {OPTIONS_FILE}: {shlex.join(argv)}", file=sys.stderr)
-    if argv and argv[0] == "batch":
-        from screening.batch import main as batch_main
-
-        return batch_main(argv[1:])
-    if argv and argv[0] == "audit":
-        from screening.audit import main as audit_main
-
-        return audit_main(argv[1:])
-    if argv and argv[0] == "evaluate":  # a clinic's own operating point, without a Python installation
-        from screening.evaluate import main as evaluate_main
-
-        return evaluate_main(argv[1:])
+    if argv and argv[0] in COMMANDS:
+        return importlib.import_module(f"screening.{argv[0]}").main(argv[1:])
     if argv[:1] in (["-h"], ["--help"]):  # the app's options follow; first, the other commands
         print(described(__doc__).split("\n\n")[1] + "\n")
     if double_clicked:  # the window would stay blank while the model loads

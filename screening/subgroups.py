@@ -2,7 +2,9 @@
 
 EVALUATION is a ``screening.evaluate`` output folder; the metadata table gives each image's
 patient and lesion facts (HAM10000's ``HAM10000_metadata.csv``: sex, age, body site and how
-the diagnosis was confirmed; the ISIC Archive's column names are read too). For each subgroup
+the diagnosis was confirmed; the ISIC Archive's column names are read too). Without
+``--metadata``, the evaluation's own labels file is read: a clinic's labels may carry these
+columns beside ``dx``. For each subgroup
 it gives what a referral rests on: malignant-vs-benign AUROC, sensitivity and specificity at
 the evaluation's threshold, with 95% intervals, and the share of images referred. A model can
 serve the whole and fail a part (the face, the over-seventies, the lesions a clinician chose
@@ -16,6 +18,7 @@ and prints the table. No image is scored again.
 from __future__ import annotations
 
 import argparse
+import json
 from itertools import pairwise
 from pathlib import Path
 
@@ -44,9 +47,10 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="screening-subgroups", description=described(__doc__),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("evaluation", type=Path, help="a screening.evaluate output folder")
-    p.add_argument("--metadata", type=Path, required=True, metavar="CSV",
+    p.add_argument("--metadata", type=Path, metavar="CSV",
                    help="CSV with image_id (or ISIC's image_name/isic_id) and any of: sex; age (or age_approx); "
-                        "localization (or anatom_site_general); dx_type (or diagnosis_confirm_type)")
+                        "localization (or anatom_site_general); dx_type (or diagnosis_confirm_type) (default: the "
+                        "labels file the evaluation read)")
     p.add_argument("--resamples", type=positive_int, default=RESAMPLES,
                    help=f"bootstrap resamples for the AUROC intervals (default: {RESAMPLES}, as evaluate's)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
@@ -100,11 +104,25 @@ def group_figures(positive: np.ndarray, score: np.ndarray, threshold: float, les
                           **referral_intervals(positive, score, threshold, lesions)}}
 
 
-def subgroups(evaluation: Path, metadata: Path, resamples: int = RESAMPLES, seed: int = 0) -> dict:
+def labels_of(evaluation: Path) -> Path:
+    """The labels file ``evaluation`` read (as its ``metrics.json`` names it)."""
+    try:
+        path = Path(json.loads((evaluation / "metrics.json").read_text())["labels"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UserError(f"{evaluation} does not name the labels file it read; give --metadata") from None
+    if not path.is_file():  # named as given to evaluate, perhaps from another folder
+        raise UserError(f"{path}, the labels file {evaluation} read, is not found from here; give --metadata")
+    return path
+
+
+def subgroups(evaluation: Path, metadata: Path | None = None, resamples: int = RESAMPLES, seed: int = 0) -> dict:
     """The evaluation's malignancy figures overall and per group of each kind of subgroup the
-    metadata has (``subgroups``: kind -> group -> figures), and the evaluated images the
-    metadata does not list (``not_in_metadata``, counted as ``unknown``)."""
+    metadata (default: the evaluation's labels) has (``subgroups``: kind -> group -> figures),
+    and the evaluated images the metadata does not list (``not_in_metadata``, counted as
+    ``unknown``)."""
     table, threshold = read_evaluation(evaluation)
+    own_labels = metadata is None
+    metadata = labels_of(evaluation) if own_labels else metadata
     meta = read_table(metadata, "metadata")
     if "image_id" not in meta.columns:
         meta = meta.rename(columns={next((c for c in ISIC_IMAGE_COLUMNS if c in meta.columns), "image_id"): "image_id"})
@@ -115,7 +133,8 @@ def subgroups(evaluation: Path, metadata: Path, resamples: int = RESAMPLES, seed
              for name, kind in SUBGROUPS.items() if set(kind["columns"]) & set(meta.columns)}
     if not kinds:
         raise UserError(f"{metadata}: none of the subgroup columns "
-                        f"({', '.join(c for kind in SUBGROUPS.values() for c in kind['columns'])})")
+                        f"({', '.join(c for kind in SUBGROUPS.values() for c in kind['columns'])})"
+                        + ("; give a table that has them with --metadata" if own_labels else ""))
     listed = table["image_id"].isin(meta["image_id"])
     if not listed.any():
         raise UserError(f"{metadata} lists none of the {len(table)} images of {evaluation}")
@@ -134,7 +153,7 @@ def subgroups(evaluation: Path, metadata: Path, resamples: int = RESAMPLES, seed
               for name, shown in names.items()}
     return {"threshold": threshold, "unit": "lesions" if "lesion_id" in table.columns else "images",
             "overall": figures(np.ones(len(table), dtype=bool)), "subgroups": result,
-            "columns": {name: column for name, (column, _) in kinds.items() if column},
+            "columns": {name: column for name, (column, _) in kinds.items() if column}, "metadata": str(metadata),
             "not_in_metadata": int((~listed).sum()), "resamples": resamples, "seed": seed}
 
 
@@ -148,11 +167,11 @@ def _row(label: str, r: dict) -> str:
             f"{_cell(r, 'sensitivity')} | {_cell(r, 'specificity')} | {_cell(r, 'malignant_auroc')} |")
 
 
-def markdown(result: dict, evaluation: Path, metadata: Path) -> str:
+def markdown(result: dict, evaluation: Path) -> str:
     unit = result["unit"]
     missing = result["not_in_metadata"]
     lines = ["# SkinScreen figures by subgroup", "", f"> {NOTICE}", "",
-             (f"Evaluation `{evaluation}`, metadata `{metadata}`; malignant means mel, bcc or akiec (or a label of "
+             (f"Evaluation `{evaluation}`, metadata `{result['metadata']}`; malignant means mel, bcc or akiec (or a label of "
               f"malignant); threshold {result['threshold']:.3f}. In brackets the 95% interval: Wilson's for "
               f"sensitivity and specificity with the group's malignant and benign {unit} as the sample size, a "
               f"percentile bootstrap of {unit} for the AUROC ({result['resamples']} resamples, seed {result['seed']}). "
@@ -180,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         if held and not args.overwrite:
             raise UserError(f"{args.evaluation} already holds {', '.join(held)}; use --overwrite")
         result = subgroups(args.evaluation, args.metadata, args.resamples, args.seed)
-        text = markdown(result, args.evaluation, args.metadata)
+        text = markdown(result, args.evaluation)
         write_atomically(args.evaluation / "subgroups.png", lambda tmp: subgroups_png(result, tmp), suffix=".png")
         write_atomically(args.evaluation / "subgroups.json", lambda tmp: tmp.write_text(json_text(result)))
         write_atomically(args.evaluation / "subgroups.md", lambda tmp: tmp.write_text(text, encoding="utf-8"))

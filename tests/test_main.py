@@ -63,10 +63,12 @@ def test_the_executable_evaluates_a_clinics_own_labels(tiny_bundle, tmp_path, ca
 
     for i in range(2):
         Image.fromarray(lesion_like(seed=i)).save(tmp_path / f"{i}.jpg")
-    (tmp_path / "labels.csv").write_text("image_id,dx\n0.jpg,malignant\n1.jpg,benign\n")
+    (tmp_path / "labels.csv").write_text("image_id,dx,sex\n0.jpg,malignant,female\n1.jpg,benign,male\n")
     assert main(["evaluate", "--model", str(tiny_bundle), "--images", str(tmp_path), "--labels",
                  str(tmp_path / "labels.csv"), "--out", str(tmp_path / "check")]) == 0
     assert "2 images: malignant AUROC" in capsys.readouterr().out
+    assert main(["subgroups", str(tmp_path / "check")]) == 0  # by the labels' own columns
+    assert "| female | 1 | 1 / 0 |" in capsys.readouterr().out
 
 
 def test_help_names_the_other_commands_before_the_apps_options(capsys):
@@ -74,7 +76,7 @@ def test_help_names_the_other_commands_before_the_apps_options(capsys):
         main(["--help"])
     out = capsys.readouterr().out
     assert stop.value.code == 0 and out.index("SkinScreen evaluate --images") < out.index("usage: screening-app")
-    assert "SkinScreen batch FOLDER" in out and "SkinScreen audit LOG" in out
+    assert "SkinScreen batch FOLDER" in out and "SkinScreen audit LOG" in out and "SkinScreen subgroups FOLDER" in out
 
 
 @pytest.mark.parametrize(("saved", "kept_open"), [("--port 0", True), ("--version", False)])

@@ -110,6 +110,25 @@ def test_metadata_that_cannot_serve_is_a_one_line_error(evaluation, meta, messag
     assert not (evaluation / "subgroups.md").exists()
 
 
+def test_without_metadata_the_evaluations_own_labels_are_read(evaluation, capsys):
+    """A clinic's labels may carry age, sex and site beside dx: nothing else to give."""
+    labels = evaluation.parent / "labels.csv"
+    pd.read_csv(evaluation.parent / "meta.csv").assign(dx="benign").to_csv(labels, index=False)
+    metrics = {"threshold": 0.5}
+    (evaluation / "metrics.json").write_text(json.dumps(metrics))
+    assert subgroups.main([str(evaluation)]) == 2  # an evaluation from before it named its labels
+    assert "does not name the labels file it read; give --metadata" in capsys.readouterr().err
+    (evaluation / "metrics.json").write_text(json.dumps({**metrics, "labels": str(labels)}))
+    result = subgroups.subgroups(evaluation, resamples=20)
+    assert result["metadata"] == str(labels) and result["subgroups"]["sex"]["male"]["images"] == 6
+    pd.DataFrame({"image_id": ["I0"], "dx": ["benign"]}).to_csv(labels, index=False)  # labels alone
+    assert subgroups.main([str(evaluation)]) == 2
+    assert "none of the subgroup columns" in (err := capsys.readouterr().err) and "give a table that has them" in err
+    labels.unlink()  # named as given to evaluate, from another folder
+    assert subgroups.main([str(evaluation)]) == 2
+    assert f"{labels}, the labels file {evaluation} read, is not found from here" in capsys.readouterr().err
+
+
 def test_a_folder_that_is_no_evaluation_is_a_one_line_error(tmp_path, capsys):
     assert subgroups.main([str(tmp_path), "--metadata", str(tmp_path / "m.csv")]) == 2
     assert "is " + str(tmp_path) + " a screening.evaluate output folder" in capsys.readouterr().err
