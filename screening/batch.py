@@ -305,7 +305,7 @@ def _screen(args: argparse.Namespace, folder: Path, recursive: bool, source: Pat
     start = time.perf_counter()
     screener = Screener(args.model, threshold=args.threshold, tta=args.tta, batch_size=args.batch_size,
                         prevalence=args.prevalence)
-    df, written, notes, _ = screen_files(
+    df, written, reviews_went, _ = screen_files(
         screener, paths, folder, args.out, source=str(source) if source else None, workers=args.workers,
         thumbnails=args.thumbnails, link_images=source is None, records=args.records,
         progress=False if args.quiet else None, start=start, left_out=left_out)
@@ -315,8 +315,8 @@ def _screen(args: argparse.Namespace, folder: Path, recursive: bool, source: Pat
               + (f" and {written} PDF record{'' if written == 1 else 's'} in {args.records}" if args.records else ""),
               file=sys.stderr)
         print(NOTICE, file=sys.stderr)
-    if notes:  # said even with --quiet: where the reader's notes went
-        print(f"note: reviews: {notes}", file=sys.stderr)
+    if reviews_went:  # said even with --quiet: where the reader's notes went
+        print(f"note: reviews: {reviews_went}", file=sys.stderr)
     if zipped:  # said even with --quiet: images left out of a worklist that looks complete
         print(f"note: the images inside {listed(zipped, 'zip file')} in {source or folder} are not in this report; "
               f"{ZIP_ADVICE}", file=sys.stderr)

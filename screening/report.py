@@ -233,9 +233,9 @@ def write(df: pd.DataFrame, out: Path, info: RunInfo, thumbnails: dict[int, byte
     else:
         links = [link_to(image, out.parent) for image in images] if images is not None else None
         pdfs = {i: link_to(pdf, out.parent) for i, pdf in records.items()} if records is not None else None
-        carried, kept = (reviews.carry(df["file"], hashes or [""] * len(df), notes) if notes is not None and len(notes)
-                         else ({}, None))
-        if carried or kept is not None:
+        carried, kept = {}, None
+        if notes is not None and len(notes):
+            carried, kept = reviews.carry(df["file"], hashes or [""] * len(df), notes)
             info.reviews = reviews.summary_text(len(carried), len(kept))
         write_atomically(out, lambda tmp: _write_excel(df, tmp, info, thumbnails, links, pdfs, carried, kept, hashes))
 
