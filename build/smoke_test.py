@@ -39,6 +39,7 @@ def _images(folder: Path) -> int:
 
     # a PACS export's JPEG-compressed DICOM, named without a suffix: pydicom and its decoder must travel
     write_dicom(folder / "IM0001", rng.integers(60, 220, (300, 400, 3), dtype=np.uint8), syntax="jpeg")
+    write_dicom(folder / "IM0002", rng.integers(60, 220, (300, 400, 3), dtype=np.uint8), syntax="jpeg-ls")  # and pyjpegls
     if features.check_module("avif"):  # Pillow's own AVIF reader must travel too
         Image.fromarray(rng.integers(60, 220, (300, 400, 3), dtype=np.uint8)).save(folder / "web.avif")
     if importlib.util.find_spec("pi_heif"):  # built with the HEIC reader (the build extra): it must travel

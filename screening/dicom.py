@@ -164,8 +164,9 @@ def _first_clause(err: Exception) -> str:
 
 
 def _can_decode(syntax) -> bool:
-    """pydicom has a decoder for this transfer syntax here (JPEG-LS and lossless JPEG need
-    packages SkinScreen does not install)."""
+    """pydicom has a decoder for this transfer syntax here (lossless JPEG, process 14, needs a
+    package SkinScreen does not install: pylibjpeg-libjpeg is GPL, python-gdcm aborted the whole
+    program on a damaged file)."""
     from pydicom.pixels import get_decoder
 
     try:

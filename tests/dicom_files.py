@@ -13,23 +13,26 @@ from pydicom.encaps import encapsulate
 from pydicom.uid import (
     ExplicitVRLittleEndian,
     JPEGBaseline8Bit,
+    JPEGLosslessSV1,
     JPEGLSLossless,
     VLPhotographicImageStorage,
     generate_uid,
 )
 
-SYNTAXES = {"raw": ExplicitVRLittleEndian, "jpeg": JPEGBaseline8Bit, "jpeg-ls": JPEGLSLossless}
+SYNTAXES = {"raw": ExplicitVRLittleEndian, "jpeg": JPEGBaseline8Bit, "jpeg-ls": JPEGLSLossless,
+            "jpeg-lossless": JPEGLosslessSV1}
 
 
 def write_dicom(path: Path, pixels: np.ndarray, *, syntax: str = "raw", frames: int = 1, icc: bytes | None = None,
                 modality: str = "XC", preamble: bool = True, **header) -> Path:
     """A VL photographic image (what dermoscopy is stored as): RGB (H, W, 3) or greyscale (H, W)
-    uint8/uint16 pixels, uncompressed or as JPEG (YBR_FULL_422, as cameras store it); ``header``
-    sets more elements by keyword (``StudyDate="20261120"``)."""
+    uint8/uint16 pixels, uncompressed, as JPEG (YBR_FULL_422, as cameras store it) or as lossless
+    JPEG-LS; ``header`` sets more elements by keyword (``StudyDate="20261120"``). A lossless JPEG
+    (process 14) file holds a baseline JPEG's bytes: it needs only to be one that cannot be decoded."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = VLPhotographicImageStorage
     meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = SYNTAXES[syntax]
+    meta.TransferSyntaxUID = SYNTAXES["raw" if syntax == "jpeg-ls" else syntax]  # compressed below
     ds = Dataset()
     ds.file_meta = meta
     ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
@@ -48,9 +51,11 @@ def write_dicom(path: Path, pixels: np.ndarray, *, syntax: str = "raw", frames: 
         ds.NumberOfFrames = frames
     if icc is not None:
         ds.ICCProfile = icc
-    if syntax == "raw":
+    if syntax in ("raw", "jpeg-ls"):
         ds.PixelData = np.ascontiguousarray(np.stack([pixels] * frames) if frames > 1 else pixels).tobytes()
-    else:  # the encoded bytes of a JPEG (a JPEG-LS file here only needs to be one that cannot be decoded)
+        if syntax == "jpeg-ls":
+            ds.compress(JPEGLSLossless, encoding_plugin="pyjpegls")
+    else:  # the encoded bytes of a JPEG
         buf = io.BytesIO()
         Image.fromarray(pixels).save(buf, "JPEG", quality=95)
         ds.PhotometricInterpretation = "YBR_FULL_422" if colour else "MONOCHROME2"

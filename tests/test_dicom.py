@@ -63,7 +63,8 @@ def test_a_bare_dataset_without_the_dicm_header_is_read_by_its_name(tmp_path):
     ("frames", "x.dcm: a DICOM file of 3 images (frames); export the one to assess from the viewer or PACS as JPEG"),
     ("grey", "x.dcm: a greyscale DICOM image (MONOCHROME2, modality CR); SkinScreen assesses colour dermoscopy"),
     ("palette", "x.dcm: a palette-colour DICOM image, which SkinScreen does not read; export the image"),
-    ("jpeg-ls", "x.dcm: a DICOM image stored as JPEG-LS Lossless Image Compression, which SkinScreen cannot decode; export"),
+    ("jpeg-lossless", ("x.dcm: a DICOM image stored as JPEG Lossless, Non-Hierarchical, First-Order Prediction (Process "
+                      "14 [Selection Value 1]), which SkinScreen cannot decode; export")),
     ("junk", "x.dcm: not a readable DICOM file"),
     ("cut", "x.dcm: a DICOM image that could not be decoded (The number of bytes of pixel data is less than expected (11288 vs 12288 bytes)): damaged"),
     ("report", "x.dcm: a DICOM file without a picture (Basic Text SR Storage)"),
@@ -72,9 +73,9 @@ def test_a_bare_dataset_without_the_dicm_header_is_read_by_its_name(tmp_path):
 def test_what_cannot_be_assessed_is_refused_in_one_line(kind, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "x.dcm"
-    if kind in ("frames", "jpeg-ls"):
+    if kind in ("frames", "jpeg-lossless"):
         write_dicom(path, lesion_like(64, 64), frames=3 if kind == "frames" else 1,
-                    syntax="jpeg-ls" if kind == "jpeg-ls" else "raw")
+                    syntax="jpeg-lossless" if kind == "jpeg-lossless" else "raw")
     elif kind == "grey":
         write_dicom(path, lesion_like(64, 64)[..., 0], modality="CR")
     elif kind == "junk":
@@ -94,6 +95,12 @@ def test_what_cannot_be_assessed_is_refused_in_one_line(kind, message, tmp_path,
     with pytest.raises(ImageError) as err:
         preprocess("x.dcm")
     assert str(err.value).startswith(message) and "\n" not in str(err.value)
+
+
+def test_jpeg_ls_gives_the_very_pixels(tmp_path):
+    """JPEG-LS, a lossless encoding of DICOM, was refused ("cannot decode"); pyjpegls decodes it."""
+    pixels = lesion_like(120, 160)
+    np.testing.assert_array_equal(open_image(write_dicom(tmp_path / "ls.dcm", pixels, syntax="jpeg-ls")), pixels)
 
 
 def _write_report(path):
@@ -118,7 +125,8 @@ elsewhere = pytest.mark.skipif(not (MADE_ELSEWHERE / "SC_rgb_rle.dcm").is_file()
 
 @elsewhere
 @pytest.mark.parametrize("name", ["SC_rgb_dcmtk_+eb+cy+np.dcm", "SC_rgb_dcmtk_+eb+cr.dcm", "SC_rgb_jpeg_dcmtk.dcm",
-                                  "SC_rgb_gdcm_KY.dcm", "SC_ybr_full_422_uncompressed.dcm", "SC_rgb_rle_16bit.dcm"])
+                                  "SC_rgb_gdcm_KY.dcm", "SC_ybr_full_422_uncompressed.dcm", "SC_rgb_rle_16bit.dcm",
+                                  "SC_rgb_jls_lossy_line.dcm", "SC_rgb_jls_lossy_sample.dcm"])
 def test_other_toolkits_jpeg_ybr_and_16_bit_files_give_the_colours_of_the_lossless_copy(name):
     lossless = np.asarray(open_image(MADE_ELSEWHERE / "SC_rgb_rle.dcm"), dtype=int)  # red, green, blue... bars
     assert np.abs(np.asarray(open_image(MADE_ELSEWHERE / name), dtype=int) - lossless).mean() < 4
@@ -144,10 +152,11 @@ def test_damaged_files_are_one_line_whatever_the_damage(tmp_path):
     whatever its parser meets (struct.error, NotImplementedError for an unknown value
     representation, BytesLengthException...): each must be a one-line refusal, not a traceback."""
     rng = np.random.default_rng(0)
-    files = [write_dicom(tmp_path / f"{s}.dcm", lesion_like(48, 64), syntax=s).read_bytes() for s in ("raw", "jpeg")]
+    files = [write_dicom(tmp_path / f"{s}.dcm", lesion_like(48, 64), syntax=s).read_bytes()
+             for s in ("raw", "jpeg", "jpeg-ls")]  # a decoder in C must not take the whole program down
     outcomes = set()
     for i in range(300):
-        damaged = bytearray(files[i % 2])
+        damaged = bytearray(files[i // 3 % len(files)])
         if i % 3 == 0:
             damaged = damaged[:rng.integers(132, len(damaged))]  # cut short
         else:  # bytes changed in the header (i % 3 == 1) or anywhere
