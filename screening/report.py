@@ -222,7 +222,8 @@ def write(df: pd.DataFrame, out: Path, info: RunInfo, thumbnails: dict[int, byte
     workbook, with ``images`` (one per row) each file name links to its image, with ``records``
     (row -> PDF) a ``record`` column links to the PDF records, ``hashes`` (one per row) fill
     a ``sha256`` column, and ``notes`` (``reviews.read`` of the worklist it replaces) go back to
-    their images' rows (by name and hash) or to a sheet of their own."""
+    their images' rows (by name and hash) or to a sheet of their own; ``info.reviews`` is set to
+    say how many went where, for the Summary sheet and the caller."""
     if out.suffix.lower() == ".csv":
         # with a byte-order mark: Excel reads a CSV without one in the computer's legacy code page,
         # and "Müller.jpg" showed as "MÃ¼ller.jpg"
