@@ -230,7 +230,7 @@ def write(df: pd.DataFrame, out: Path, info: RunInfo, thumbnails: dict[int, byte
         write_atomically(out, lambda tmp: defuse_formulas(df).to_csv(tmp, index=False, encoding="utf-8-sig"))
     elif out.suffix.lower() == ".json":
         relative = {i: Path(os.path.relpath(pdf, out.parent)).as_posix() for i, pdf in (records or {}).items()}
-        write_atomically(out, lambda tmp: tmp.write_text(as_json(df, info, relative), encoding="utf-8"))
+        write_atomically(out, lambda tmp: tmp.write_text(as_json(df, info, relative, hashes), encoding="utf-8"))
     else:
         links = [link_to(image, out.parent) for image in images] if images is not None else None
         pdfs = {i: link_to(pdf, out.parent) for i, pdf in records.items()} if records is not None else None
@@ -241,12 +241,16 @@ def write(df: pd.DataFrame, out: Path, info: RunInfo, thumbnails: dict[int, byte
         write_atomically(out, lambda tmp: _write_excel(df, tmp, info, thumbnails, links, pdfs, carried, kept, hashes))
 
 
-def as_json(df: pd.DataFrame, info: RunInfo, records: dict[int, str] | None = None) -> str:
+def as_json(df: pd.DataFrame, info: RunInfo, records: dict[int, str] | None = None,
+            hashes: Sequence[str] | None = None) -> str:
     """The report for another program: ``{"summary": {...}, "results": [...]}``, the Summary
     sheet's items (model, threshold, malignant share...) beside the rows, which a CSV leaves
     behind; missing values are null; ``records`` (row -> path relative to the report) gives a
-    row its PDF record."""
+    row its PDF record, and ``hashes`` each row its file's SHA-256 (which image it is, for a
+    program that files the results away)."""
     rows = json.loads(df.to_json(orient="records", force_ascii=False))
+    for row, digest in zip(rows, hashes or ()):
+        row[reviews.HASH] = digest
     for i, path in (records or {}).items():
         rows[i]["record"] = path
     items = json.loads(summary(df, info).to_json(orient="values", force_ascii=False))

@@ -868,6 +868,8 @@ def test_a_json_report_carries_the_summary_a_csv_leaves_behind(folder, tiny_bund
     assert [r["file"] for r in report["results"]] == list(rows["file"])
     broken = next(r for r in report["results"] if r["status"] == "error")
     assert broken["malignancy_probability"] is None and broken["error"]
+    first = report["results"][0]  # which image each row is, whatever becomes of its name
+    assert first["sha256"] == hashlib.sha256((folder / first["file"]).read_bytes()).hexdigest()
     assert report["summary"]["model"] == "tiny-test-model" and report["summary"]["images found"] == len(rows)
     assert report["summary"]["referral threshold (malignancy probability)"] == 0.3
     assert main([str(folder), "--out", str(tmp_path / "t.json"), "--thumbnails"]) == 2  # previews need a workbook
