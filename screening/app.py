@@ -32,11 +32,12 @@ from gradio.utils import get_upload_folder, is_in_or_equal
 from PIL import Image
 
 from screening import zips
-from screening.audit import AuditLog, sha256_of
+from screening.audit import AuditLog
 from screening.batch import identified, listed, scan_folder, screen_files
 from screening.cli import add_malignancy_options, add_version_option, check_malignancy_options, described, run_cli
 from screening.errors import UserError
 from screening.explain import CAPTION, GradCAM
+from screening.files import sha256_of
 from screening.inference import Result, Screener
 from screening.info import CLASS_CODES, NOTICE, label_of
 from screening.preprocessing import INPUT_SIZE, ImageError, open_image, preprocess

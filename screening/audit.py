@@ -40,14 +40,6 @@ SHOWN_BREAKS = 20  # a log pasted over with another file breaks at every line: t
 ENTRY_START = b'{"time": "'  # how every entry the app writes begins, even one whose write was cut short
 
 
-def sha256_of(source: str | Path | bytes) -> str:
-    """The SHA-256 of an image file's bytes (what ``sha256sum FILE`` prints)."""
-    if isinstance(source, bytes):
-        return hashlib.sha256(source).hexdigest()
-    with open(source, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
 def last_line(fd: int) -> bytes:
     """The file's last line with its newline (possibly a write cut short, without one); b"" if empty."""
     end = os.fstat(fd).st_size

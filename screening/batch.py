@@ -23,7 +23,6 @@ from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, NamedTuple
 
 from screening import __version__, dicom
-from screening.audit import sha256_of
 from screening.cli import (
     add_malignancy_options,
     add_scoring_options,
@@ -34,7 +33,7 @@ from screening.cli import (
 )
 from screening.data import IMAGE_SUFFIXES
 from screening.errors import UserError
-from screening.files import NoRoom, check_output_folder, check_room, in_use, same_disk, unwritable
+from screening.files import NoRoom, check_output_folder, check_room, in_use, same_disk, sha256_of, unwritable
 from screening.info import NOTICE
 from screening.progress import Progress
 

@@ -25,8 +25,8 @@ from pathlib import Path
 import keras
 
 from screening import __version__, augmentation, layers  # noqa: F401  (register custom layers for loading)
-from screening.audit import sha256_of
 from screening.errors import UserError
+from screening.files import sha256_of
 from screening.info import CLASS_CODES, CLASS_NAMES, MALIGNANT
 from screening.preprocessing import INPUT_SIZE, SCALING
 

@@ -4,6 +4,7 @@ one or the whole new one, never half of either."""
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import shutil
 import tempfile
@@ -22,6 +23,15 @@ NO_ROOM = {getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EFBIG") if has
 
 class NoRoom(UserError):
     """A write that failed because the disk, or the user's quota, is full: the next one will too."""
+
+
+def sha256_of(source: str | Path | bytes) -> str:
+    """The SHA-256 of a file's bytes (what ``sha256sum FILE`` prints): an image's identity in the
+    audit log and the worklist, a model file's in its bundle."""
+    if isinstance(source, bytes):
+        return hashlib.sha256(source).hexdigest()
+    with open(source, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def write_atomically(out: Path, write_to: Callable[[Path], None], suffix: str = ".tmp") -> None:

@@ -448,7 +448,8 @@ def test_the_audit_log_says_who_assessed_which_image_and_the_answer_but_not_its_
     import json
 
     from screening.app import ScreeningApp, launch, parser
-    from screening.audit import AuditLog, sha256_of
+    from screening.audit import AuditLog
+    from screening.files import sha256_of
     from tests.dicom_files import write_dicom
 
     port, audit = free_port(), tmp_path / "audit.jsonl"

@@ -8,8 +8,9 @@ import threading
 
 import pytest
 
-from screening.audit import ENTRY_START, AuditLog, check, main, sha256_of
+from screening.audit import ENTRY_START, AuditLog, check, main
 from screening.errors import UserError
+from screening.files import sha256_of
 
 
 def test_an_image_is_named_by_the_sha256_its_file_has(tmp_path):
