@@ -142,13 +142,15 @@ def subsample(df: pd.DataFrame, limit: int | None, seed: int) -> pd.DataFrame:
 def prepare_split(args: argparse.Namespace) -> pd.DataFrame:
     """The run's split table (written once, reused on resume so the split never drifts)."""
     path = args.run / "split.csv"
-    if (args.resume or args.calibrate_only) and path.is_file():
-        return pd.read_csv(path, dtype={"split": str})
-    table = split_table(args)
-    args.run.mkdir(parents=True, exist_ok=True)
-    table.to_csv(path, index=False)
-    for name in ("val", "test"):
-        table[table["split"] == name][["image_id", "dx", "lesion_id"]].to_csv(args.run / f"{name}_labels.csv", index=False)
+    kept = (args.resume or args.calibrate_only) and path.is_file()
+    table = pd.read_csv(path, dtype={"split": str}) if kept else split_table(args)
+    if not kept:
+        args.run.mkdir(parents=True, exist_ok=True)
+        table.to_csv(path, index=False)
+    for name in ("val", "test"):  # also for a run brought back from a lent machine with its split.csv alone
+        labels = args.run / f"{name}_labels.csv"
+        if not (kept and labels.is_file()):
+            table[table["split"] == name][["image_id", "dx", "lesion_id"]].to_csv(labels, index=False)
     return table
 
 

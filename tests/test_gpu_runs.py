@@ -37,6 +37,8 @@ def test_staged_runs_side_by_side_bring_back_what_calibration_needs(tmp_path, ca
     assert train([*base.split(), "--seed", "1", "--ema", "0.99", "--run", str(tmp_path / "back" / "b"),
                   "--calibrate-only"]) == 0
     assert json.loads((tmp_path / "back" / "b" / "bundle" / "bundle.json").read_text())["training"]["best_epoch"] == 1
+    for labels in ("val_labels.csv", "test_labels.csv"):  # what build/ship_default_model.sh scores, from split.csv
+        assert (tmp_path / "back" / "b" / labels).read_text() == (runs / "b" / labels).read_text()
 
 
 def test_runs_still_going_at_the_deadline_are_stopped_and_failures_told(tmp_path):
