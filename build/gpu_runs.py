@@ -1,19 +1,20 @@
 """Train several recipes side by side on a lent GPU machine, and pack what each run needs here.
 
     python3 build/gpu_runs.py --base "TRAIN_OPTIONS" "NAME OPTIONS" ["NAME OPTIONS" ...]
-        [--stage runs/stage] [--deadline 540] [--out $OUT] [--memory 0.9]
+        [--stage runs/stage] [--deadline 540] [--out $OUT] [--memory 0.5]
 
 Run on the machine from the repository root, in the call that carries the last part
 ``build/stage_training_data.py`` made (the parts carried before stay while the machine is
 warm); standard library only, so it runs before Keras is there. It puts the staged files where
 the recipe looks for them (``stage.json``: the data and the ImageNet weights; the Keras wheels
 into a folder on PYTHONPATH), then starts ``python3 -m screening.train TRAIN_OPTIONS --run
-runs/NAME OPTIONS`` for each recipe at once, each with an equal share of the GPU's memory (four
-runs with JAX's default share each ran the GPU out of memory), and stops any still running
-``--deadline`` seconds after it began (a device call ends at 600 s). Into ``--out``, one
-``NAME.tar`` per run: the best epoch's model without its optimizer state (with Adam's and the
-moving average's it is ~52 MB, over the 16 MiB a returned file may be), state.json,
-history.csv, split.csv and the log: what ``train --calibrate-only`` and
+runs/NAME OPTIONS`` for each recipe at once, each with an equal share of half the GPU's memory
+(four runs with JAX's default share each ran an H200 out of memory; three sharing 0.9 of an
+H100's ran two of them out of it, at their CUDA graphs, which XLA keeps outside its share),
+and stops any still running ``--deadline`` seconds after it began (a device call ends at 600 s).
+Into ``--out``, one ``NAME.tar`` per run: the best epoch's model without its optimizer state
+(with Adam's and the moving average's it is ~52 MB, over the 16 MiB a returned file may be),
+state.json, history.csv, split.csv and the log: what ``train --calibrate-only`` and
 ``build/ship_default_model.sh`` need here. It prints each run's epochs, best and mean of the
 last ten epochs' validation balanced accuracy (a single best epoch flatters a run).
 """
@@ -166,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--deadline", type=float, default=540.0, help="seconds from start after which runs are stopped")
     p.add_argument("--runs", type=Path, default=ROOT / "runs", help="where the run folders go")
     p.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "runs/back")), help="where the tars go")
-    p.add_argument("--memory", type=float, default=0.9, help="share of the GPU's memory for all runs together")
+    p.add_argument("--memory", type=float, default=0.5,
+                   help="share of the GPU's memory for all runs together (the rest: CUDA graphs, contexts)")
     args = p.parse_args(argv)
     deadline = time.monotonic() + args.deadline
     recipes = [shlex.split(r) for r in args.recipes]
