@@ -63,7 +63,7 @@ def main() -> int:
                                     "sha256": hashes[::10]})
             report.write(df, out, info, thumbs, notes=written, hashes=hashes)  # a tenth of the rows noted
             start = time.perf_counter()
-            notes = reviews.read(out)
+            notes = reviews.read(out, report.OWN_COLUMNS)
             read = time.perf_counter() - start
             report.write(df, out, info, thumbs, notes=notes, hashes=hashes)
             replaced = time.perf_counter() - start

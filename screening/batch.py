@@ -392,7 +392,7 @@ def screen_files(screener, paths: list[Path], folder: Path, out: Path, *, source
     if pdfs is not None:
         info.records = f"{len(pdfs)} in {Path(os.path.relpath(records, out.parent)).as_posix()}"
     hashes = [_sha256(p) for p in paths]
-    notes = reviews.read(out) if keeps_reviews(out) else None
+    notes = reviews.read(out, report.OWN_COLUMNS) if keeps_reviews(out) else None
     report.write(df, out, info, thumbs, paths if link_images else None, pdfs, notes, hashes)
     return Screened(df, len(pdfs or ()), info.reviews, hashes)
 

@@ -46,11 +46,12 @@ COLUMN_HELP = {
     "dicom": ("A DICOM file's patient ID, study date and body site, from its header, to match the row to the "
               "patient (its file name, such as IM0001, does not); empty for other images."),
     "review": ("For the reader's decision or notes (Excel only). SkinScreen writes none; batch.py --overwrite "
-               f"carries each to the same image in the new worklist (the rest: sheet '{reviews.SHEET}')."),
+               "carries each, and those in columns you add after the last, to the same image in the new worklist "
+               f"(the rest: sheet '{reviews.SHEET}')."),
     "record": "A link to the referred image's one-page PDF record (with --records).",
     "thumbnail": "A small preview of the image (with --thumbnails).",
     reviews.HASH: ("Hidden: the SHA-256 of the file's bytes (what sha256sum prints), which image the row is, "
-                   "whatever its name; a review note follows it."),
+                   "whatever its name; the reader's notes follow it."),
 }
 
 
@@ -206,6 +207,9 @@ def excel_extras(thumbnails: bool, records: bool = False, hashes: bool = False) 
             *([reviews.HASH] if hashes else [])]
 
 
+OWN_COLUMNS = [*COLUMNS, *excel_extras(thumbnails=True, records=True, hashes=True)]  # any other: the reader's
+
+
 def about(thumbnails: bool, records: bool = False, hashes: bool = False) -> pd.DataFrame:
     cols = COLUMNS + excel_extras(thumbnails, records, hashes)
     items = [("NOTICE", NOTICE), ("", "")]
@@ -222,8 +226,9 @@ def write(df: pd.DataFrame, out: Path, info: RunInfo, thumbnails: dict[int, byte
     workbook, with ``images`` (one per row) each file name links to its image, with ``records``
     (row -> PDF) a ``record`` column links to the PDF records, ``hashes`` (one per row) fill
     a ``sha256`` column, and ``notes`` (``reviews.read`` of the worklist it replaces) go back to
-    their images' rows (by name and hash) or to a sheet of their own; ``info.reviews`` is set to
-    say how many went where, for the Summary sheet and the caller."""
+    their images' rows (by name and hash) or to a sheet of their own, the columns the reader
+    added after SkinScreen's; ``info.reviews`` is set to say how many went where, for the Summary
+    sheet and the caller."""
     if out.suffix.lower() == ".csv":
         # with a byte-order mark: Excel reads a CSV without one in the computer's legacy code page,
         # and "Müller.jpg" showed as "MÃ¼ller.jpg"
@@ -235,10 +240,12 @@ def write(df: pd.DataFrame, out: Path, info: RunInfo, thumbnails: dict[int, byte
         links = [link_to(image, out.parent) for image in images] if images is not None else None
         pdfs = {i: link_to(pdf, out.parent) for i, pdf in records.items()} if records is not None else None
         carried, kept = {}, None
+        added = [c for c in reviews.reader_columns(notes) if c != "review"] if notes is not None else []
         if notes is not None and len(notes):
             carried, kept = reviews.carry(df["file"], hashes or [""] * len(df), notes)
             info.reviews = reviews.summary_text(len(carried), len(kept))
-        write_atomically(out, lambda tmp: _write_excel(df, tmp, info, thumbnails, links, pdfs, carried, kept, hashes))
+        write_atomically(out, lambda tmp: _write_excel(df, tmp, info, thumbnails, links, pdfs, carried, kept, hashes,
+                                                       added))
 
 
 def as_json(df: pd.DataFrame, info: RunInfo, records: dict[int, str] | None = None,
@@ -279,8 +286,8 @@ def link_to(image: Path, folder: Path) -> str:
 
 def _write_excel(df: pd.DataFrame, path: Path, info: RunInfo, thumbnails: dict[int, bytes] | None,
                  links: list[str] | None = None, records: dict[int, str] | None = None,
-                 carried: dict[int, object] | None = None, kept: pd.DataFrame | None = None,
-                 hashes: Sequence[str] | None = None) -> None:
+                 carried: dict[int, dict[str, object]] | None = None, kept: pd.DataFrame | None = None,
+                 hashes: Sequence[str] | None = None, added: Sequence[str] = ()) -> None:
     from openpyxl.drawing.image import Image as XLImage
     from openpyxl.formatting.rule import FormulaRule
     from openpyxl.styles import Alignment, Font, PatternFill
@@ -323,21 +330,23 @@ def _write_excel(df: pd.DataFrame, path: Path, info: RunInfo, thumbnails: dict[i
             cell = ws.cell(row=row, column=1)
             cell.hyperlink, cell.style = target, "Hyperlink"
         extras = excel_extras(bool(thumbnails), records is not None, hashes is not None)
-        for j, name in enumerate(extras, start=len(COLUMNS) + 1):
+        for j, name in enumerate([*extras, *added], start=len(COLUMNS) + 1):
             letter = get_column_letter(j)
             ws[f"{letter}1"] = name
             ws[f"{letter}1"].font = Font(bold=True)
-            ws.column_dimensions[letter].width = {"review": 30, reviews.HASH: 66}.get(name, 12)
+            ws.column_dimensions[letter].width = {reviews.HASH: 66, "record": 12, "thumbnail": 12}.get(name, 30)
         if hashes is not None:  # hidden as the empty dicom column is: for matching, not reading; not printed
             column = len(COLUMNS) + extras.index(reviews.HASH) + 1
             ws.column_dimensions[get_column_letter(column)].hidden = True
             for i, digest in enumerate(hashes):
                 ws.cell(row=i + 2, column=column, value=digest)
-        review = len(COLUMNS) + extras.index("review") + 1
-        for i, note in (carried or {}).items():
-            cell = ws.cell(row=i + 2, column=review, value=note)
-            if cell.data_type == "f":  # a note that starts with "=" stays the text the reader wrote
-                cell.data_type = "s"
+        where = {"review": len(COLUMNS) + extras.index("review") + 1,
+                 **{name: len(COLUMNS) + len(extras) + k for k, name in enumerate(added, start=1)}}
+        for i, notes in (carried or {}).items():
+            for name, note in notes.items():
+                cell = ws.cell(row=i + 2, column=where[name], value=note)
+                if cell.data_type == "f":  # a note that starts with "=" stays the text the reader wrote
+                    cell.data_type = "s"
         if records:
             column = len(COLUMNS) + extras.index("record") + 1
             for i, target in records.items():
@@ -347,7 +356,7 @@ def _write_excel(df: pd.DataFrame, path: Path, info: RunInfo, thumbnails: dict[i
             previews = get_column_letter(len(COLUMNS) + extras.index("thumbnail") + 1)
             # each row's cells beside its preview, not under it at the default bottom; ws[row] would
             # measure the whole sheet for each row (10,015 previews: two of the report's four minutes)
-            width, middle = len(COLUMNS) + len(extras), {}
+            width, middle = len(COLUMNS) + len(extras) + len(added), {}
             for i, png in thumbnails.items():
                 ws.row_dimensions[i + 2].height = 60
                 for cell in next(ws.iter_rows(min_row=i + 2, max_row=i + 2, max_col=width)):
@@ -355,7 +364,7 @@ def _write_excel(df: pd.DataFrame, path: Path, info: RunInfo, thumbnails: dict[i
                     cell.alignment = middle.get(across) or middle.setdefault(
                         across, Alignment(horizontal=across, vertical="center"))
                 ws.add_image(XLImage(io.BytesIO(png)), f"{previews}{i + 2}")
-        corner = f"{get_column_letter(len(COLUMNS) + len(extras))}{max(last, 2)}"  # the table's bottom right
+        corner = f"{get_column_letter(len(COLUMNS) + len(extras) + len(added))}{max(last, 2)}"  # bottom right
         ws.auto_filter.ref = f"A1:{corner}"
         flag = get_column_letter(COLUMNS.index("flag") + 1)
         status = get_column_letter(COLUMNS.index("status") + 1)
@@ -380,7 +389,7 @@ def _write_excel(df: pd.DataFrame, path: Path, info: RunInfo, thumbnails: dict[i
                     sheet.row_dimensions[cell.row].height = ROW_HEIGHT * lines
         if reviews.SHEET in book.sheetnames:
             sheet = book[reviews.SHEET]
-            for j, name in enumerate(reviews.COLUMNS, start=1):
+            for j, name in enumerate(kept.columns, start=1):
                 sheet.cell(row=1, column=j).font = Font(bold=True)
                 sheet.column_dimensions[get_column_letter(j)].width = {"file": 40, "review": 50, reviews.HASH: 66}.get(
                     name, 26)

@@ -258,8 +258,8 @@ def test_existing_report_is_never_overwritten_without_flag(folder, tiny_bundle, 
     # not a workbook whose notes can be read (a password-protected one, say): refused before any scoring
     assert main([str(folder), "--out", str(out), "--model", str(tiny_bundle), "--overwrite"]) == 2
     assert capsys.readouterr().err == (f"screening-batch: error: {out} cannot be read as a worklist (password-"
-                                       "protected, damaged, or not an Excel workbook: BadZipFile), so the notes in its "
-                                       "review column could not be kept; move it away or give another --out\n")
+                                       "protected, damaged, or not an Excel workbook: BadZipFile), so the notes "
+                                       "written in it could not be kept; move it away or give another --out\n")
     assert out.read_bytes() == b"precious"
     openpyxl.Workbook().save(out)  # a workbook without notes is replaced
     assert main([str(folder), "--out", str(out), "--model", str(tiny_bundle), "--overwrite", "--quiet"]) == 0
@@ -270,9 +270,9 @@ def test_existing_report_is_never_overwritten_without_flag(folder, tiny_bundle, 
 
 def test_overwriting_a_worklist_keeps_the_readers_notes(tiny_bundle, tmp_path, capsys):
     """A clinic scores its inbox again each night with --overwrite: the notes written in the
-    review column went with the old workbook. Now each goes back to its image's row; a note on
-    an image replaced by another of the same name, or gone, is kept on a sheet of its own, and
-    goes back if that image returns."""
+    review column, and in columns the clinic added, went with the old workbook. Now each goes
+    back to its image's row; notes on an image replaced by another of the same name, or gone,
+    are kept on a sheet of their own, and go back if that image returns."""
     inbox, out = tmp_path / "inbox", tmp_path / "worklist.xlsx"
     inbox.mkdir()
     for i, name in enumerate(("IMG_0001.jpg", "IMG_0002.jpg", "IMG_0003.jpg")):
@@ -284,6 +284,11 @@ def test_overwriting_a_worklist_keeps_the_readers_notes(tiny_bundle, tmp_path, c
     review = [c.value for c in ws[1]].index("review") + 1
     for row, text in ((2, "seen: routine"), (3, "=biopsy booked"), (4, 3)):
         ws.cell(row=row, column=review, value=text).data_type = "s" if isinstance(text, str) else "n"
+    mine = ws.max_column + 1  # and columns of the clinic's own, after SkinScreen's
+    unnamed = f"column {openpyxl.utils.get_column_letter(mine + 1)}"  # one typed into without a header
+    for (row, column), value in {(1, mine): "action", (2, mine): "excise", (4, mine): "photo again",
+                                 (3, mine + 1): "called patient", (1, mine + 2): "seen by"}.items():
+        ws.cell(row=row, column=column, value=value)
     book.save(out)
     original = (inbox / "IMG_0002.jpg").read_bytes()
     Image.fromarray(lesion_like(seed=7)).save(inbox / "IMG_0002.jpg")  # a second camera's IMG_0002
@@ -294,14 +299,19 @@ def test_overwriting_a_worklist_keeps_the_readers_notes(tiny_bundle, tmp_path, c
                                        "sheet 'Earlier reviews': of images not in this worklist, or changed since\n")
     results = pd.read_excel(out, sheet_name="Results")
     assert results["review"].tolist()[0] == "seen: routine" and results["review"][1:].isna().all()
+    assert list(results.columns[-4:]) == ["sha256", "action", unnamed, "seen by"]  # an empty one stays too
+    assert results["action"].tolist()[0] == "excise" and results[["action", unnamed, "seen by"]][1:].isna().all(axis=None)
     earlier = pd.read_excel(out, sheet_name="Earlier reviews")
+    assert list(earlier.columns) == ["file", "review", "action", unnamed, "seen by", "worklist date", "sha256"]
     assert earlier["file"].tolist() == ["IMG_0002.jpg", "IMG_0003.jpg"]
     assert earlier["review"].tolist() == ["=biopsy booked", 3]  # a note that looks like a formula stays text
+    assert earlier[unnamed].tolist()[0] == "called patient" and earlier["action"].tolist()[1] == "photo again"
     assert dict(pd.read_excel(out, sheet_name="Summary").values)["reviews"].startswith("1 carried over")
     (inbox / "IMG_0002.jpg").write_bytes(original)  # the first camera's image back: so is its note
     assert main([*run, "--overwrite"]) == 0
     results = pd.read_excel(out, sheet_name="Results")
     assert results["review"].tolist()[:2] == ["seen: routine", "=biopsy booked"]
+    assert results["action"].tolist()[0] == "excise" and results[unnamed].tolist()[1] == "called patient"
     assert pd.read_excel(out, sheet_name="Earlier reviews")["file"].tolist() == ["IMG_0003.jpg"]
     assert main([*run[:2], str(tmp_path / "w.csv"), *run[3:]]) == 0  # another report: nothing to carry
     assert capsys.readouterr().err.count("reviews") == 2  # the two --overwrite runs' notes only

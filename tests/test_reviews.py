@@ -6,6 +6,7 @@ from screening import reviews
 from screening.errors import UserError
 
 FILES, HASHES = ["a.jpg", "IM0001", "bad.png"], ["aa11", "bb22", "cc33"]  # a new worklist's rows
+OWN = ["file", "status", "flag", "review", "sha256"]  # the columns SkinScreen wrote (report.OWN_COLUMNS)
 
 
 def note(file: str, review: object, digest: str) -> dict:
@@ -23,7 +24,7 @@ def test_a_note_goes_back_to_the_same_image_only():
         note("IM0001", "from a worklist before sha256 columns", float("nan")),
     ], columns=reviews.COLUMNS)
     carried, kept = reviews.carry(FILES, HASHES, notes)
-    assert carried == {0: "seen, routine", 2: "asked for it again"}
+    assert carried == {0: {"review": "seen, routine"}, 2: {"review": "asked for it again"}}
     assert list(kept["file"]) == ["IM0001", "renamed.jpg", "gone.jpg", "a.jpg", "IM0001"]
     assert list(kept["review"])[:3] == ["biopsy booked", "x", 5]
     assert reviews.summary_text(2, 5) == ("2 carried over from the worklist this one replaced; 5 on the sheet "
@@ -38,7 +39,7 @@ def test_notes_are_read_from_the_results_and_the_earlier_reviews_sheets(tmp_path
         pd.DataFrame({"item": ["images found", "date"], "value": [3, "2026-11-26T18:00:00+00:00"]}).to_excel(
             writer, sheet_name="Summary", index=False)
         pd.DataFrame([note("old.jpg", "from before", "ee55")]).to_excel(writer, sheet_name=reviews.SHEET, index=False)
-    notes = reviews.read(path)
+    notes = reviews.read(path, OWN)
     assert list(notes.columns) == reviews.COLUMNS
     assert list(notes["file"]) == ["a.jpg", "old.jpg"] and list(notes["review"]) == ["fine", "from before"]
     assert list(notes["sha256"]) == ["aa11", "ee55"] and notes["worklist date"][0] == "2026-11-26T18:00:00+00:00"
@@ -47,7 +48,7 @@ def test_notes_are_read_from_the_results_and_the_earlier_reviews_sheets(tmp_path
 def test_a_workbook_without_notes_gives_none(tmp_path):
     path = tmp_path / "r.xlsx"
     openpyxl.Workbook().save(path)
-    assert reviews.read(path).empty
+    assert reviews.read(path, OWN).empty
 
 
 def test_a_file_that_is_no_workbook_is_refused(tmp_path):
@@ -55,4 +56,24 @@ def test_a_file_that_is_no_workbook_is_refused(tmp_path):
     path.write_bytes(b"not a workbook, or one with a password")
     with pytest.raises(UserError, match=r"cannot be read as a worklist \(password-protected, damaged, or not an Excel "
                                         r"workbook: BadZipFile\), so the notes"):
-        reviews.read(path)
+        reviews.read(path, OWN)
+
+
+def test_columns_the_reader_added_are_notes_too(tmp_path):
+    """A clinic's own columns ("action", one typed into without a header, a header twice, one set
+    up and still empty) are the reader's as the review column is; SkinScreen's own are not."""
+    path = tmp_path / "r.xlsx"
+    book = openpyxl.Workbook()
+    ws = book.active
+    ws.title = "Results"
+    for row in (["file", "status", "flag", "review", "sha256", "action", None, "action", "seen by"],
+                ["a.jpg", "ok", "REFER", None, "aa11", "excise", None, None, None],
+                ["b.jpg", "ok", "routine", None, "bb22", None, "called", "twice", None],
+                ["c.jpg", "ok", "routine", None, "cc33", None, None, None, None]):
+        ws.append(row)
+    book.save(path)
+    notes = reviews.read(path, OWN)
+    assert reviews.reader_columns(notes) == ["review", "action", "column G", "action (2)", "seen by"]
+    assert list(notes["file"]) == ["a.jpg", "b.jpg"]  # c.jpg: nothing written
+    carried, kept = reviews.carry(["b.jpg", "a.jpg"], ["bb22", "aa11"], notes)
+    assert carried == {1: {"action": "excise"}, 0: {"column G": "called", "action (2)": "twice"}} and kept.empty
