@@ -231,8 +231,9 @@ def write(df: pd.DataFrame, out: Path, info: RunInfo, thumbnails: dict[int, byte
     sheet and the caller."""
     if out.suffix.lower() == ".csv":
         # with a byte-order mark: Excel reads a CSV without one in the computer's legacy code page,
-        # and "Müller.jpg" showed as "MÃ¼ller.jpg"
-        write_atomically(out, lambda tmp: defuse_formulas(df).to_csv(tmp, index=False, encoding="utf-8-sig"))
+        # and "Müller.jpg" showed as "MÃ¼ller.jpg"; the hashes as in the workbook's (hidden) column
+        table = defuse_formulas(df if hashes is None else df.assign(**{reviews.HASH: hashes}))
+        write_atomically(out, lambda tmp: table.to_csv(tmp, index=False, encoding="utf-8-sig"))
     elif out.suffix.lower() == ".json":
         relative = {i: Path(os.path.relpath(pdf, out.parent)).as_posix() for i, pdf in (records or {}).items()}
         write_atomically(out, lambda tmp: tmp.write_text(as_json(df, info, relative, hashes), encoding="utf-8"))

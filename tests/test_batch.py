@@ -167,6 +167,9 @@ def test_recursive_and_csv(folder, tiny_bundle, tmp_path):
     assert main([str(folder), "--out", str(out), "--model", str(tiny_bundle), "--quiet", "--recursive"]) == 0
     df = pd.read_csv(out)
     assert "sub/z_nested.jpg" in set(df["file"]) and len(df) == len(OK) + len(BROKEN) + 1
+    assert list(df.columns) == [*COLUMNS, "sha256"]  # as the workbook's Results, for a program that files them
+    nested = hashlib.sha256((folder / "sub" / "z_nested.jpg").read_bytes()).hexdigest()
+    assert df.loc[df["file"] == "sub/z_nested.jpg", "sha256"].item() == nested
 
 
 def test_the_csv_carries_a_byte_order_mark_so_excel_reads_accented_names(tiny_bundle, tmp_path):
