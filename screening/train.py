@@ -142,15 +142,15 @@ def subsample(df: pd.DataFrame, limit: int | None, seed: int) -> pd.DataFrame:
 def prepare_split(args: argparse.Namespace) -> pd.DataFrame:
     """The run's split table (written once, reused on resume so the split never drifts)."""
     path = args.run / "split.csv"
-    kept = (args.resume or args.calibrate_only) and path.is_file()
-    table = pd.read_csv(path, dtype={"split": str}) if kept else split_table(args)
-    if not kept:
+    if (args.resume or args.calibrate_only) and path.is_file():
+        table = pd.read_csv(path, dtype={"split": str})
+    else:
+        table = split_table(args)
         args.run.mkdir(parents=True, exist_ok=True)
         table.to_csv(path, index=False)
-    for name in ("val", "test"):  # also for a run brought back from a lent machine with its split.csv alone
-        labels = args.run / f"{name}_labels.csv"
-        if not (kept and labels.is_file()):
-            table[table["split"] == name][["image_id", "dx", "lesion_id"]].to_csv(labels, index=False)
+    for name in ("val", "test"):  # from split.csv too: a run brought back from a lent machine has that alone
+        table[table["split"] == name][["image_id", "dx", "lesion_id"]].to_csv(args.run / f"{name}_labels.csv",
+                                                                             index=False)
     return table
 
 
