@@ -335,6 +335,7 @@ def _write_excel(df: pd.DataFrame, path: Path, info: RunInfo, thumbnails: dict[i
             letter = get_column_letter(j)
             ws[f"{letter}1"] = name
             ws[f"{letter}1"].font = Font(bold=True)
+            ws[f"{letter}1"].data_type = "s"  # a reader's header "=total" stays text, as the notes do
             ws.column_dimensions[letter].width = {reviews.HASH: 66, "record": 12, "thumbnail": 12}.get(name, 30)
         if hashes is not None:  # hidden as the empty dicom column is: for matching, not reading; not printed
             column = len(COLUMNS) + extras.index(reviews.HASH) + 1

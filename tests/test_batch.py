@@ -290,8 +290,8 @@ def test_overwriting_a_worklist_keeps_the_readers_notes(tiny_bundle, tmp_path, c
     mine = ws.max_column + 1  # and columns of the clinic's own, after SkinScreen's
     unnamed = f"column {openpyxl.utils.get_column_letter(mine + 1)}"  # one typed into without a header
     for (row, column), value in {(1, mine): "action", (2, mine): "excise", (4, mine): "photo again",
-                                 (3, mine + 1): "called patient", (1, mine + 2): "seen by"}.items():
-        ws.cell(row=row, column=column, value=value)
+                                 (3, mine + 1): "called patient", (1, mine + 2): "seen by", (1, mine + 3): "=sum"}.items():
+        ws.cell(row=row, column=column, value=value).data_type = "s"
     book.save(out)
     original = (inbox / "IMG_0002.jpg").read_bytes()
     Image.fromarray(lesion_like(seed=7)).save(inbox / "IMG_0002.jpg")  # a second camera's IMG_0002
@@ -302,10 +302,11 @@ def test_overwriting_a_worklist_keeps_the_readers_notes(tiny_bundle, tmp_path, c
                                        "sheet 'Earlier reviews': of images not in this worklist, or changed since\n")
     results = pd.read_excel(out, sheet_name="Results")
     assert results["review"].tolist()[0] == "seen: routine" and results["review"][1:].isna().all()
-    assert list(results.columns[-4:]) == ["sha256", "action", unnamed, "seen by"]  # an empty one stays too
+    assert list(results.columns[-5:]) == ["sha256", "action", unnamed, "seen by", "=sum"]  # empty ones stay too
     assert results["action"].tolist()[0] == "excise" and results[["action", unnamed, "seen by"]][1:].isna().all(axis=None)
     earlier = pd.read_excel(out, sheet_name="Earlier reviews")
-    assert list(earlier.columns) == ["file", "review", "action", unnamed, "seen by", "worklist date", "sha256"]
+    assert list(earlier.columns) == ["file", "review", "action", unnamed, "seen by", "=sum", "worklist date",
+                                     "sha256"]
     assert earlier["file"].tolist() == ["IMG_0002.jpg", "IMG_0003.jpg"]
     assert earlier["review"].tolist() == ["=biopsy booked", 3]  # a note that looks like a formula stays text
     assert earlier[unnamed].tolist()[0] == "called patient" and earlier["action"].tolist()[1] == "photo again"
