@@ -24,7 +24,6 @@ ITEM = "reviews"  # the Summary sheet's item
 HASH = "sha256"  # the workbook's column of each file's SHA-256: what a note follows
 DATE = "worklist date"  # SHEET's: when the worklist a note was written in was made
 KEYS = ["file", DATE, HASH]  # what a note is about, beside the reader's columns
-COLUMNS = ["file", "review", DATE, HASH]  # SHEET's, when the reader added no column
 
 
 def check(path: Path) -> None:

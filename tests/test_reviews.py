@@ -7,6 +7,7 @@ from screening.errors import UserError
 
 FILES, HASHES = ["a.jpg", "IM0001", "bad.png"], ["aa11", "bb22", "cc33"]  # a new worklist's rows
 OWN = ["file", "status", "flag", "review", "sha256"]  # the columns SkinScreen wrote (report.OWN_COLUMNS)
+SHEET_COLUMNS = ["file", "review", "worklist date", "sha256"]  # the Earlier reviews sheet's, with no column added
 
 
 def note(file: str, review: object, digest: str) -> dict:
@@ -22,7 +23,7 @@ def test_a_note_goes_back_to_the_same_image_only():
         note("a.jpg", "a second note on a.jpg", "aa11"),  # from the Earlier reviews sheet: a.jpg has one already
         note("bad.png", "asked for it again", "cc33"),
         note("IM0001", "from a worklist before sha256 columns", float("nan")),
-    ], columns=reviews.COLUMNS)
+    ], columns=SHEET_COLUMNS)
     carried, kept = reviews.carry(FILES, HASHES, notes)
     assert carried == {0: {"review": "seen, routine"}, 2: {"review": "asked for it again"}}
     assert list(kept["file"]) == ["IM0001", "renamed.jpg", "gone.jpg", "a.jpg", "IM0001"]
@@ -40,7 +41,7 @@ def test_notes_are_read_from_the_results_and_the_earlier_reviews_sheets(tmp_path
             writer, sheet_name="Summary", index=False)
         pd.DataFrame([note("old.jpg", "from before", "ee55")]).to_excel(writer, sheet_name=reviews.SHEET, index=False)
     notes = reviews.read(path, OWN)
-    assert list(notes.columns) == reviews.COLUMNS
+    assert list(notes.columns) == SHEET_COLUMNS
     assert list(notes["file"]) == ["a.jpg", "old.jpg"] and list(notes["review"]) == ["fine", "from before"]
     assert list(notes["sha256"]) == ["aa11", "ee55"] and notes["worklist date"][0] == "2026-11-26T18:00:00+00:00"
 
