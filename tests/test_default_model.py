@@ -2,6 +2,7 @@
 and on the shared data it still scores what its model card says."""
 
 import json
+import os
 import shlex
 
 import pytest
@@ -56,6 +57,23 @@ def test_the_app_shows_every_plot_the_model_card_has(meta):
 
     for name in MODEL_PLOTS:
         assert (DEFAULT_MODEL / name).read_bytes() == (CARD_FIGURES.parent / name).read_bytes(), name
+
+
+def test_the_model_card_is_what_its_command_writes_and_ships_with_the_model():
+    """Hand edits belong in build/default_model_notes.md, which the command folds in; an edit made
+    to MODEL_CARD.md itself would be lost at the next re-ship. The packaged copy (the app's Model
+    tab, the executable) is the same card."""
+    from screening.model_card import main as card_main
+
+    out = ROOT / f".model_card_check_{os.getpid()}.md"  # beside MODEL_CARD.md: its links are relative
+    try:
+        assert card_main(["--model", str(DEFAULT_MODEL), "--validation", str(CARD_FIGURES.parent),
+                          "--test", str(CARD_FIGURES.parent.parent / "test"),
+                          "--notes", str(ROOT / "build" / "default_model_notes.md"), "--out", str(out)]) == 0
+        assert out.read_text() == (ROOT / "MODEL_CARD.md").read_text()
+    finally:
+        out.unlink(missing_ok=True)
+    assert (DEFAULT_MODEL / "MODEL_CARD.md").read_text() == (ROOT / "MODEL_CARD.md").read_text()
 
 
 @needs_ham
