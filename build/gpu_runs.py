@@ -16,7 +16,8 @@ Into ``--out``, one ``NAME.tar`` per run: the best epoch's model without its opt
 (with Adam's and the moving average's it is ~52 MB, over the 16 MiB a returned file may be),
 state.json, history.csv, split.csv and the log: what ``train --calibrate-only`` and
 ``build/ship_default_model.sh`` need here. It prints each run's epochs, best and mean of the
-last ten epochs' validation balanced accuracy (a single best epoch flatters a run).
+last ten epochs' validation balanced accuracy (a single best epoch flatters a run), and its
+seconds an epoch (median, and the most: compiling), by which the next call is sized.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ import argparse
 import csv
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -42,6 +45,7 @@ BROUGHT = ("best.keras", "state.json", "history.csv", "split.csv", "train.log")
 MOST_BACK = 16 * 2**20  # per returned file
 LAST = 10  # epochs averaged
 GRACE_S = 15  # after SIGTERM, before SIGKILL
+KERAS_EPOCH = re.compile(r"^\d+/\d+ - (\d+)s ")  # the line Keras logs for an epoch with --verbose 2
 SLIM = """import sys
 import screening.train  # first: it picks Keras's JAX backend, and registers the custom layers
 import keras
@@ -128,6 +132,13 @@ def history(run: Path) -> list[float]:
     return values
 
 
+def epoch_seconds(log: Path) -> list[int]:
+    """Seconds each epoch took, as Keras logged them (the first of each stage compiles): what the
+    next call's recipes and epochs are sized by."""
+    text = log.read_text(errors="replace") if log.is_file() else ""
+    return [int(m.group(1)) for line in text.splitlines() if (m := KERAS_EPOCH.match(line))]
+
+
 def pack(runs: dict[str, Path], out: Path, env: dict[str, str]) -> None:
     """One NAME.tar per run in ``out``, its best model without the optimizer state."""
     out.mkdir(parents=True, exist_ok=True)
@@ -148,13 +159,14 @@ def pack(runs: dict[str, Path], out: Path, env: dict[str, str]) -> None:
 
 
 def table(runs: dict[str, Path], ended: dict[str, str]) -> str:
-    lines = [f"| run | ended | epochs | best val balanced accuracy (epoch) | mean of the last {LAST} |",
-             "|---|---|---|---|---|"]
+    header = f"| run | ended | epochs | best val balanced accuracy (epoch) | mean of the last {LAST} "
+    lines = [header + "| s an epoch: median (most) |", "|---|---|---|---|---|---|"]
     for name, run in runs.items():
-        h = history(run)
+        h, took = history(run), epoch_seconds(run / "train.log")
         best = f"{max(h):.3f} ({h.index(max(h)) + 1})" if h else "-"
         last = f"{sum(h[-LAST:]) / len(h[-LAST:]):.3f}" if h else "-"
-        lines.append(f"| {name} | {ended[name]} | {len(h)} | {best} | {last} |")
+        pace = f"{statistics.median(took):g} ({max(took)})" if took else "-"
+        lines.append(f"| {name} | {ended[name]} | {len(h)} | {best} | {last} | {pace} |")
     return "\n".join(lines)
 
 

@@ -1,6 +1,7 @@
 """build/gpu_runs.py: several training runs side by side on a lent GPU machine, and what comes back."""
 
 import json
+import re
 import shutil
 import sys
 import tarfile
@@ -25,6 +26,7 @@ def test_staged_runs_side_by_side_bring_back_what_calibration_needs(tmp_path, ca
                           "a --seed 0", "b --seed 1 --ema 0.99"]) == 0
     said = capsys.readouterr().out
     assert "| a | finished | 1 |" in said and "| b | finished | 1 |" in said
+    assert re.search(r"\| b \| finished \| 1 \|.*\| \d+ \(\d+\) \|$", said, re.MULTILINE)  # s an epoch
     assert (data / "HAM10000_metadata.csv").is_file()
     assert sorted(p.name for p in out.iterdir()) == ["a.tar", "b.tar"]
     with tarfile.open(out / "b.tar") as t:
@@ -65,3 +67,13 @@ def test_parts_go_where_the_manifest_says_and_wheels_are_left_to_install(tmp_pat
     shared = tmp_path / "shared"
     assert sorted(p.relative_to(shared).as_posix() for p in shared.rglob("*") if p.is_file()) == [
         "data/HAM10000_metadata.csv", "data/images_224/I.jpg", "weights/w.h5"]
+
+
+def test_epoch_seconds_are_read_from_kerass_log(tmp_path):
+    log = tmp_path / "train.log"
+    log.write_text("stage head: epochs 1-2, lr 0.001, unfrozen blocks 0\n"
+                   "126/126 - 20s - 159ms/step - acc: 0.39 - loss: 1.82 - val_balanced_accuracy: 0.46\n"
+                   "Epoch 3/102\n126/126 - 150s - 1s/step - acc: 0.52\n126/126 - 2s - 19ms/step - acc: 0.55\n"
+                   "10/10 - 1s - 67ms/step\n")
+    assert gpu_runs.epoch_seconds(log) == [20, 150, 2, 1]
+    assert gpu_runs.epoch_seconds(tmp_path / "none.log") == []
