@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, NamedTuple
 
-from screening import __version__, dicom
+from screening import __version__, dicom, reviews
 from screening.cli import (
     add_malignancy_options,
     add_scoring_options,
@@ -259,8 +259,6 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"not a folder or a zip file: {folder}")
     check_output(args.out, args.overwrite)
     if keeps_reviews(args.out):  # a workbook it could not read the notes of: said before the scoring
-        from screening import reviews
-
         reviews.check(args.out)
     if args.thumbnails and args.out.suffix.lower() != ".xlsx":
         raise UserError("--thumbnails needs an Excel report (.xlsx)")
@@ -363,7 +361,7 @@ def screen_files(screener, paths: list[Path], folder: Path, out: Path, *, source
     ``records``: a folder for the PDF records of the REFER images. ``left_out``: what the scan
     passed over, for the Summary sheet, so that whoever reads the worklist later knows it too.
     """
-    from screening import report, reviews
+    from screening import report
 
     start = time.perf_counter() if start is None else start
     room = report_room(len(paths), thumbnails)

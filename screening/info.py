@@ -70,6 +70,7 @@ SUBGROUPS: dict[str, dict] = {
                                          "consensus": "expert consensus", "confocal": "confocal microscopy"}},
 }
 
+
 def label_of(code: str) -> str:
     """How a class is shown to people: its name, then its code."""
     return f"{CLASS_NAMES[code]} ({code})"
