@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from screening.errors import UserError
+from screening.files import existing
 
 # Patient images should not outlive their use: the scratch folder (uploads, results, reports,
 # records, unpacked zip files) is swept every 10 minutes of files an hour old, whichever run
@@ -30,13 +31,15 @@ SWEEP = (600, 3600)  # every, and older than, in seconds
 MIN_FREE = 50 * 2**20
 
 
-def low_space() -> str | None:
-    """What to say when the disk of the scratch folder (the temporary folder) is almost full."""
-    folder = tempfile.gettempdir()
-    free = shutil.disk_usage(folder).free
-    if free >= MIN_FREE:
+def low_space(folder: str | Path | None = None, incoming: int = 0) -> str | None:
+    """What to say when the disk of ``folder`` (default: the temporary folder, the scratch
+    folder's) is almost full, or would be with ``incoming`` bytes more (an upload's)."""
+    folder = folder or tempfile.gettempdir()
+    free = shutil.disk_usage(existing(Path(folder))).free
+    if free - incoming >= MIN_FREE:
         return None
-    return f"the disk holding {folder} is almost full ({free / 2**20:.0f} MB free): free some space on it"
+    asked = f", {incoming / 2**20:.0f} MB asked for" if free >= MIN_FREE else ""  # the file is what tips it
+    return f"the disk holding {folder} is almost full ({free / 2**20:.0f} MB free{asked}): free some space on it"
 
 
 def private_root() -> Path:

@@ -19,9 +19,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from starlette.middleware import Middleware
+from starlette.responses import PlainTextResponse
 
 from screening.errors import UserError
+from screening.files import NO_ROOM
 from screening.info import NOTICE
+from screening.scratch import low_space
 from screening.signin import RememberClient, SignIn, read_auth_file
 
 LOOPBACK = ("127.0.0.1", "localhost")
@@ -90,11 +93,58 @@ def serving(args: argparse.Namespace,
         url += f" (through the proxy: its address followed by {root}/)" if root.startswith("/") else f" ({root}/)"
     return url, {"server_name": args.host, "server_port": args.port, "share": args.share, "root_path": root,
                  "auth": signin.check if signin else None,
-                 "app_kwargs": {"middleware": [Middleware(RememberClient)]} if signin else None,
+                 "app_kwargs": {"middleware": [Middleware(RoomForUploads),
+                                               *([Middleware(RememberClient)] if signin else [])]},
                  "auth_message": f"SkinScreen: sign in. {NOTICE}",
                  "ssl_certfile": str(args.ssl_certfile) if https else None,
                  "ssl_keyfile": str(args.ssl_keyfile) if https else None,
                  "ssl_verify": not https}  # Gradio's check of itself: a self-signed certificate is fine
+
+
+class RoomForUploads:
+    """ASGI middleware: an upload the disk of Gradio's upload folder has no room for is refused
+    in one line, which the page shows ("HTTP 507: SkinScreen cannot take this file: ...") and the
+    terminal too. Gradio wrote such a file until the disk was full, answered "HTTP 500" with a
+    traceback, and left the part it wrote filling the disk for every upload after it. The size
+    comes from the request's Content-Length; a disk that fills while the file is written (two
+    uploads at once) gets the same answer, but that part stays until the scratch folder's sweep."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].endswith("/upload"):
+            return await self.app(scope, receive, send)
+        from gradio.utils import get_upload_folder  # imported by then: the app is Gradio's
+
+        folder = get_upload_folder()
+        size = dict(scope["headers"]).get(b"content-length", b"")
+        why = low_space(folder, int(size) if size.isdigit() else 0)
+        started, read = False, False  # the answer begun; the request's body read to its end
+
+        async def receiving() -> dict:
+            nonlocal read
+            message = await receive()
+            read = read or not message.get("more_body")
+            return message
+
+        async def sending(message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        if why is None:
+            try:
+                return await self.app(scope, receiving, sending)
+            except OSError as err:
+                if err.errno not in NO_ROOM or started:
+                    raise
+                why = low_space(folder) or f"the disk holding {folder} is full ({err.strerror}): free some space on it"
+        print(f"warning: an upload was refused: {why}", file=sys.stderr)
+        while not read:  # the rest read, unwritten: a browser still sending takes an answer for a dropped line
+            await receiving()
+        await PlainTextResponse(f"SkinScreen cannot take this file: {why}. Ask whoever runs SkinScreen.",
+                                status_code=507)(scope, receive, send)
 
 
 def page_address(args: argparse.Namespace, host: str | None = None) -> str:

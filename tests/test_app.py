@@ -3,6 +3,7 @@
 import errno
 import getpass
 import os
+import re
 import shutil
 import signal
 import socket
@@ -163,6 +164,19 @@ def test_an_almost_full_disk_is_said_at_start(tiny_bundle, monkeypatch, capsys):
                   block=False)
     demo.close()
     assert "is almost full" in capsys.readouterr().err
+
+
+def test_an_upload_to_an_almost_full_disk_is_one_line_the_page_shows(server, monkeypatch):
+    """It was Gradio's "HTTP 500" and a traceback (``serving.RoomForUploads``)."""
+    import httpx
+
+    import screening.scratch
+
+    monkeypatch.setattr(screening.scratch, "MIN_FREE", 2**62)
+    answer = httpx.post(f"{server}gradio_api/upload", files={"files": ("a.jpg", b"x" * 1000)})
+    assert answer.status_code == 507
+    assert re.fullmatch(r"SkinScreen cannot take this file: the disk holding .* is almost full \(\d+ MB free\): "
+                        r"free some space on it\. Ask whoever runs SkinScreen\.", answer.text), answer.text
 
 
 def test_the_model_is_warmed_up_once_the_page_is_up(tiny_bundle, monkeypatch):

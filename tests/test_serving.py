@@ -111,3 +111,63 @@ def test_a_certificate_and_key_tls_cannot_use_are_refused_before_the_model_loads
     else:
         with pytest.raises(UserError, match=message):
             check_certificate(*paths)
+
+
+@pytest.fixture
+def uploads(tmp_path, monkeypatch):
+    """A client of a stand-in for Gradio's upload route behind ``RoomForUploads``, on a disk with
+    1 MB free beyond ``MIN_FREE``, and the bodies the route was given; the route fails
+    with the ``OSError`` set in ``fails``, after reading the body."""
+    from collections import namedtuple
+
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    import screening.scratch
+    from screening.serving import RoomForUploads
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "uploads"))  # not made yet, as before a first upload
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(screening.scratch.shutil, "disk_usage",
+                        lambda folder: usage(2**40, 0, screening.scratch.MIN_FREE + 2**20))
+    given, fails = [], []
+
+    async def upload(request):
+        given.append(await request.body())
+        if fails:
+            raise fails[0]
+        return JSONResponse(["saved"])
+
+    app = Starlette(routes=[Route("/gradio_api/upload", upload, methods=["POST"]),
+                            Route("/gradio_api/other", upload, methods=["POST"])],
+                    middleware=[Middleware(RoomForUploads)])
+    return TestClient(app, raise_server_exceptions=False), given, fails
+
+
+def test_an_upload_the_disk_has_no_room_for_is_refused_before_it_is_written(uploads, capsys):
+    client, given, _ = uploads
+    answer = client.post("/gradio_api/upload", files={"files": ("a.jpg", b"x" * 2**21)})
+    assert answer.status_code == 507
+    assert answer.text.startswith("SkinScreen cannot take this file: the disk holding ")
+    assert "almost full (51 MB free, 2 MB asked for): free some space on it. Ask whoever runs SkinScreen." in answer.text
+    assert given == []
+    assert "warning: an upload was refused: the disk holding" in capsys.readouterr().err
+    assert client.post("/gradio_api/upload", files={"files": ("a.jpg", b"x" * 1000)}).json() == ["saved"]
+    assert client.post("/gradio_api/other", content=b"x" * 2**21).json() == ["saved"]  # not an upload
+    assert len(given) == 2
+
+
+def test_a_disk_filled_while_an_upload_is_written_is_said_and_other_failures_are_not_hidden(uploads):
+    import errno
+
+    client, given, fails = uploads
+    fails.append(OSError(errno.ENOSPC, "No space left on device"))
+    answer = client.post("/gradio_api/upload", files={"files": ("a.jpg", b"x" * 200)})
+    assert (answer.status_code, answer.text[:33]) == (507, "SkinScreen cannot take this file:")
+    assert "(No space left on device): free some space on it" in answer.text  # the disk looked roomy before
+    fails[0] = PermissionError(errno.EACCES, "Permission denied")
+    assert client.post("/gradio_api/upload", files={"files": ("a.jpg", b"x" * 200)}).status_code == 500
+    assert len(given) == 2
