@@ -493,7 +493,9 @@ def launch(args: argparse.Namespace, block: bool = True) -> gr.Blocks:
     demo.queue(default_concurrency_limit=2).launch(
         **settings, inbrowser=not args.no_browser, max_file_size=MAX_UPLOAD, prevent_thread_lock=True,
         quiet=True, show_error=False, run_history=False, theme=theme())
-    threading.Thread(target=app.warm_up, name="skinscreen-warm-up", daemon=True).start()  # once the page is up
+    # once the page is up; not a daemon, so that a stop during it waits for it (a few seconds at
+    # most): Python's exit under its XLA compilation aborted ("terminate called...") or hung
+    threading.Thread(target=app.warm_up, name="skinscreen-warm-up").start()
     if block:
         demo.block_thread()
     return demo

@@ -422,6 +422,25 @@ def test_a_stop_signal_or_quit_ends_the_app_like_ctrl_c_and_leaves_no_patient_fi
 
 
 @POSIX
+def test_ctrl_c_while_the_model_warms_up_ends_the_app(tmp_path):
+    """Python's exit under the warm-up's XLA compilation aborted ("terminate called after
+    throwing an instance of ''", status 134) or hung: a first start, with nothing compiled yet,
+    stopped at once. The shipped model and no compilation cache: the longest warm-up there is."""
+    from screening.inference import DEFAULT_MODEL
+
+    env = {**os.environ, "TMPDIR": str(tmp_path), "SKINSCREEN_CACHE_DIR": ""}
+    proc, _ = start_app(DEFAULT_MODEL, tmp_path, env, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        time.sleep(1)  # the page answers, the warm-up compiles
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(90) == 0
+        err = proc.stderr.read()
+        assert "terminate called" not in err and "Traceback" not in err, err
+    finally:
+        proc.kill()
+
+
+@POSIX
 def test_under_nohup_a_hangup_is_still_ignored(tiny_bundle, tmp_path):
     """``nohup python app.py &`` must outlive its terminal: an ignored SIGHUP stays ignored."""
     env = {**os.environ, "TMPDIR": str(tmp_path)}
