@@ -5,12 +5,20 @@ from __future__ import annotations
 import io
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from absl import logging as absl_logging
 
 import screening  # noqa: F401  (selects the JAX backend before keras loads)
+
+# absl (Keras imports it) logs through a handler on the sys.stderr of its import, under pytest a
+# capture's stream; uvicorn's logging set-up, at each launch of the app, closes that handler, and
+# absl closes its stream unless it is the process's own: the capture, read later, failed the test
+# ("I/O operation on closed file"), and a test that launches the app failed when run alone
+absl_logging.get_absl_handler().python_handler.stream = sys.__stderr__
 
 ROOT = Path(__file__).resolve().parents[1]
 HEIC = ROOT / "tests" / "fixtures" / "lesion_like_seed0.heic"  # lesion_like(150, 200), HEVC quality 60
