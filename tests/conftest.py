@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from absl import logging as absl_logging
+from PIL import Image
 
 import screening  # noqa: F401  (selects the JAX backend before keras loads)
+from screening.bundle import decision_digest
 
 # absl (Keras imports it) logs through a handler on the sys.stderr of its import, under pytest a
 # capture's stream; uvicorn's logging set-up, at each launch of the app, closes that handler, and
@@ -69,6 +73,42 @@ def auth_file(folder: Path, text: str, mode: int = 0o600) -> Path:
     path.write_text(text)
     path.chmod(mode)
     return path
+
+
+def labelled(tmp_path, dx: list[str], prefix: str = "I", suffix: str = ".png"):
+    """An image folder of generated lesions and its ``image_id,dx`` CSV (``tmp_path/l.csv``)."""
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(len(dx)):
+        Image.fromarray(lesion_like(seed=i)).save(images / f"{prefix}{i}{suffix}")
+    pd.DataFrame({"image_id": [f"{prefix}{i}" for i in range(len(dx))], "dx": dx}).to_csv(tmp_path / "l.csv",
+                                                                                          index=False)
+    return images
+
+
+def fake_ham(tmp_path: Path, dx: list[str], folders: dict, images_per_lesion: int = 1) -> Path:
+    """A HAM10000-shaped folder: metadata for ``dx`` and small images in the folders given,
+    each holding the images whose indices it lists."""
+    data = tmp_path / "ham"
+    rows = [f"L{i // images_per_lesion},ISIC_{i:07d},{d}" for i, d in enumerate(dx)]
+    for folder, ids in folders.items():
+        (data / folder).mkdir(parents=True)
+        for i in ids:
+            Image.fromarray(lesion_like(32, 32, i)).save(data / folder / f"ISIC_{i:07d}.jpg")
+    (data / "HAM10000_metadata.csv").write_text("lesion_id,image_id,dx\n" + "\n".join(rows) + "\n")
+    return data
+
+
+def with_validation_mix(tiny_bundle, folder, malignant=20, benign=80):
+    """The tiny bundle with validation counts (a malignant share of 20% by default) and figures."""
+    shutil.copytree(tiny_bundle, folder)
+    meta = json.loads((folder / "bundle.json").read_text())
+    meta["metrics"] = {"validation": {"sensitivity": 0.91, "specificity": 0.7, "per_class": {
+        "mel": {"support": malignant}, "nv": {"support": benign}}}}
+    meta["malignancy_scaling"] = [0.8, -0.5]
+    meta["decision_sha256"] = decision_digest(meta)
+    (folder / "bundle.json").write_text(json.dumps(meta))
+    return folder
 
 
 class Terminal(io.StringIO):

@@ -662,9 +662,9 @@ def test_refuses_a_threshold_or_prevalence_that_is_not_a_probability(capsys, opt
 
 def test_a_prevalence_of_ones_own_applies(tiny_bundle, tmp_path):
     from screening.app import ScreeningApp
-    from tests.test_inference import _with_validation_mix
+    from tests.conftest import with_validation_mix
 
-    bundle = _with_validation_mix(tiny_bundle, tmp_path / "b")
+    bundle = with_validation_mix(tiny_bundle, tmp_path / "b")
     base, rare = (ScreeningApp(bundle, prevalence=p).predict(lesion_like())[1] for p in (None, 0.05))
     assert "for a malignant share of 20.0%, as among its validation images" in base
     assert "converted to a malignant share of 5.0% (--prevalence; validation images: 20.0%)" in rare

@@ -854,9 +854,9 @@ def test_only_files_named_as_dicom_exports_are_opened_to_look_for_the_marker(tmp
 
 
 def test_the_summary_says_which_malignant_share_the_probabilities_hold_for(tiny_bundle, tmp_path):
-    from tests.test_inference import _with_validation_mix
+    from tests.conftest import with_validation_mix
 
-    bundle = _with_validation_mix(tiny_bundle, tmp_path / "bundle")
+    bundle = with_validation_mix(tiny_bundle, tmp_path / "bundle")
     Image.fromarray(lesion_like()).save(tmp_path / "a.jpg")
     items = []
     for prevalence in ([], ["--prevalence", "0.05"]):

@@ -7,18 +7,7 @@ from PIL import Image
 
 from screening.evaluate import OUTPUTS, main
 from screening.metrics import wilson_interval
-from tests.conftest import Terminal, lesion_like
-
-
-def labelled(tmp_path, dx: list[str], prefix: str = "I", suffix: str = ".png"):
-    """An image folder of generated lesions and its ``image_id,dx`` CSV (``tmp_path/l.csv``)."""
-    images = tmp_path / "images"
-    images.mkdir()
-    for i in range(len(dx)):
-        Image.fromarray(lesion_like(seed=i)).save(images / f"{prefix}{i}{suffix}")
-    pd.DataFrame({"image_id": [f"{prefix}{i}" for i in range(len(dx))], "dx": dx}).to_csv(tmp_path / "l.csv",
-                                                                                          index=False)
-    return images
+from tests.conftest import Terminal, labelled, lesion_like
 
 
 def test_evaluate_writes_report_and_plots(tiny_bundle, tmp_path):

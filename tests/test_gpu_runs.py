@@ -7,8 +7,7 @@ import sys
 import tarfile
 import time
 
-from tests.conftest import ROOT
-from tests.test_train import _fake_ham
+from tests.conftest import ROOT, fake_ham
 
 sys.path.insert(0, str(ROOT / "build"))
 
@@ -17,7 +16,7 @@ import stage_training_data
 
 
 def test_staged_runs_side_by_side_bring_back_what_calibration_needs(tmp_path, capsys):
-    data = _fake_ham(tmp_path, ["nv", "mel", "bkl", "bcc", "akiec", "df", "vasc"] * 4, {"images_224": range(28)})
+    data = fake_ham(tmp_path, ["nv", "mel", "bkl", "bcc", "akiec", "df", "vasc"] * 4, {"images_224": range(28)})
     base = f"{data} --weights none --alpha 0.25 --head-epochs 0 --epochs 1 --batch-size 8"
     stage, runs, out = tmp_path / "stage", tmp_path / "runs", tmp_path / "out"
     assert stage_training_data.main(["--out", str(stage), "--no-wheels", "--", *base.split()]) == 0

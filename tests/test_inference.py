@@ -7,7 +7,7 @@ from PIL import Image
 
 from screening.bundle import decision_digest
 from screening.inference import Screener
-from tests.conftest import lesion_like
+from tests.conftest import lesion_like, with_validation_mix
 
 
 @pytest.fixture(scope="module")
@@ -90,20 +90,8 @@ def test_validated_operating_point_only_for_the_bundles_own_threshold(tiny_bundl
     assert Screener(measured, tta=True).validated is None  # the figures were measured without TTA
 
 
-def _with_validation_mix(tiny_bundle, folder, malignant=20, benign=80):
-    """The tiny bundle with validation counts (a malignant share of 20% by default) and figures."""
-    shutil.copytree(tiny_bundle, folder)
-    meta = json.loads((folder / "bundle.json").read_text())
-    meta["metrics"] = {"validation": {"sensitivity": 0.91, "specificity": 0.7, "per_class": {
-        "mel": {"support": malignant}, "nv": {"support": benign}}}}
-    meta["malignancy_scaling"] = [0.8, -0.5]
-    meta["decision_sha256"] = decision_digest(meta)
-    (folder / "bundle.json").write_text(json.dumps(meta))
-    return folder
-
-
 def test_a_prevalence_converts_the_probability_by_bayes_rule_and_changes_no_flag(tiny_bundle, tmp_path):
-    bundle = _with_validation_mix(tiny_bundle, tmp_path / "b")
+    bundle = with_validation_mix(tiny_bundle, tmp_path / "b")
     images = [lesion_like(seed=i) for i in range(6)]
     base, rare = Screener(bundle), Screener(bundle, prevalence=0.05)
     assert base.calibrated_share == pytest.approx(0.2) and base.prevalence is None
@@ -121,6 +109,6 @@ def test_a_prevalence_converts_the_probability_by_bayes_rule_and_changes_no_flag
 
 def test_a_prevalence_needs_a_share_and_a_model_that_records_its_own(tiny_bundle, tmp_path):
     with pytest.raises(ValueError, match="prevalence must be between 0 and 1"):
-        Screener(_with_validation_mix(tiny_bundle, tmp_path / "b"), prevalence=1.0)
+        Screener(with_validation_mix(tiny_bundle, tmp_path / "b"), prevalence=1.0)
     with pytest.raises(ValueError, match="does not record the share of malignant lesions"):
         Screener(tiny_bundle, prevalence=0.05)

@@ -7,7 +7,7 @@ import pandas as pd
 from screening.evaluate import main as evaluate
 from screening.model_card import main as card_main
 from screening.subgroups import main as subgroups_main
-from tests.test_evaluate import labelled
+from tests.conftest import labelled
 
 
 def test_model_card_draft_uses_bundle_and_metrics(tiny_bundle, tmp_path):

@@ -40,10 +40,10 @@ def test_the_record_says_what_the_tool_said_with_which_model_and_when(assessed, 
 
 
 def test_the_record_says_the_malignant_share_set_with_prevalence(assessed, tiny_bundle, tmp_path):
-    from tests.test_inference import _with_validation_mix
+    from tests.conftest import with_validation_mix
 
     _, _, x, heatmap = assessed
-    screener = Screener(_with_validation_mix(tiny_bundle, tmp_path / "b"), prevalence=0.05)
+    screener = Screener(with_validation_mix(tiny_bundle, tmp_path / "b"), prevalence=0.05)
     (result,) = screener.score_arrays(x[None], [(400, 300)], ["upload"])
     write_record(tmp_path / "record.pdf", screener, result, x, heatmap, source_name="lesion.jpg")
     text = " ".join(pdf_text(tmp_path / "record.pdf").split())

@@ -3,8 +3,7 @@
 import json
 import sys
 
-from tests.conftest import ROOT
-from tests.test_train import _fake_ham
+from tests.conftest import ROOT, fake_ham
 
 sys.path.insert(0, str(ROOT / "build"))
 
@@ -13,7 +12,7 @@ import stage_training_data  # a build script, found through the path above
 
 def test_parts_hold_what_the_command_reads_and_give_it_the_same_rows(tmp_path, capsys):
     held = {"originals_600x450": range(0, 40, 3), "images_224": range(0, 40, 2), "images_200x150": range(40)}
-    data = _fake_ham(tmp_path, ["nv", "mel", "bkl", "bcc"] * 10, held)
+    data = fake_ham(tmp_path, ["nv", "mel", "bkl", "bcc"] * 10, held)
     weights = tmp_path / "imagenet.weights.h5"
     weights.write_bytes(b"w" * 3000)
     out = tmp_path / "stage"

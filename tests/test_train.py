@@ -10,10 +10,9 @@ from pathlib import Path
 import keras
 import pandas as pd
 import pytest
-from PIL import Image
 
 from screening.train import EpochEnd, class_weights, command_for, compile_model, main, parser, prepare_split
-from tests.conftest import lesion_like
+from tests.conftest import fake_ham
 
 
 @pytest.mark.parametrize(
@@ -157,22 +156,9 @@ def test_command_for_keeps_the_split_of_recipes_older_than_split_seed():
     assert command_for({"seed": 3, "split_seed": 0}).endswith("--seed 3")  # 0 is the default
 
 
-def _fake_ham(tmp_path: Path, dx: list[str], folders: dict, images_per_lesion: int = 1) -> Path:
-    """A HAM10000-shaped folder: metadata for ``dx`` and small images in the folders given,
-    each holding the images whose indices it lists."""
-    data = tmp_path / "ham"
-    rows = [f"L{i // images_per_lesion},ISIC_{i:07d},{d}" for i, d in enumerate(dx)]
-    for folder, ids in folders.items():
-        (data / folder).mkdir(parents=True)
-        for i in ids:
-            Image.fromarray(lesion_like(32, 32, i)).save(data / folder / f"ISIC_{i:07d}.jpg")
-    (data / "HAM10000_metadata.csv").write_text("lesion_id,image_id,dx\n" + "\n".join(rows) + "\n")
-    return data
-
-
 def test_split_takes_each_splits_preferred_copy(tmp_path):
     """Training rows come from --train-prefer's folder, held-out rows from --val-prefer's."""
-    data = _fake_ham(tmp_path, ["nv", "mel", "bkl", "bcc"] * 10, {"images_224": range(40), "images_200x150": range(40)})
+    data = fake_ham(tmp_path, ["nv", "mel", "bkl", "bcc"] * 10, {"images_224": range(40), "images_200x150": range(40)})
     args = parser().parse_args([str(data), "--run", str(tmp_path / "run"), "--train-prefer", "images_200x150"])
     table = prepare_split(args)
     folder = table["path"].map(lambda p: Path(p).parent.name)
@@ -188,7 +174,7 @@ def test_split_takes_each_splits_preferred_copy(tmp_path):
 def test_split_depends_on_the_split_seed_only(tmp_path):
     """Another --seed trains differently on the same split, so the hold-out test set stays
     unseen; only --split-seed moves lesions between splits."""
-    data = _fake_ham(tmp_path, ["nv", "nv", "mel", "mel"] * 20, {"images_224": range(80), "images_200x150": range(80)},
+    data = fake_ham(tmp_path, ["nv", "nv", "mel", "mel"] * 20, {"images_224": range(80), "images_200x150": range(80)},
                      images_per_lesion=2)
 
     def split(*options: str):
@@ -202,7 +188,7 @@ def test_split_depends_on_the_split_seed_only(tmp_path):
 def test_split_takes_preferred_folders_in_order(tmp_path):
     """--train-prefer A,B: A's copy where there is one, else B's, before the best copy."""
     held = {"originals_600x450": range(0, 40, 3), "images_224": range(0, 40, 2), "images_200x150": range(40)}
-    data = _fake_ham(tmp_path, ["nv", "mel", "bkl", "bcc"] * 10, held)
+    data = fake_ham(tmp_path, ["nv", "mel", "bkl", "bcc"] * 10, held)
     args = parser().parse_args([str(data), "--run", str(tmp_path / "run"), "--train-prefer",
                                 "images_224, images_200x150", "--val-prefer", ""])
     table = prepare_split(args).set_index("image_id")
@@ -220,7 +206,7 @@ def test_batch_norm_train_reaches_the_fine_tuned_blocks(tmp_path):
 
     from screening.model import backbone_of
 
-    data = _fake_ham(tmp_path, ["nv", "mel", "bkl", "bcc", "akiec", "df", "vasc"] * 4, {"images_224": range(28)})
+    data = fake_ham(tmp_path, ["nv", "mel", "bkl", "bcc", "akiec", "df", "vasc"] * 4, {"images_224": range(28)})
     run = tmp_path / "run"
     assert main([str(data), "--run", str(run), "--weights", "none", "--alpha", "0.25", "--head-epochs", "0",
                  "--epochs", "1", "--unfreeze-blocks", "1", "--batch-norm", "train", "--batch-size", "8",
@@ -238,7 +224,7 @@ def test_a_disk_filling_during_training_is_one_line_and_resume_can_go_on(tmp_pat
     full disk stopped --resume with a JSON error."""
     import errno
 
-    data = _fake_ham(tmp_path, ["nv", "mel", "bkl", "bcc", "akiec", "df", "vasc"] * 4, {"images_224": range(28)})
+    data = fake_ham(tmp_path, ["nv", "mel", "bkl", "bcc", "akiec", "df", "vasc"] * 4, {"images_224": range(28)})
     run, saves, real_save = tmp_path / "run", [], keras.Model.save
 
     def disk_fills(model, path, *args, **kwargs):  # the third file the run writes: epoch 2's checkpoint
