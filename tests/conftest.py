@@ -1,4 +1,5 @@
-"""Shared fixtures: generated images, a tiny untrained bundle, the shared-data location."""
+"""Shared fixtures and helpers: generated images and labelled folders, a HAM10000-shaped folder, a tiny
+untrained bundle (and one with validation counts), the shared-data location."""
 
 from __future__ import annotations
 
