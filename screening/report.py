@@ -331,42 +331,39 @@ def _write_excel(df: pd.DataFrame, path: Path, info: RunInfo, thumbnails: dict[i
             cell = ws.cell(row=row, column=1)
             cell.hyperlink, cell.style = target, "Hyperlink"
         extras = excel_extras(bool(thumbnails), records is not None, hashes is not None)
-        for j, name in enumerate([*extras, *added], start=len(COLUMNS) + 1):
-            letter = get_column_letter(j)
+        at = {name: j for j, name in enumerate([*COLUMNS, *extras, *added], start=1)}  # each column's number
+        for name in [*extras, *added]:
+            letter = get_column_letter(at[name])
             ws[f"{letter}1"] = name
             ws[f"{letter}1"].font = Font(bold=True)
             ws[f"{letter}1"].data_type = "s"  # a reader's header "=total" stays text, as the notes do
             ws.column_dimensions[letter].width = {reviews.HASH: 66, "record": 12, "thumbnail": 12}.get(name, 30)
         if hashes is not None:  # hidden as the empty dicom column is: for matching, not reading; not printed
-            column = len(COLUMNS) + extras.index(reviews.HASH) + 1
-            ws.column_dimensions[get_column_letter(column)].hidden = True
+            ws.column_dimensions[get_column_letter(at[reviews.HASH])].hidden = True
             for i, digest in enumerate(hashes):
-                ws.cell(row=i + 2, column=column, value=digest)
-        where = {"review": len(COLUMNS) + extras.index("review") + 1,
-                 **{name: len(COLUMNS) + len(extras) + k for k, name in enumerate(added, start=1)}}
+                ws.cell(row=i + 2, column=at[reviews.HASH], value=digest)
         for i, notes in (carried or {}).items():
             for name, note in notes.items():
-                cell = ws.cell(row=i + 2, column=where[name], value=note)
+                cell = ws.cell(row=i + 2, column=at[name], value=note)
                 if cell.data_type == "f":  # a note that starts with "=" stays the text the reader wrote
                     cell.data_type = "s"
         if records:
-            column = len(COLUMNS) + extras.index("record") + 1
             for i, target in records.items():
-                cell = ws.cell(row=i + 2, column=column, value="PDF")
+                cell = ws.cell(row=i + 2, column=at["record"], value="PDF")
                 cell.hyperlink, cell.style = target, "Hyperlink"
         if thumbnails:
-            previews = get_column_letter(len(COLUMNS) + extras.index("thumbnail") + 1)
+            previews = get_column_letter(at["thumbnail"])
             # each row's cells beside its preview, not under it at the default bottom; ws[row] would
             # measure the whole sheet for each row (10,015 previews: two of the report's four minutes)
-            width, middle = len(COLUMNS) + len(extras) + len(added), {}
+            middle = {}
             for i, png in thumbnails.items():
                 ws.row_dimensions[i + 2].height = 60
-                for cell in next(ws.iter_rows(min_row=i + 2, max_row=i + 2, max_col=width)):
+                for cell in next(ws.iter_rows(min_row=i + 2, max_row=i + 2, max_col=len(at))):
                     across = cell.alignment.horizontal
                     cell.alignment = middle.get(across) or middle.setdefault(
                         across, Alignment(horizontal=across, vertical="center"))
                 ws.add_image(XLImage(io.BytesIO(png)), f"{previews}{i + 2}")
-        corner = f"{get_column_letter(len(COLUMNS) + len(extras) + len(added))}{max(last, 2)}"  # bottom right
+        corner = f"{get_column_letter(len(at))}{max(last, 2)}"  # the table's bottom right
         ws.auto_filter.ref = f"A1:{corner}"
         flag = get_column_letter(COLUMNS.index("flag") + 1)
         status = get_column_letter(COLUMNS.index("status") + 1)
