@@ -102,18 +102,41 @@ def affine_bilinear(images, transform):
     return top * (1 - fy) + bottom * fy
 
 
+#: Each flip mode as the axes flipped, each drawn on its own.
+FLIPS: dict[str, tuple[str, ...]] = {"horizontal_and_vertical": ("horizontal", "vertical"),
+                                     "horizontal": ("horizontal",), "vertical": ("vertical",), "": ()}
+
+
+def layer_seeds(seed: int | None, count: int) -> list[int | None]:
+    """One independent seed per random layer. Layers given the same seed draw the same
+    numbers (a flip and a brightness change would move together), so each gets its own
+    stream from ``numpy``'s SeedSequence; ``None`` leaves every layer unseeded."""
+    if seed is None:
+        return [None] * count
+    return [int(s) for s in np.random.SeedSequence(seed).generate_state(count)]
+
+
 def build_augmentation(config: dict | None = None, seed: int | None = None) -> keras.Sequential:
-    """A Sequential of random layers on [-1, 1] RGB; identity at inference."""
+    """A Sequential of random layers on [-1, 1] RGB, each with its own seed; identity at inference.
+
+    ``horizontal_and_vertical`` becomes two flips drawn independently: Keras' RandomFlip in
+    that mode draws once for both axes, so it only ever turns an image by 180 degrees and
+    never mirrors it.
+    """
     c = {**DEFAULT_AUGMENTATION, **(config or {})}
-    layers = []
-    if c["flip"]:
-        layers.append(keras.layers.RandomFlip(c["flip"], seed=seed))
+    flips = FLIPS.get(c["flip"] or "")
+    if flips is None:
+        raise ValueError(f"unknown flip mode {c['flip']!r}; one of {', '.join(map(repr, FLIPS))}")
+    seeds = iter(layer_seeds(seed, len(flips) + 3))
+    layers: list[keras.layers.Layer] = [keras.layers.RandomFlip(mode, seed=next(seeds), name=f"flip_{mode}")
+                                        for mode in flips]
     if c["rotation"] or c["zoom"]:
-        layers.append(RandomRotateZoom(c["rotation"], c["zoom"], seed=seed))
+        layers.append(RandomRotateZoom(c["rotation"], c["zoom"], seed=next(seeds), name="rotate_zoom"))
     if c["brightness"]:
-        layers.append(keras.layers.RandomBrightness(c["brightness"], value_range=(-1, 1), seed=seed))
+        layers.append(keras.layers.RandomBrightness(c["brightness"], value_range=(-1, 1), seed=next(seeds),
+                                                    name="brightness"))
     if c["noise"]:
-        layers.append(keras.layers.GaussianNoise(c["noise"], seed=seed))
+        layers.append(keras.layers.GaussianNoise(c["noise"], seed=next(seeds), name="noise"))
     return keras.Sequential(layers or [keras.layers.Identity()], name="augmentation")
 
 

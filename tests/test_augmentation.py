@@ -1,7 +1,8 @@
 import keras
 import numpy as np
+import pytest
 
-from screening.augmentation import affine_bilinear, augmentation_grid, build_augmentation
+from screening.augmentation import affine_bilinear, augmentation_grid, build_augmentation, layer_seeds
 from tests.conftest import lesion_like
 
 
@@ -31,3 +32,85 @@ def test_affine_bilinear_matches_keras_affine_transform():
     stock = keras.ops.convert_to_numpy(keras.ops.image.affine_transform(
         x, np.pad(t, ((0, 0), (0, 2))), interpolation="bilinear", fill_mode="reflect"))
     np.testing.assert_allclose(ours, stock, atol=1e-5)
+
+
+def _draw(aug: keras.Sequential, x: np.ndarray, times: int) -> np.ndarray:
+    return np.concatenate([keras.ops.convert_to_numpy(aug(x, training=True)) for _ in range(times)])
+
+
+def _dot(n: int, size: int = 8) -> np.ndarray:
+    """``n`` copies of a dark image with one bright pixel off every axis of symmetry."""
+    x = np.full((n, size, size, 3), -0.5, "float32")
+    x[:, 1, 2] = 0.5
+    return x
+
+
+def test_flips_mirror_each_axis_on_its_own_and_brightness_is_drawn_apart():
+    """A quarter of the draws each unchanged, mirrored left-right, mirrored top-bottom and
+    turned 180 degrees; darker or lighter half the time whichever flip was drawn. Keras'
+    ``horizontal_and_vertical`` flip only ever turned the image, and with one seed for
+    every layer every flipped image came out darker (the review's finding)."""
+    aug = build_augmentation({"rotation": 0, "zoom": 0, "noise": 0}, seed=0)
+    y = _draw(aug, _dot(64), 10)
+    shift = np.median(y, axis=(1, 2, 3)) - (-0.5)  # the background's brightness change
+    where = [np.unravel_index(np.argmax(im[..., 0] - s), im.shape[:2]) for im, s in zip(y, shift)]
+    kind = np.array([{(1, 2): 0, (1, 5): 1, (6, 2): 2, (6, 5): 3}[tuple(map(int, w))] for w in where])
+    counts = np.bincount(kind, minlength=4)
+    assert all(110 <= c <= 210 for c in counts), counts  # 160 expected each; 4 sd of a binomial is 44
+    for k in range(4):
+        assert 0.35 <= np.mean(shift[kind == k] > 0) <= 0.65, (k, np.mean(shift[kind == k] > 0))
+    # brightness moves by up to 15% of the value range [-1, 1], spread over all of it
+    assert 0.27 < np.abs(shift).max() <= 0.3 + 1e-6 and np.mean(np.abs(shift) < 0.15) > 0.35
+
+
+def _bar() -> np.ndarray:
+    """A bright bar along the x axis at the centre of a 65x65 image."""
+    x = np.full((65, 65, 3), -1.0, "float32")
+    x[30:35, 20:45] = 1.0
+    return x
+
+
+def _orientation_and_length(image: np.ndarray) -> tuple[float, float]:
+    """The bar's angle (degrees, modulo 180) and its length's standard deviation from its moments."""
+    w = np.clip(image[..., 0] + 1, 0, None)
+    ys, xs = np.mgrid[: w.shape[0], : w.shape[1]]
+    cx, cy = (w * xs).sum() / w.sum(), (w * ys).sum() / w.sum()
+    cov = np.cov(np.stack([xs.ravel() - cx, ys.ravel() - cy]), aweights=w.ravel())
+    values, vectors = np.linalg.eigh(cov)
+    angle = np.degrees(np.arctan2(vectors[1, 1], vectors[0, 1]))
+    return (angle + 90) % 180 - 90, float(np.sqrt(values[1]))
+
+
+def test_rotation_and_zoom_cover_their_ranges_independently():
+    """Angles within +-18 degrees (rotation 0.05 of a turn) and sizes within +-15%, spread over
+    those ranges, drawn apart from each other, measured on the output images themselves."""
+    aug = build_augmentation({"flip": "", "rotation": 0.05, "zoom": 0.15, "brightness": 0, "noise": 0}, seed=3)
+    y = _draw(aug, np.repeat(_bar()[None], 50, axis=0), 6)
+    _, length0 = _orientation_and_length(_bar())
+    measured = np.array([_orientation_and_length(im) for im in y])
+    angle, scale = measured[:, 0], measured[:, 1] / length0
+    assert np.abs(angle).max() < 18.5 and np.abs(angle).max() > 15 and np.mean(np.abs(angle) < 9) > 0.35
+    assert 0.8 < scale.min() < 0.9 and 1.1 < scale.max() < 1.22  # the image shrinks or grows by up to 15%
+    assert abs(np.corrcoef(angle, scale)[0, 1]) < 0.2
+    assert abs(np.corrcoef(np.abs(angle), scale)[0, 1]) < 0.2
+
+
+def test_any_angle_at_the_default_setting():
+    aug = build_augmentation({"flip": "", "zoom": 0, "brightness": 0, "noise": 0}, seed=1)
+    angle = np.array([_orientation_and_length(im)[0] for im in _draw(aug, np.repeat(_bar()[None], 50, 0), 4)])
+    assert np.histogram(angle, bins=6, range=(-90, 90))[0].min() >= 15  # 33 expected in each 30-degree bin
+
+
+def test_each_layer_draws_its_own_stream_and_a_seed_repeats_them():
+    seeds = layer_seeds(0, 5)
+    assert len(set(seeds)) == 5 and layer_seeds(0, 5) == seeds and layer_seeds(1, 5) != seeds
+    assert layer_seeds(None, 3) == [None, None, None]
+    x = _dot(16)
+    first, again = (_draw(build_augmentation(seed=7), x, 2) for _ in range(2))
+    np.testing.assert_array_equal(first, again)
+    assert not np.allclose(first, _draw(build_augmentation(seed=8), x, 2))
+
+
+def test_unknown_flip_mode_is_refused():
+    with pytest.raises(ValueError, match="unknown flip mode 'diagonal'"):
+        build_augmentation({"flip": "diagonal"})
