@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import PIL
 
 from screening import dicom
 from screening.errors import UserError
@@ -199,6 +200,27 @@ def split_by_lesion(
     return df["lesion_id"].map(assignment).rename("split")
 
 
+def fold_by_lesion(df: pd.DataFrame, folds: int, seed: int = 0) -> pd.Series:
+    """Each row's cross-validation fold, ``0`` to ``folds - 1``, by ``lesion_id``, stratified by dx.
+
+    A lesion's images share a fold. Within each diagnosis the lesions are shuffled by ``seed``
+    and dealt out in turn, so every fold holds about the same share of each class.
+    """
+    if folds < 2:
+        raise ValueError(f"cross-validation needs at least 2 folds, got {folds}")
+    lesions = df.groupby("lesion_id", sort=True)["dx"].first()
+    rng = np.random.default_rng(seed)
+    assignment: dict[str, int] = {}
+    start = 0
+    for dx in sorted(lesions.unique()):
+        ids = lesions.index[lesions == dx].to_numpy()
+        ids = ids[rng.permutation(len(ids))]
+        # dealing each class from where the last one stopped keeps the folds' sizes within one lesion
+        assignment.update({lesion: (start + i) % folds for i, lesion in enumerate(ids)})
+        start = (start + len(ids)) % folds
+    return df["lesion_id"].map(assignment).rename("fold")
+
+
 def labels_to_indices(dx: Iterable[str]) -> np.ndarray:
     return np.array([CLASS_CODES.index(d) for d in dx], dtype=np.int32)
 
@@ -213,24 +235,41 @@ def is_outcome(dx: pd.Series) -> bool:
     return bool(dx.isin(list(OUTCOMES)).any())
 
 
-def load_images(
-    paths: Sequence[str], workers: int = 4, cache_dir: str | Path | None = None
-) -> np.ndarray:
-    """Decode and preprocess images once into a ``(N, 224, 224, 3)`` uint8 array.
+#: The modules whose code decides a decoded image: a cache made by other code is not reused.
+_DECODERS = ("preprocessing.py", "avif.py", "dicom.py")
 
-    With ``cache_dir`` the array is kept as ``.npy`` keyed by the file list, so a second
-    run (or a resumed one) skips decoding entirely.
+
+def cache_key(paths: Sequence[str]) -> str:
+    """16 hex digits over the file list, each file's size and modification time, the
+    decoding code and Pillow's version."""
+    digest = hashlib.sha256()
+    for name in _DECODERS:
+        digest.update((Path(__file__).parent / name).read_bytes())
+    digest.update(PIL.__version__.encode())
+    for path in paths:
+        stat = os.stat(path)
+        digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def load_images(
+    paths: Sequence[str], workers: int = 4, cache_dir: str | Path | None = None, size: int = INPUT_SIZE
+) -> np.ndarray:
+    """Decode and preprocess images once into a ``(N, size, size, 3)`` uint8 array.
+
+    With ``cache_dir`` the array is kept as ``.npy``, so a second run (or a resumed one)
+    skips decoding entirely. Its name is keyed by ``cache_key``: a changed file or changed
+    preprocessing code makes a new cache rather than reusing a stale one.
     """
     cache = None
     if cache_dir is not None:
-        key = hashlib.sha256("\n".join(map(str, paths)).encode()).hexdigest()[:16]
-        cache = Path(cache_dir) / f"images_{INPUT_SIZE}_{len(paths)}_{key}.npy"
+        cache = Path(cache_dir) / f"images_{size}_{len(paths)}_{cache_key(paths)}.npy"
         if cache.is_file():
             return np.load(cache, mmap_mode="r")
-    out = np.empty((len(paths), INPUT_SIZE, INPUT_SIZE, 3), dtype=np.uint8)
+    out = np.empty((len(paths), size, size, 3), dtype=np.uint8)
 
     def work(i: int) -> None:
-        out[i] = preprocess(paths[i])
+        out[i] = preprocess(paths[i], size)
 
     with ThreadPoolExecutor(max(1, workers)) as pool:
         list(pool.map(work, range(len(paths))))

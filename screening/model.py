@@ -10,14 +10,15 @@ from pathlib import Path
 
 import keras
 
-from screening.augmentation import build_augmentation
+from screening.augmentation import build_augmentation, layer_seeds
 from screening.info import CLASS_CODES
 from screening.layers import Conv2D, DepthwiseConv2D, ReLU
 from screening.preprocessing import INPUT_SIZE, SCALING
 
 
-def build_backbone(weights: str | None, alpha: float = 1.0, fast: bool = True) -> keras.Model:
-    """``keras.applications.MobileNet`` without top; ``weights`` is a path, 'imagenet' or None.
+def build_backbone(weights: str | None, alpha: float = 1.0, fast: bool = True, size: int = INPUT_SIZE) -> keras.Model:
+    """``keras.applications.MobileNet`` without top for ``size`` x ``size`` inputs; ``weights`` is
+    a path, 'imagenet' or None. Its weights fit any input size (convolutions, then pooling).
 
     With ``fast`` the depthwise and convolution layers are swapped for ``screening.layers``
     twins (same config and weights, much faster under XLA on CPU).
@@ -25,7 +26,7 @@ def build_backbone(weights: str | None, alpha: float = 1.0, fast: bool = True) -
     if weights not in (None, "imagenet") and not Path(weights).is_file():
         raise FileNotFoundError(f"ImageNet weights file not found: {weights}")
     stock = keras.applications.MobileNet(
-        input_shape=(INPUT_SIZE, INPUT_SIZE, 3),
+        input_shape=(size, size, 3),
         alpha=alpha,
         include_top=False,
         weights=weights,
@@ -52,15 +53,44 @@ def build_model(
     augmentation: dict | None = None,
     seed: int | None = None,
     fast: bool = True,
+    size: int = INPUT_SIZE,
 ) -> keras.Model:
-    """Scaling -> augmentation (training only) -> MobileNet -> dropout -> Dense(7) logits."""
-    inputs = keras.Input((INPUT_SIZE, INPUT_SIZE, 3), name="image")
+    """Scaling -> augmentation (training only) -> MobileNet -> dropout -> Dense(7) logits.
+
+    ``size`` is the input's side: the shipped model takes ``INPUT_SIZE``; training may run
+    most epochs smaller and then copy the weights into a full-size model (``resized``).
+    """
+    augmentation_seed, dropout_seed = layer_seeds(seed, 2)
+    inputs = keras.Input((size, size, 3), name="image")
     x = keras.layers.Rescaling(**SCALING, name="scaling")(inputs)
-    x = build_augmentation(augmentation, seed=seed)(x)
-    x = build_backbone(weights, alpha, fast)(x)
-    x = keras.layers.Dropout(dropout, seed=seed, name="dropout")(x)
+    x = build_augmentation(augmentation, seed=augmentation_seed)(x)
+    x = build_backbone(weights, alpha, fast, size)(x)
+    x = keras.layers.Dropout(dropout, seed=dropout_seed, name="dropout")(x)
     logits = keras.layers.Dense(len(CLASS_CODES), name="logits")(x)
     return keras.Model(inputs, logits, name="skinscreen_mobilenet")
+
+
+def resized(model: keras.Model, size: int, augmentation: dict | None = None, seed: int | None = None) -> keras.Model:
+    """The same network and weights for ``size`` x ``size`` inputs (training's last stage at
+    full size after most epochs at a smaller one), with new augmentation and dropout draws."""
+    dropout = model.get_layer("dropout").rate
+    alpha = backbone_of(model).get_layer("conv1").filters / 32
+    twin = build_model(None, alpha, dropout, augmentation=augmentation, seed=seed, size=size)
+    twin.set_weights(model.get_weights())  # the random layers hold their seed state, not weights
+    return twin
+
+
+def inference_graph(model: keras.Model) -> keras.Model:
+    """The model without its training-only augmentation layer, weights shared: what a bundle
+    ships, so that loading one needs no augmentation code and scores the same."""
+    if not any(layer.name == "augmentation" for layer in model.layers):
+        return model
+    inputs = keras.Input(model.input_shape[1:], name="image")
+    x = inputs
+    for layer in model.layers[1:]:
+        if layer.name != "augmentation":
+            x = layer(x)
+    return keras.Model(inputs, x, name=model.name)
 
 
 NUM_BLOCKS = 13  # depthwise-separable blocks in MobileNet v1

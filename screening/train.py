@@ -1,11 +1,13 @@
 """Training CLI: ``python -m screening.train DATA_DIR --run runs/NAME``.
 
 Staged fine-tuning of an ImageNet MobileNet on HAM10000: the head alone first, then the
-last ``--unfreeze-blocks`` blocks. Images are decoded once into a cached uint8 array;
-augmentation runs inside the compiled step. Every epoch writes ``checkpoint.keras`` and a
-row of ``history.csv``; ``--resume`` continues from the last checkpoint. At the end the
-best epoch is calibrated on the validation split (temperature, malignancy scaling, referral
-threshold) and saved as a bundle in ``RUN/bundle``.
+last ``--unfreeze-blocks`` blocks, both at ``--image-size``, then ``--final-epochs`` at the
+shipped 224 px (training smaller and fine-tuning at the test size, Touvron et al. 2019, costs
+a fraction of the CPU time). Images are decoded once into a cached uint8 array; augmentation
+runs inside the compiled step. Every epoch writes ``checkpoint.keras`` and a row of
+``history.csv``; ``--resume`` continues from the last checkpoint. At the end the last epoch
+(or with ``--keep best`` the best on validation) is calibrated on the validation split
+(temperature, malignancy scaling, referral threshold) and saved as a bundle in ``RUN/bundle``.
 """
 
 from __future__ import annotations
@@ -29,13 +31,14 @@ from screening.backend import use_training_flags
 from screening.bundle import save_bundle
 from screening.calibration import fit_malignancy_scaling, fit_temperature, nll, threshold_for_sensitivity
 from screening.cli import described, nonneg_int, positive_int, run_cli
-from screening.data import labels_to_indices, load_images, parse_prefer, read_metadata, split_by_lesion
+from screening.data import fold_by_lesion, labels_to_indices, load_images, parse_prefer, read_metadata, split_by_lesion
 from screening.errors import UserError
 from screening.files import check_output_folder, write_atomically
 from screening.inference import batched_logits, forward_fn
 from screening.info import CLASS_CODES, DATASET
 from screening.metrics import balanced_accuracy, calibration_errors, confusion_matrix, softmax, summary
-from screening.model import build_model, set_trainable
+from screening.model import build_model, inference_graph, resized, set_trainable
+from screening.preprocessing import INPUT_SIZE
 
 DEFAULT_WEIGHTS = "../shared/weights/mobilenet_1_0_224_imagenet_no_top.weights.h5"
 CHECKPOINT, BEST, STATE = "checkpoint.keras", "best.keras", "state.json"
@@ -55,6 +58,15 @@ def parser() -> argparse.ArgumentParser:
                    help="ImageNet weights: a .weights.h5 path, 'imagenet' (download) or 'none'")
     p.add_argument("--head-epochs", type=nonneg_int, default=2, help="epochs with the backbone frozen")
     p.add_argument("--epochs", type=nonneg_int, default=16, help="fine-tuning epochs after the head stage")
+    p.add_argument("--image-size", type=positive_int, default=INPUT_SIZE,
+                   help=f"input side in pixels for the head and fine-tuning epochs (the shipped model takes {INPUT_SIZE})")
+    p.add_argument("--final-epochs", type=nonneg_int, default=0,
+                   help=f"epochs at {INPUT_SIZE} px after those, the same blocks trained, at --final-lr")
+    p.add_argument("--final-lr", type=float, default=3e-5,
+                   help="peak learning rate of the final epochs (half an epoch of warm-up, then cosine-decayed)")
+    p.add_argument("--keep", choices=("last", "best"), default="last",
+                   help="what is calibrated and shipped: the last epoch, or the epoch with the best validation "
+                        "balanced accuracy (whose validation figures then overstate it)")
     p.add_argument("--unfreeze-blocks", type=nonneg_int, default=8, help="backbone blocks (of 13) to fine-tune")
     p.add_argument("--batch-size", type=positive_int, default=32, help="images per training step")
     p.add_argument("--head-lr", type=float, default=1e-3, help="learning rate of the head stage")
@@ -86,6 +98,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--split-seed", type=int, default=0,
                    help="lesion split into train/val/test; keep it fixed so that the hold-out test set stays "
                         "held out across runs")
+    p.add_argument("--folds", type=nonneg_int, default=0,
+                   help="cross-validation: split the non-test lesions into this many folds (by lesion, stratified, "
+                        "drawn by --split-seed) and validate on --fold; 0 keeps the train/val split")
+    p.add_argument("--fold", type=nonneg_int, default=0, help="the fold validated on, 0 to --folds minus 1")
     p.add_argument("--workers", type=positive_int, default=os.cpu_count() or 2, help="image decoding threads")
     p.add_argument("--cache", type=Path, help="folder for decoded-image caches (default RUN/cache)")
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), help="Keras progress: 1 bar, 2 line per epoch")
@@ -160,8 +176,12 @@ def split_table(args: argparse.Namespace) -> pd.DataFrame:
     best = read_metadata(args.data, prefer=parse_prefer(args.train_prefer))
     preferred = read_metadata(args.data, prefer=parse_prefer(args.val_prefer))
     best["split"] = split_by_lesion(best, seed=args.split_seed)
-    # Validation and test use the preferred copy (what users bring); training the best copy
-    # unless --train-prefer names a folder.
+    if args.folds:  # the test split stays as it is; the other lesions are dealt into folds
+        if args.fold >= args.folds:
+            raise UserError(f"--fold must be 0 to {args.folds - 1} with --folds {args.folds}, got {args.fold}")
+        pool = best["split"] != "test"
+        fold = fold_by_lesion(best[pool], args.folds, seed=args.split_seed)
+        best.loc[pool, "split"] = np.where(fold == args.fold, "val", "train")
     held_out = best["split"] != "train"
     best.loc[held_out, "path"] = preferred.loc[held_out, "path"]
     train = subsample(best[best["split"] == "train"], args.limit, args.seed)
@@ -177,9 +197,11 @@ class EpochEnd(keras.callbacks.Callback):
     one pass gives loss, accuracy and the balanced accuracy that picks the best epoch.
     """
 
-    def __init__(self, run: Path, x_val: np.ndarray, y_val: np.ndarray, batch_size: int, stage: str):
+    def __init__(self, run: Path, x_val: np.ndarray, y_val: np.ndarray, batch_size: int, stage: str,
+                 keep_best: bool = True):
         super().__init__()
         self.run, self.x_val, self.y_val, self.batch_size, self.stage = run, x_val, y_val, batch_size, stage
+        self.keep_best = keep_best
         self.forward = None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
@@ -194,7 +216,8 @@ class EpochEnd(keras.callbacks.Callback):
             logs["val_acc"] = float(np.mean(pred == self.y_val))
             logs["val_balanced_accuracy"] = balanced_accuracy(confusion_matrix(self.y_val, pred))
             if logs["val_balanced_accuracy"] > state.get("best", -1.0):
-                write_atomically(self.run / BEST, self.model.save, suffix=KERAS_TMP)
+                if self.keep_best:  # a model a file, so only where it may be shipped
+                    write_atomically(self.run / BEST, self.model.save, suffix=KERAS_TMP)
                 state.update(best=logs["val_balanced_accuracy"], best_epoch=epoch + 1)
         write_atomically(self.run / CHECKPOINT, self.model.save, suffix=KERAS_TMP)  # the training weights, for --resume
         state.update(epoch=epoch + 1, stage=self.stage)
@@ -252,15 +275,37 @@ def compile_model(model: keras.Model, lr: float, smoothing: float, decay_steps: 
     )
 
 
+def stages(args: argparse.Namespace, steps: int) -> list[tuple[str, int, float, int, int, int]]:
+    """(name, last epoch, learning rate, blocks trained, decay steps, input size) per stage."""
+    out = [("head", args.head_epochs, args.head_lr, 0, 0, args.image_size),
+           ("finetune", args.head_epochs + args.epochs, args.lr, args.unfreeze_blocks, steps * args.epochs,
+            args.image_size)]
+    if args.final_epochs:
+        out.append(("final", args.head_epochs + args.epochs + args.final_epochs, args.final_lr, args.unfreeze_blocks,
+                    steps * args.final_epochs, INPUT_SIZE))
+    return out
+
+
+def stage_seed(seed: int, stage: int) -> int:
+    """The seed of a stage's new augmentation and dropout draws (a stage at another size
+    builds its model anew), apart from the first stage's and from other ``--seed`` values."""
+    return int(np.random.SeedSequence([seed, stage]).generate_state(1)[0])
+
+
 def train(args: argparse.Namespace) -> Path:
     keras.utils.set_random_seed(args.seed)
     if not 0.0 < args.target_sensitivity <= 1.0:
         raise UserError(f"--target-sensitivity must be in (0, 1], got {args.target_sensitivity}")
     if not 0.0 <= args.ema < 1.0:
         raise UserError(f"--ema must be in [0, 1), got {args.ema}")
+    if args.folds == 1:
+        raise UserError("--folds must be 0 (the train/val split) or at least 2")
+    if not 32 <= args.image_size <= INPUT_SIZE:
+        raise UserError(f"--image-size must be 32 to {INPUT_SIZE}, got {args.image_size}")
     check_output_folder(args.run, "--run", "the run")
-    if args.calibrate_only and not (args.run / BEST).is_file():
-        raise FileNotFoundError(f"nothing to calibrate: {args.run / BEST} does not exist")
+    kept = BEST if args.keep == "best" else CHECKPOINT
+    if args.calibrate_only and not (args.run / kept).is_file():
+        raise FileNotFoundError(f"nothing to calibrate: {args.run / kept} does not exist")
     if args.resume and not args.calibrate_only and not (args.run / CHECKPOINT).is_file():
         raise FileNotFoundError(f"nothing to resume: {args.run / CHECKPOINT} does not exist")
     if not (args.resume or args.calibrate_only) and (args.run / CHECKPOINT).exists():
@@ -272,46 +317,62 @@ def train(args: argparse.Namespace) -> Path:
     table = prepare_split(args)
     cache = args.cache or args.run / "cache"
     tr, va = table[table["split"] == "train"], table[table["split"] == "val"]
-    print(f"decoding {len(tr)} training and {len(va)} validation images (cached in {cache}) ...", flush=True)
-    x_tr, x_va = load_images(list(tr["path"]), args.workers, cache), load_images(list(va["path"]), args.workers, cache)
+    images: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def decoded(size: int) -> tuple[np.ndarray, np.ndarray]:
+        """Training and validation images at ``size`` px, decoded once (and cached on disk)."""
+        if size not in images:
+            print(f"decoding {len(tr)} training and {len(va)} validation images at {size} px (cached in {cache}) ...",
+                  flush=True)
+            images[size] = (load_images(list(tr["path"]), args.workers, cache, size),
+                            load_images(list(va["path"]), args.workers, cache, size))
+        return images[size]
+
     y_tr, y_va = labels_to_indices(tr["dx"]), labels_to_indices(va["dx"])
     if args.calibrate_only:
-        return finalize(args, x_tr, x_va, y_va, len(tr))
+        return finalize(args, *decoded(INPUT_SIZE), y_va, tr)
     onehot = np.eye(len(CLASS_CODES), dtype="float32")
 
     state = _read_state(args.run) if args.resume else {}
     done = state.get("epoch", 0)
+    plan = stages(args, -(-len(tr) // args.batch_size))
     model = (keras.saving.load_model(args.run / CHECKPOINT) if args.resume
-             else build_model(weights, args.alpha, args.dropout, seed=args.seed))
-    steps = -(-len(tr) // args.batch_size)
-    stages = [("head", args.head_epochs, args.head_lr, 0, 0),
-              ("finetune", args.head_epochs + args.epochs, args.lr, args.unfreeze_blocks, steps * args.epochs)]
+             else build_model(weights, args.alpha, args.dropout, seed=args.seed, size=args.image_size))
     start = 0
-    for name, end, lr, blocks, decay in stages:
+    for index, (name, end, lr, blocks, decay, size) in enumerate(plan):
         if done < end:
-            if not (args.resume and state.get("stage") == name and done > start):
-                set_trainable(model, blocks, args.batch_norm == "train")  # entering the stage: new optimizer
+            if not (args.resume and state.get("stage") == name and done > start):  # entering the stage
+                if model.input_shape[1] != size:
+                    model = resized(model, size, seed=stage_seed(args.seed, index))
+                set_trainable(model, blocks, args.batch_norm == "train")  # and a new optimizer
                 # No average over the short head stage: Keras ends fit() by loading the average,
                 # which after a few hundred steps would still be mostly the untrained head.
-                compile_model(model, lr, args.label_smoothing, decay, round(args.warmup_epochs * steps) if decay else 0,
+                warmup = (args.warmup_epochs if name == "finetune" else 0.5) * decay / max(end - start, 1)
+                compile_model(model, lr, args.label_smoothing, decay, round(warmup) if decay else 0,
                               args.ema if decay else 0.0)
-            print(f"stage {name}: epochs {done + 1}-{end}, lr {lr}, unfrozen blocks {blocks}", flush=True)
+            x_tr, x_va = decoded(size)
+            print(f"stage {name}: epochs {done + 1}-{end} at {size} px, lr {lr}, unfrozen blocks {blocks}", flush=True)
             model.fit(
                 x_tr, onehot[y_tr], batch_size=args.batch_size, epochs=end, initial_epoch=done,
                 class_weight=class_weights(y_tr, args.class_weight),
-                callbacks=[EpochEnd(args.run, x_va, y_va, args.batch_size, name),
+                callbacks=[EpochEnd(args.run, x_va, y_va, args.batch_size, name, keep_best=args.keep == "best"),
                            keras.callbacks.CSVLogger(str(args.run / "history.csv"), append=True)],
                 verbose=args.verbose if args.verbose is not None else ("auto" if sys.stdout.isatty() else 2),
             )
             done = end
         start = end
-    return finalize(args, x_tr, x_va, y_va, len(tr))
+    return finalize(args, *decoded(INPUT_SIZE), y_va, tr)
 
 
-def finalize(args: argparse.Namespace, x_tr: np.ndarray, x_va: np.ndarray, y_va: np.ndarray, n_train: int) -> Path:
-    """Calibrate the best epoch on validation and write ``RUN/bundle``."""
+def finalize(args: argparse.Namespace, x_tr: np.ndarray, x_va: np.ndarray, y_va: np.ndarray,
+             trained: pd.DataFrame) -> Path:
+    """Calibrate the kept epoch (``--keep``) on validation and write ``RUN/bundle``, at the
+    shipped input size and without the training-only augmentation."""
     state = _read_state(args.run)
-    model = keras.saving.load_model(args.run / BEST, compile=False)
+    model = keras.saving.load_model(args.run / (BEST if args.keep == "best" else CHECKPOINT), compile=False)
+    if model.input_shape[1] != INPUT_SIZE:  # a run with no final stage at full size
+        model = resized(model, INPUT_SIZE)
+    model = inference_graph(model)
     # Full float32 even on a GPU (whose default TF32 convolutions move logits enough to move
     # a case across the threshold), so the calibration holds on the CPUs the package runs on.
     with jax.default_matmul_precision("highest"):
@@ -329,9 +390,12 @@ def finalize(args: argparse.Namespace, x_tr: np.ndarray, x_va: np.ndarray, y_va:
         "quality": quality.reference(np.asarray(x_tr[sample])),
         "training": {
             "dataset": DATASET["name"], "licence": DATASET["licence"], "citation": DATASET["citation"],
-            "train_images": n_train, "val_images": len(y_va), "best_epoch": state.get("best_epoch"),
-            "epochs": state.get("epoch"), "recipe": {k: str(v) if isinstance(v, Path) else v
-                                                      for k, v in vars(args).items() if k not in _NOT_STORED},
+            "train_images": len(trained), "val_images": len(y_va),
+            "kept_epoch": state.get("epoch") if args.keep == "last" else state.get("best_epoch"),
+            "best_epoch": state.get("best_epoch"), "epochs": state.get("epoch"),
+            "recipe": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k not in _NOT_STORED},
+            # evaluate warns when it is given these (scores on them overstate the model)
+            "train_image_ids": sorted(trained["image_id"]),
         },
         "metrics": {"validation": summary(probs, y_va, threshold, scaling),
                     "validation_uncalibrated": calibration_errors(softmax(logits), y_va)},

@@ -1,3 +1,4 @@
+import os
 import re
 
 import numpy as np
@@ -5,7 +6,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from screening.data import DataError, find_images, is_outcome, load_images, read_labels, read_metadata, split_by_lesion
+from screening import data
+from screening.data import (DataError, find_images, fold_by_lesion, is_outcome, load_images, read_labels, read_metadata,
+                            split_by_lesion)
+from screening.preprocessing import preprocess
 from screening.info import CLASS_CODES, OUTCOMES
 from tests.conftest import HAM, lesion_like, needs_ham
 
@@ -156,7 +160,7 @@ def test_an_image_id_may_be_a_file_name_or_a_path_inside_the_folder(tmp_path):
         find_images(["A", *(f"C{i}" for i in range(7))], [tmp_path])  # all at once, not one per rerun
 
 
-def test_load_images_decodes_once_into_a_cache(tmp_path):
+def test_load_images_decodes_once_into_a_cache(tmp_path, monkeypatch):
     paths = []
     for i in range(3):
         p = tmp_path / f"{i}.png"
@@ -165,9 +169,33 @@ def test_load_images_decodes_once_into_a_cache(tmp_path):
     first = load_images(paths, workers=2, cache_dir=tmp_path / "cache")
     assert first.shape == (3, 224, 224, 3) and first.dtype == np.uint8
     assert len(list((tmp_path / "cache").glob("*.npy"))) == 1
-    for p in paths:  # the cache, not the files, answers the second call
-        (tmp_path / p).unlink()
-    assert np.array_equal(load_images(paths, cache_dir=tmp_path / "cache"), first)
+    with monkeypatch.context() as m:  # the cache, not the decoder, answers the second call
+        m.setattr(data, "preprocess", lambda *a: pytest.fail("decoded again"))
+        assert np.array_equal(load_images(paths, cache_dir=tmp_path / "cache"), first)
+    small = load_images(paths, cache_dir=tmp_path / "cache", size=96)  # another size is another cache
+    assert small.shape == (3, 96, 96, 3) and len(list((tmp_path / "cache").glob("*.npy"))) == 2
+    np.testing.assert_array_equal(small[1], preprocess(paths[1], 96))
+
+
+def test_a_changed_file_or_decoder_makes_a_new_cache(tmp_path, monkeypatch):
+    """A stale cache would train on the old pixels: the key covers each file and the decoding code."""
+    paths = [str(tmp_path / f"{i}.png") for i in range(2)]
+    for i, p in enumerate(paths):
+        Image.fromarray(lesion_like(seed=i)).save(p)
+    key = data.cache_key(paths)
+    first = load_images(paths, cache_dir=tmp_path / "cache")
+    Image.fromarray(lesion_like(seed=5)).save(paths[1])
+    os.utime(paths[1], ns=(1, 1))  # even with the old time stamp: the size changed
+    assert data.cache_key(paths) != key
+    second = load_images(paths, cache_dir=tmp_path / "cache")
+    np.testing.assert_array_equal(second[0], first[0])
+    np.testing.assert_array_equal(second[1], preprocess(paths[1]))
+    assert not np.array_equal(second[1], first[1])
+    before = data.cache_key(paths)
+    code = tmp_path / "preprocessing.py"
+    code.write_text("# another version of the preprocessing code\n")
+    monkeypatch.setattr(data, "_DECODERS", (str(code), "avif.py", "dicom.py"))  # an absolute path replaces the folder
+    assert data.cache_key(paths) != before
 
 
 def test_runs_sharing_a_cache_folder_can_write_it_at_once(tmp_path, monkeypatch):
@@ -200,3 +228,23 @@ def test_real_split_has_no_leak_and_uses_all_images():
     _assert_no_leak(df, split)
     counts = split.value_counts(normalize=True)
     assert 0.75 < counts["train"] < 0.85
+
+
+def _lesions(n_per_class: dict[str, int], images_per_lesion: int = 2) -> pd.DataFrame:
+    rows = [{"lesion_id": f"{dx}{i}", "image_id": f"{dx}{i}_{k}", "dx": dx}
+            for dx, n in n_per_class.items() for i in range(n) for k in range(images_per_lesion)]
+    return pd.DataFrame(rows)
+
+
+def test_folds_keep_lesions_whole_and_spread_each_class_evenly():
+    df = _lesions({"nv": 103, "mel": 21, "df": 7})
+    fold = fold_by_lesion(df, 5, seed=0)
+    assert set(fold) == set(range(5))
+    assert (df.assign(fold=fold).groupby("lesion_id")["fold"].nunique() == 1).all()
+    per_class = pd.crosstab(df["dx"], fold) // 2  # lesions of each class in each fold
+    assert (per_class.max(axis=1) - per_class.min(axis=1) <= 1).all(), per_class
+    sizes = fold.value_counts() // 2
+    assert sizes.max() - sizes.min() <= 1  # 131 lesions: 26 or 27 a fold
+    assert fold.equals(fold_by_lesion(df, 5, seed=0)) and not fold.equals(fold_by_lesion(df, 5, seed=1))
+    with pytest.raises(ValueError, match="at least 2 folds"):
+        fold_by_lesion(df, 1)
