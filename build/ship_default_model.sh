@@ -17,13 +17,17 @@ done
 rm -rf screening/models/default docs/model
 mkdir -p screening/models docs/model
 cp -r "$RUN/bundle" screening/models/default
-python - "$TTA" <<'PY'
+python - "$TTA" "$RUN/eval_test/metrics.json" <<'PY'
+# the name, the TTA setting and what the threshold did on the hold-out test split, sealed into
+# the bundle's check: the page, the worklist and the PDF record quote those figures
 import json, sys
-p = "screening/models/default/bundle.json"
-meta = json.load(open(p))
-meta.update(name="skinscreen-mobilenet-ham10000", tta=sys.argv[1] == "--tta")
-meta.setdefault("version", meta["created"][:10].replace("-", "."))
-json.dump(meta, open(p, "w"), indent=2)
+from screening.bundle import read_meta, update_meta
+from screening.evaluate import held_out_figures
+_, meta = read_meta("screening/models/default")
+test = json.load(open(sys.argv[2]))
+update_meta("screening/models/default", name="skinscreen-mobilenet-ham10000", tta=sys.argv[1] == "--tta",
+            version=meta.get("version") or meta["created"][:10].replace("-", "."),
+            metrics={**meta["metrics"], "held_out": held_out_figures(test, "HAM10000 images of its hold-out test split")})
 PY
 cp -r "$RUN/eval_val$TTA" docs/model/validation
 cp -r "$RUN/eval_test" docs/model/test

@@ -225,8 +225,8 @@ class ScreeningApp:
     def assessment(self, r: Result) -> str:
         flag, advice = recommendation(r, self.screener.threshold)
         advice = f"**Recommendation: {flag}.** {advice}"
-        if self.screener.validated is not None:
-            advice += f"\n\nThis threshold {operating_point_text(self.screener.validated)}."
+        if self.screener.held_out is not None:
+            advice += f"\n\nThis threshold {operating_point_text(self.screener.held_out)}."
         return (f"## Malignancy probability: {r.malignancy_probability * 100:.1f}%\n"
                 f"({MALIGNANCY_MEANING}, so it can differ from the sum of those three diagnosis probabilities; "
                 f"{calibration_text(self.screener)})"

@@ -385,7 +385,7 @@ def screen_files(screener, paths: list[Path], folder: Path, out: Path, *, source
         model_name=screener.meta.get("name", ""), model_version=str(screener.meta.get("version", "")),
         model_sha256=screener.meta.get("sha256", ""), software_version=__version__,
         date=datetime.now().astimezone().isoformat(timespec="seconds"), elapsed_s=scored_s,  # the clinic's clock
-        validated=screener.validated, calibration=report.calibration_text(screener), left_out=left_out)
+        held_out=screener.held_out, calibration=report.calibration_text(screener), left_out=left_out)
     thumbs = previews(paths, workers, progress) if thumbnails else None
     if pdfs is not None:
         info.records = f"{len(pdfs)} in {Path(os.path.relpath(records, out.parent)).as_posix()}"

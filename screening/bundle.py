@@ -7,9 +7,11 @@ Layout of a bundle folder::
                   and decision_sha256 over that hash and the calibration
     model.keras   the Keras model (logits output), loaded with safe_mode=True
 
-Both hashes are checked on every load, so a swapped or corrupted model file, or a temperature,
-scaling or threshold edited by hand, is refused (the batch tool's ``--threshold`` is the way to
-try another operating point). They guard against accidents, not against an attacker.
+Both hashes are checked on every load, so a swapped or corrupted model file, or a field that
+changes a result (temperature, scaling, threshold, TTA, classes, the image checks' reference)
+edited by hand, is refused, as is a bundle without the check (the batch tool's ``--threshold``
+is the way to try another operating point). They guard against accidents, not against an
+attacker.
 """
 
 from __future__ import annotations
@@ -26,18 +28,21 @@ import keras
 
 from screening import __version__, augmentation, layers  # noqa: F401  (register custom layers for loading)
 from screening.errors import UserError
-from screening.files import sha256_of
+from screening.files import sha256_of, write_atomically
 from screening.info import CLASS_CODES, CLASS_NAMES, MALIGNANT
 from screening.preprocessing import INPUT_SIZE, SCALING
 
 FORMAT = "skinscreen-bundle"
 # 2: the threshold applies to the malignancy probability after ``malignancy_scaling``; software
 # that knows only format 1 would compare it with the plain sum, so it must refuse these bundles.
-FORMAT_VERSION = 2
+# 3: decision_sha256 covers every field of DECISION_FIELDS (2 covered the first four).
+FORMAT_VERSION = 3
 MODEL_FILE = "model.keras"
 META_FILE = "bundle.json"
-# Everything besides the image that decides a result: the weights (by hash) and the calibration.
-DECISION_FIELDS = ("sha256", "temperature", "malignancy_scaling", "threshold")
+# Everything besides the image that decides a result: the weights (by hash), the calibration,
+# the flip TTA, the class order and which are malignant, and the image checks' reference.
+DECISION_FIELDS = ("sha256", "temperature", "malignancy_scaling", "threshold", "tta", "classes", "malignant", "quality")
+_DECISION_FIELDS_BY_FORMAT = {1: DECISION_FIELDS[:4], 2: DECISION_FIELDS[:4]}
 ZEROS = {"module": "keras.initializers", "class_name": "Zeros", "config": {}, "registered_name": None}
 
 
@@ -46,8 +51,10 @@ class BundleError(UserError):
 
 
 def decision_digest(meta: dict) -> str:
-    """sha256 of the decision fields as stored in JSON (floats round-trip exactly)."""
-    fields = {k: meta.get(k) for k in DECISION_FIELDS}
+    """sha256 of the decision fields of the bundle's format as stored in JSON (floats round-trip
+    exactly); a bundle saved by an older version is checked over the fields it covered."""
+    names = _DECISION_FIELDS_BY_FORMAT.get(meta.get("format_version", FORMAT_VERSION), DECISION_FIELDS)
+    fields = {k: meta.get(k) for k in names}
     return hashlib.sha256(json.dumps(fields, sort_keys=True, default=_jsonable).encode()).hexdigest()
 
 
@@ -125,11 +132,27 @@ def read_meta(path: str | Path) -> tuple[Path, dict]:
         raise BundleError(f"{meta_path}: bundle format {meta['format_version']} is newer than this software")
     if list(meta.get("classes", [])) != list(CLASS_CODES):
         raise BundleError(f"{meta_path}: class order {meta.get('classes')} does not match {list(CLASS_CODES)}")
-    if "decision_sha256" in meta and decision_digest(meta) != meta["decision_sha256"]:
-        raise BundleError(f"{meta_path}: the temperature, malignancy scaling or threshold differs from what the "
-                          "bundle was saved with (decision_sha256); refusing to load. Use --threshold to try "
-                          "another operating point")
+    if "decision_sha256" not in meta:
+        raise BundleError(f"{meta_path}: the bundle has no check of its calibration (decision_sha256), so an edit "
+                          "to it could not be told; refusing to load")
+    if decision_digest(meta) != meta["decision_sha256"]:
+        raise BundleError(f"{meta_path}: the temperature, malignancy scaling, threshold, TTA or another field that "
+                          "decides a result differs from what the bundle was saved with (decision_sha256); refusing "
+                          "to load. Use --threshold or --tta to try another setting")
     return folder, meta
+
+
+def update_meta(path: str | Path, **changes: object) -> dict:
+    """Change fields of a saved bundle's description and seal it again (its format becomes the
+    current one): how a bundle is renamed, given its TTA setting or its hold-out figures when it
+    is shipped. The model file must still match."""
+    folder, meta = read_meta(path)
+    if sha256_of(folder / meta.get("model_file", MODEL_FILE)) != meta.get("sha256"):
+        raise BundleError(f"{folder}: the model file does not match the bundle; refusing to seal it again")
+    meta = json.loads(json.dumps({**meta, **changes, "format_version": FORMAT_VERSION}, default=_jsonable))
+    meta["decision_sha256"] = decision_digest(meta)
+    write_atomically(folder / META_FILE, lambda tmp: tmp.write_text(json.dumps(meta, indent=2) + "\n"))
+    return meta
 
 
 def load_bundle(path: str | Path) -> tuple[keras.Model, dict]:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from screening.cli import described, positive_int, run_cli
-from screening.data import is_outcome, labels_to_indices, malignant_labels, read_labels
+from screening.data import is_outcome, labels_to_indices, lesion_groups, malignant_labels, read_labels
 from screening.errors import UserError
 from screening.evaluate import PREDICTIONS, RESAMPLES, figure
 from screening.info import CLASS_CODES, OUTCOMES
@@ -105,7 +105,7 @@ def compare(a: Path, b: Path, resamples: int = RESAMPLES, seed: int = 0) -> dict
         raise UserError(f"{a} and {b} were not evaluated on the same labelled images (same order)")
     outcome, malignant = is_outcome(ta["dx"]), malignant_labels(ta["dx"])
     y = None if outcome else labels_to_indices(ta["dx"])  # labels of malignant or benign: no class to score
-    groups = ta["lesion_id"].to_numpy() if "lesion_id" in ta.columns else None
+    groups = None if (lesions := lesion_groups(ta)) is None else lesions.to_numpy()
     cases = [(ta[PROB_COLUMNS].to_numpy().argmax(axis=1), ta["malignancy_probability"].to_numpy(), thr_a),
              (tb[PROB_COLUMNS].to_numpy().argmax(axis=1), tb["malignancy_probability"].to_numpy(), thr_b)]
 

@@ -221,6 +221,15 @@ def fold_by_lesion(df: pd.DataFrame, folds: int, seed: int = 0) -> pd.Series:
     return df["lesion_id"].map(assignment).rename("fold")
 
 
+def lesion_groups(table: pd.DataFrame) -> pd.Series | None:
+    """Each image's lesion, what intervals resample, or None where the table names no lesions.
+    An image whose ``lesion_id`` is blank (as ISIC Archive exports leave many) is a lesion of its own."""
+    if "lesion_id" not in table.columns:
+        return None
+    ids = table["lesion_id"].fillna("").astype(str).str.strip()
+    return ids.where(ids != "", "image " + table["image_id"].astype(str))
+
+
 def labels_to_indices(dx: Iterable[str]) -> np.ndarray:
     return np.array([CLASS_CODES.index(d) for d in dx], dtype=np.int32)
 

@@ -16,14 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import numpy as np
 import pandas as pd
 
 from screening.calibration import threshold_at_sensitivity
 from screening.cli import add_malignancy_options, add_scoring_options, check_malignancy_options, described, run_cli
-from screening.data import find_images, is_outcome, labels_to_indices, malignant_labels, read_labels
+from screening.data import find_images, is_outcome, labels_to_indices, lesion_groups, malignant_labels, read_labels
 from screening.errors import UserError
 from screening.files import check_output_folder
 from screening.inference import Result, Screener
@@ -165,6 +165,11 @@ def evaluate(args: argparse.Namespace) -> dict:
         raise UserError(f"{args.labels}: no rows to evaluate")
     paths = find_images(labels["image_id"], args.images)
     screener = Screener(args.model, threshold=args.threshold, tta=args.tta, batch_size=args.batch_size)
+    seen = trained_on(screener.meta, labels["image_id"])
+    if seen:  # before the scoring: a wrong labels file is better found now than after an hour
+        print(f"warning: the model was trained on {len(seen)} of these {len(labels)} images ({', '.join(seen[:3])}"
+              f"{', ...' if len(seen) > 3 else ''}): its figures on them overstate what it does on new images",
+              file=sys.stderr)
     bar, results = Progress(len(paths)), []  # an external test set of large images takes its time
     for result in screener.score(paths, workers=args.workers):
         results.append(result)
@@ -185,7 +190,8 @@ def evaluate(args: argparse.Namespace) -> dict:
     # The uncalibrated view (T=1, summed malignancy unscaled) for the reliability diagrams
     # and the ECE comparison.
     raw = softmax(np.log(np.clip(probs, 1e-12, None)) * screener.temperature)
-    groups, unit = (labels["lesion_id"], "lesions") if "lesion_id" in labels.columns else (None, "images")
+    groups = lesion_groups(labels)
+    unit = "images" if groups is None else "lesions"
     positive, score = malignant_labels(labels["dx"]), malignancy(probs, screener.scaling)
     args.out.mkdir(parents=True, exist_ok=True)
     if is_outcome(labels["dx"]):  # a biopsy's verdict, not a diagnosis: malignancy figures alone
@@ -198,11 +204,27 @@ def evaluate(args: argparse.Namespace) -> dict:
     metrics["operating_points"] = operating_points(positive, score)
     metrics.update(model=str(screener.path), sha256=screener.meta["sha256"], temperature=screener.temperature,
                    malignancy_scaling=list(screener.scaling), tta=screener.tta, labels=str(args.labels),
-                   unreadable=unreadable)
+                   unreadable=unreadable, trained_on=trained_on(screener.meta, labels["image_id"]))
     (args.out / "metrics.json").write_text(json_text(metrics))
     predictions(labels, results).to_csv(args.out / PREDICTIONS, index=False)
     (args.out / "report.md").write_text(markdown(metrics), encoding="utf-8")
     return metrics
+
+
+def trained_on(meta: dict, image_ids: pd.Series) -> list[str]:
+    """The labelled images the bundle lists as its training images (by image id, the file name
+    without its folder or suffix), in the labels' order."""
+    trained = set(meta.get("training", {}).get("train_image_ids", ()))
+    return [i for i in image_ids if PurePath(str(i)).stem in trained] if trained else []
+
+
+def held_out_figures(metrics: dict, where: str) -> dict:
+    """The bundle's ``metrics.held_out`` from an evaluation of images used neither to train
+    the model nor to fit its threshold: what the page, the worklist and the PDF record say
+    REFER does in practice."""
+    return {"where": where, "images": metrics["n"], "sensitivity": metrics["sensitivity"],
+            "specificity": metrics["specificity"], "threshold": metrics["threshold"], "tta": metrics["tta"],
+            "intervals": {k: metrics.get("intervals", {}).get(k) for k in ("sensitivity", "specificity")}}
 
 
 def diagnosis_metrics(y: np.ndarray, probs: np.ndarray, raw: np.ndarray, screener: Screener, groups, unit: str,
@@ -301,6 +323,9 @@ def _heading(m: dict, images: str) -> list[str]:
             *([f"**{len(m['unreadable'])} labelled image(s) could not be read and are left out:** "
                + "; ".join(m["unreadable"][:10]) + ("; ... (all in metrics.json)" if len(m["unreadable"]) > 10 else ""),
                ""] if m.get("unreadable") else []),
+            *([f"**The model was trained on {len(m['trained_on'])} of these images** ("
+               + ", ".join(m["trained_on"][:5]) + (", ..." if len(m["trained_on"]) > 5 else "")
+               + "): its figures on them overstate what it does on new images.", ""] if m.get("trained_on") else []),
             "| metric | value |", "|---|---|"]
 
 

@@ -137,14 +137,16 @@ class Screener:
         self._forward = forward_fn(self.model, self.tta)
 
     @property
-    def validated(self) -> tuple[float, float] | None:
-        """Sensitivity and specificity that the threshold in use reached on the model's validation
-        images; None for a threshold other than the bundle's, with TTA (training measures without
-        it), or for a bundle without the figures."""
-        v = self.meta.get("metrics", {}).get("validation", {})
-        if self.base_threshold != float(self.meta.get("threshold", 0.5)) or self.tta or "sensitivity" not in v:
+    def held_out(self) -> dict | None:
+        """What the threshold in use did on images not used to train the model or choose the
+        threshold (``metrics.held_out``: sensitivity, specificity, images, where); None for
+        another threshold or TTA setting than the one measured, or a bundle without the figures.
+        The validation split's figures are never shown instead: the threshold was fitted on them."""
+        h = self.meta.get("metrics", {}).get("held_out")
+        if not h or h.get("threshold") != float(self.meta.get("threshold", 0.5)) or \
+                self.base_threshold != h["threshold"] or self.tta != bool(h.get("tta", False)):
             return None
-        return float(v["sensitivity"]), float(v["specificity"])
+        return h
 
     def logits(self, images: np.ndarray) -> np.ndarray:
         """Raw (uncalibrated) logits for ``(N, 224, 224, 3)`` uint8 images."""

@@ -18,6 +18,7 @@ from screening.cli import described, run_cli
 from screening.data import parse_prefer
 from screening.evaluate import figure, interval_note, operating_points_table, with_interval
 from screening.info import CLASS_CODES, CLASS_NAMES, DATASET, MALIGNANT, NOTICE
+from screening.preprocessing import INPUT_SIZE
 from screening.subgroups import AUROC_LESIONS, table
 from screening.train import command_for, split_seed
 
@@ -28,6 +29,20 @@ def _copy(prefer: str | None, owner: str) -> str:
     if not folders:
         return "each image's best copy"
     return f"the `{folders[0]}` copy where {owner} has one" + "".join(f", else the `{f}` copy" for f in folders[1:])
+
+
+def _sizes(recipe: dict) -> str:
+    """Where the recipe trained smaller than it ships: at which size, and the epochs at full size."""
+    size, final = recipe.get("image_size", INPUT_SIZE), recipe.get("final_epochs", 0)
+    return (f", both at {size} px" if size != INPUT_SIZE else "") + (
+        f", then {final} epochs at {INPUT_SIZE} px at lr {recipe.get('final_lr')}" if final else "")
+
+
+def _kept(training: dict, recipe: dict) -> str:
+    """Which epoch was shipped: recipes before ``--keep`` shipped the best on validation."""
+    if recipe.get("keep", "best") == "last":
+        return f"The last epoch, {training.get('epochs')}, is shipped (not chosen on validation)."
+    return f"Best epoch by validation balanced accuracy: {training.get('best_epoch')} of {training.get('epochs')}."
 
 
 def _batch_norm(recipe: dict) -> str:
@@ -113,11 +128,11 @@ def render(meta: dict, validation: Path, test: Path | None, out: Path, notes: st
         "## Recipe",
         (f"Head {recipe.get('head_epochs')} epochs at lr {recipe.get('head_lr')}, then the last "
         f"{recipe.get('unfreeze_blocks')} of 13 blocks for {recipe.get('epochs')} epochs at lr {recipe.get('lr')} "
-        f"(linear warm-up over {recipe.get('warmup_epochs', 0)} epochs, then cosine decay), Adam, "
+        f"(linear warm-up over {recipe.get('warmup_epochs', 0)} epochs, then cosine decay)"
+        f"{_sizes(recipe)}, Adam, "
         f"batch {recipe.get('batch_size')}, label smoothing {recipe.get('label_smoothing')}, "
         f"{recipe.get('class_weight')} class weights, batch norm {_batch_norm(recipe)}; augmentation: flips, rotation, zoom, "
-        f"brightness, Gaussian noise. Best epoch by validation balanced accuracy: "
-        f"{meta['training'].get('best_epoch')} of {meta['training'].get('epochs')}."),
+        f"brightness, Gaussian noise. {_kept(meta['training'], recipe)}"),
         f"Reproduce: `{command_for(recipe)}`.", "",
         "## Calibration and operating point",
         (f"Softmax temperature {meta['temperature']:.3f}, fitted on validation (minimum NLL). "

@@ -74,8 +74,8 @@ def write_record(path: Path, screener: Screener, r: Result, image: np.ndarray, h
              weight="bold", color="#8a1c1c" if r.refer else "black", **text)
     prose(0.548, f"({MALIGNANCY_MEANING})", 8)
     prose(0.528, advice, 9.5)
-    if screener.validated is not None:
-        prose(0.495, f"This threshold {operating_point_text(screener.validated)}.", 8.5)
+    if screener.held_out is not None:
+        prose(0.495, f"This threshold {operating_point_text(screener.held_out)}.", 8.5)
     fig.text(0.07, 0.455, f"Most likely diagnosis: {label_of(r.predicted_class)}, {r.confidence:.1%}", fontsize=10,
              weight="bold", **text)
 

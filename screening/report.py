@@ -68,7 +68,7 @@ class RunInfo:
     software_version: str
     date: str
     elapsed_s: float
-    validated: tuple[float, float] | None = None  # Screener.validated
+    held_out: dict | None = None  # Screener.held_out
     calibration: str = ""  # calibration_text
     records: str = ""  # with --records: how many PDF records, and where from the workbook
     left_out: str = ""  # what the scan passed over (zip files, subfolders it could not open)
@@ -108,14 +108,15 @@ OPERATING_POINT_ITEM = "what the threshold did on validation images"
 ROW_HEIGHT = 15  # points, one line of the default font
 
 
-def operating_point_text(validated: tuple[float, float] | None) -> str:
+def operating_point_text(held_out: dict | None) -> str:
     """What REFER means in practice: the share of malignant and benign lesions the threshold
-    referred on the model's validation images."""
-    if validated is None:
-        return "not known (a threshold other than the model's own, TTA, or a model without validation figures)"
-    sens, spec = validated
-    return (f"referred {sens:.1%} of malignant and {1 - spec:.1%} of benign lesions among the model's HAM10000 "
-            "validation images; expect other figures on other images")
+    referred on images used neither to train the model nor to choose the threshold."""
+    if held_out is None:
+        return ("not known (a threshold or TTA setting other than the model's own, or a model not yet measured on "
+                "images held out from its training and threshold)")
+    return (f"referred {held_out['sensitivity']:.1%} of malignant and {1 - held_out['specificity']:.1%} of benign "
+            f"lesions among {held_out['images']:,} {held_out['where']}, used neither to train the model nor to choose "
+            "the threshold; expect other figures on other images")
 
 
 CALIBRATION_ITEM = "malignancy probability"
@@ -166,7 +167,7 @@ def summary(df: pd.DataFrame, info: RunInfo) -> pd.DataFrame:
     items += [(f"predicted {c} ({CLASS_NAMES[c]})", int((ok["predicted_class"] == c).sum())) for c in CLASS_CODES]
     items += [
         (THRESHOLD_ITEM, info.threshold),
-        (OPERATING_POINT_ITEM, operating_point_text(info.validated)),
+        (OPERATING_POINT_ITEM, operating_point_text(info.held_out)),
         *([(CALIBRATION_ITEM, info.calibration)] if info.calibration else []),
         ("test-time augmentation", "on" if info.tta else "off"),
         ("folder", shown(info.folder)),

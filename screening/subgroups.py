@@ -27,7 +27,7 @@ import pandas as pd
 
 from screening.cli import described, positive_int, run_cli
 from screening.compare import read_evaluation
-from screening.data import malignant_labels, read_table
+from screening.data import lesion_groups, malignant_labels, read_table
 from screening.errors import UserError
 from screening.evaluate import RESAMPLES, figure, json_text
 from screening.files import write_atomically
@@ -140,7 +140,7 @@ def subgroups(evaluation: Path, metadata: Path | None = None, resamples: int = R
         raise UserError(f"{metadata} lists none of the {len(table)} images of {evaluation}")
     joined = table[["image_id"]].merge(meta.drop_duplicates("image_id"), on="image_id", how="left")
     positive, score = malignant_labels(table["dx"]), table["malignancy_probability"].to_numpy()
-    lesions = (table["lesion_id"] if "lesion_id" in table.columns else table["image_id"]).to_numpy()
+    lesions = (table["image_id"] if (groups := lesion_groups(table)) is None else groups).to_numpy()
 
     def figures(rows: np.ndarray) -> dict:
         return group_figures(positive[rows], score[rows], threshold, lesions[rows], resamples, seed)

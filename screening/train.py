@@ -123,7 +123,8 @@ def command_for(recipe: dict, data: str = "../shared/data/ham10000", run: str = 
     """The training command that rebuilds a bundle's recipe: only options that differ from
     today's defaults are spelled out, plus the seed, so the line stays true when defaults move."""
     words = ["python -m screening.train", data, "--run", run]
-    recipe = {**recipe, "split_seed": split_seed(recipe)}
+    # before --keep existed the best epoch on validation was shipped
+    recipe = {"keep": "best", **recipe, "split_seed": split_seed(recipe)}
     for action in parser()._actions:
         if action.dest in _NOT_RECIPE or action.dest not in recipe or not action.option_strings:
             continue

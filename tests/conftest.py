@@ -101,11 +101,14 @@ def fake_ham(tmp_path: Path, dx: list[str], folders: dict, images_per_lesion: in
 
 
 def with_validation_mix(tiny_bundle, folder, malignant=20, benign=80):
-    """The tiny bundle with validation counts (a malignant share of 20% by default) and figures."""
+    """The tiny bundle with validation counts (a malignant share of 20% by default) and figures,
+    and figures on held-out images at its threshold."""
     shutil.copytree(tiny_bundle, folder)
     meta = json.loads((folder / "bundle.json").read_text())
     meta["metrics"] = {"validation": {"sensitivity": 0.91, "specificity": 0.7, "per_class": {
-        "mel": {"support": malignant}, "nv": {"support": benign}}}}
+        "mel": {"support": malignant}, "nv": {"support": benign}}},
+        "held_out": {"where": "HAM10000 images of its hold-out test split", "images": 1234, "sensitivity": 0.88,
+                     "specificity": 0.75, "threshold": meta["threshold"], "tta": False}}
     meta["malignancy_scaling"] = [0.8, -0.5]
     meta["decision_sha256"] = decision_digest(meta)
     (folder / "bundle.json").write_text(json.dumps(meta))

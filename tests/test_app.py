@@ -669,6 +669,7 @@ def test_a_prevalence_of_ones_own_applies(tiny_bundle, tmp_path):
     assert "for a malignant share of 20.0%, as among its validation images" in base
     assert "converted to a malignant share of 5.0% (--prevalence; validation images: 20.0%)" in rare
     assert base.split("Recommendation: ")[1][:5] == rare.split("Recommendation: ")[1][:5]  # the same flag
+    assert "referred 88.0% of malignant and 25.0% of benign lesions among 1,234 HAM10000 images" in " ".join(rare.split())
 
 
 def test_a_threshold_of_ones_own_applies(tiny_bundle):

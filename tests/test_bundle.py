@@ -1,11 +1,22 @@
+import hashlib
 import json
 import shutil
+import zipfile
 
 import numpy as np
 import pytest
 
-from screening.bundle import BundleError, decision_digest, load_bundle, read_meta, save_bundle
+from screening.bundle import (
+    DECISION_FIELDS,
+    BundleError,
+    decision_digest,
+    load_bundle,
+    read_meta,
+    save_bundle,
+    update_meta,
+)
 from screening.inference import batched_logits, forward_fn
+from screening.model import build_model, inference_graph
 from tests.conftest import lesion_like
 
 
@@ -30,33 +41,71 @@ def test_changed_model_file_is_refused(tiny_bundle, tmp_path):
         load_bundle(copy)
 
 
-@pytest.mark.parametrize("field, value", [("threshold", 0.05), ("temperature", 2.0), ("malignancy_scaling", [1.0, 1.0])])
-def test_calibration_edited_by_hand_is_refused(tiny_bundle, tmp_path, field, value):
-    """The operating point decides referrals: a bundle.json edited after saving is refused,
-    while one from before decision_sha256 existed still loads."""
+@pytest.mark.parametrize("field, value", [("threshold", 0.05), ("temperature", 2.0), ("malignancy_scaling", [1.0, 1.0]),
+                                          ("tta", True), ("malignant", ["mel"]), ("quality", {"brightness": [0, 1]})])
+def test_a_field_that_decides_a_result_edited_by_hand_is_refused(tiny_bundle, tmp_path, field, value):
+    """The operating point, TTA and the rest decide results: a bundle.json edited after saving
+    is refused, and so is one whose check is gone (it could not tell the edit)."""
     copy = tmp_path / "b"
     shutil.copytree(tiny_bundle, copy)
     meta = json.loads((copy / "bundle.json").read_text())
+    assert meta.get(field) != value
     (copy / "bundle.json").write_text(json.dumps({**meta, field: value}))
     with pytest.raises(BundleError, match="differs from what the bundle was saved with"):
         load_bundle(copy)
     del meta["decision_sha256"]
     (copy / "bundle.json").write_text(json.dumps({**meta, field: value}))
-    assert load_bundle(copy)[1][field] == value
+    with pytest.raises(BundleError, match="has no check of its calibration"):
+        load_bundle(copy)
 
 
-def test_newer_format_is_refused_and_format_1_still_loads(tiny_bundle, tmp_path):
+def test_a_bundle_of_format_2_is_checked_over_the_fields_it_covered(tiny_bundle, tmp_path):
+    """A model a user trained before format 3 still loads; its check covers the weights and the
+    calibration, as when it was saved."""
+    copy = tmp_path / "b"
+    shutil.copytree(tiny_bundle, copy)
+    meta = {**json.loads((copy / "bundle.json").read_text()), "format_version": 2}
+    meta["decision_sha256"] = hashlib.sha256(json.dumps({k: meta.get(k) for k in DECISION_FIELDS[:4]},
+                                                        sort_keys=True).encode()).hexdigest()
+    (copy / "bundle.json").write_text(json.dumps(meta))
+    assert load_bundle(copy)[1]["format_version"] == 2
+    (copy / "bundle.json").write_text(json.dumps({**meta, "threshold": 0.9}))
+    with pytest.raises(BundleError, match="differs from what the bundle was saved with"):
+        load_bundle(copy)
+
+
+def test_newer_format_is_refused(tiny_bundle, tmp_path):
     copy = tmp_path / "b"
     shutil.copytree(tiny_bundle, copy)
     meta = json.loads((copy / "bundle.json").read_text())
-    assert meta["format_version"] == 2
-    for version, loads in ((3, False), (1, True)):
-        (copy / "bundle.json").write_text(json.dumps({**meta, "format_version": version}))
-        if loads:
-            assert load_bundle(copy)[1]["format_version"] == 1
-        else:
-            with pytest.raises(BundleError, match="bundle format 3 is newer than this software"):
-                load_bundle(copy)
+    assert meta["format_version"] == 3
+    (copy / "bundle.json").write_text(json.dumps({**meta, "format_version": 4}))
+    with pytest.raises(BundleError, match="bundle format 4 is newer than this software"):
+        load_bundle(copy)
+
+
+def test_update_meta_seals_the_change_and_refuses_a_changed_model(tiny_bundle, tmp_path):
+    copy = tmp_path / "b"
+    shutil.copytree(tiny_bundle, copy)
+    update_meta(copy, tta=True, name="renamed")
+    meta = load_bundle(copy)[1]
+    assert meta["tta"] is True and meta["name"] == "renamed"
+    with open(copy / "model.keras", "ab") as f:
+        f.write(b"x")
+    with pytest.raises(BundleError, match="model file does not match"):
+        update_meta(copy, tta=False)
+    assert json.loads((copy / "bundle.json").read_text())["tta"] is True
+
+
+def test_the_saved_model_holds_no_training_augmentation(tmp_path):
+    """Loading a bundle needs no augmentation code: the inference graph is saved, with the same
+    logits as the training model at inference."""
+    model = build_model(None, alpha=0.25, seed=0)
+    path = save_bundle(inference_graph(model), tmp_path / "b", {})
+    config = json.loads(zipfile.ZipFile(path / "model.keras").read("config.json"))
+    assert "augmentation" not in json.dumps(config) and "RandomFlip" not in json.dumps(config)
+    x = np.stack([lesion_like(224, 224, seed=i) for i in range(2)]).astype("float32")
+    np.testing.assert_allclose(np.asarray(load_bundle(path)[0](x)), np.asarray(model(x, training=False)), atol=1e-5)
 
 
 def test_foreign_and_missing_files_are_refused(tiny_bundle, tmp_path):

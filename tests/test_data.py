@@ -7,10 +7,18 @@ import pytest
 from PIL import Image
 
 from screening import data
-from screening.data import (DataError, find_images, fold_by_lesion, is_outcome, load_images, read_labels, read_metadata,
-                            split_by_lesion)
-from screening.preprocessing import preprocess
+from screening.data import (
+    DataError,
+    find_images,
+    fold_by_lesion,
+    is_outcome,
+    load_images,
+    read_labels,
+    read_metadata,
+    split_by_lesion,
+)
 from screening.info import CLASS_CODES, OUTCOMES
+from screening.preprocessing import preprocess
 from tests.conftest import HAM, lesion_like, needs_ham
 
 

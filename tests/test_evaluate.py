@@ -121,6 +121,49 @@ def test_evaluate_resamples_lesions_when_the_labels_name_them(tiny_bundle, tmp_p
     assert m["intervals"]["specificity"] == wilson_interval(m["specificity"] * 2, 2)
 
 
+def test_a_blank_lesion_id_is_a_lesion_of_its_own_and_compare_and_subgroups_read_it(tiny_bundle, tmp_path):
+    """ISIC Archive exports leave many lesion ids blank: the intervals crashed on them."""
+    from screening import compare
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(5):
+        Image.fromarray(lesion_like(seed=i)).save(images / f"I{i}.png")
+    pd.DataFrame({"image_id": [f"I{i}" for i in range(5)], "dx": ["mel", "mel", "nv", "nv", "bcc"],
+                  "lesion_id": ["L1", "L1", "", " ", None]}).to_csv(tmp_path / "l.csv", index=False)
+    for out in ("a", "b"):
+        assert main(["--model", str(tiny_bundle), "--images", str(images), "--labels", str(tmp_path / "l.csv"),
+                     "--out", str(tmp_path / out)]) == 0
+    m = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert m["intervals"]["recall_nv"] == wilson_interval(m["per_class"]["nv"]["recall"] * 2, 2)  # two lesions
+    assert m["intervals"]["sensitivity"] == wilson_interval(m["sensitivity"] * 2, 2)  # L1 and I4's own
+    assert compare.main([str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+
+
+def test_images_the_model_trained_on_are_named(tiny_bundle, tmp_path, capsys):
+    """Scores on the training images overstate a model: evaluate says so, before the scoring."""
+    import shutil
+
+    from screening.bundle import update_meta
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    meta = json.loads((bundle / "bundle.json").read_text())
+    update_meta(bundle, training={**meta["training"], "train_image_ids": ["I1", "I3", "ISIC_0000000"]})
+    images = labelled(tmp_path, ["mel", "nv", "bcc", "nv"])
+    pd.DataFrame({"image_id": ["I0", "I1.png", "I2", "I3"], "dx": ["mel", "nv", "bcc", "nv"]}).to_csv(
+        tmp_path / "l.csv", index=False)
+    assert main(["--model", str(bundle), "--images", str(images), "--labels", str(tmp_path / "l.csv"),
+                 "--out", str(tmp_path / "e")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: the model was trained on 2 of these 4 images (I1.png, I3): its figures on them overstate" in err
+    assert json.loads((tmp_path / "e" / "metrics.json").read_text())["trained_on"] == ["I1.png", "I3"]
+    assert "**The model was trained on 2 of these images** (I1.png, I3)" in (tmp_path / "e" / "report.md").read_text()
+    assert main(["--model", str(tiny_bundle), "--images", str(images), "--labels", str(tmp_path / "l.csv"),
+                 "--out", str(tmp_path / "f")]) == 0
+    assert "trained on" not in capsys.readouterr().err  # a bundle that lists none
+
+
 def test_a_terminal_sees_the_scoring_progress(tiny_bundle, tmp_path, monkeypatch):
     """An external test set of large images scores for many minutes: not in silence."""
     import functools

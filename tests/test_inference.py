@@ -76,18 +76,27 @@ def test_malignancy_scaling_from_the_bundle_is_applied(tiny_bundle, tmp_path):
         assert m.probabilities == p.probabilities and m.refer == (m.malignancy_probability >= 0.3)
 
 
-def test_validated_operating_point_only_for_the_bundles_own_threshold(tiny_bundle, tmp_path):
-    """REFER's meaning in practice (validation sensitivity and specificity) is reported for the
-    threshold it was measured at, never for one the user chose."""
-    assert Screener(tiny_bundle).validated is None  # a bundle without validation figures
+def test_held_out_operating_point_only_for_the_setting_it_was_measured_at(tiny_bundle, tmp_path):
+    """REFER's meaning in practice is reported from images held out from training and from the
+    threshold's choice, for the threshold and TTA setting they were measured at; never the
+    validation figures the threshold was fitted on."""
+    assert Screener(tiny_bundle).held_out is None  # a bundle without the figures
     measured = tmp_path / "measured"
     shutil.copytree(tiny_bundle, measured)
     meta = json.loads((measured / "bundle.json").read_text())
     meta["metrics"] = {"validation": {"sensitivity": 0.91, "specificity": 0.7}}
     (measured / "bundle.json").write_text(json.dumps(meta))
-    assert Screener(measured).validated == (0.91, 0.7)
-    assert Screener(measured, threshold=0.2).validated is None
-    assert Screener(measured, tta=True).validated is None  # the figures were measured without TTA
+    assert Screener(measured).held_out is None  # validation alone: the threshold was chosen on it
+    figures = {"where": "test images", "images": 50, "sensitivity": 0.85, "specificity": 0.75, "threshold": 0.3,
+               "tta": False}
+    meta["metrics"]["held_out"] = figures
+    (measured / "bundle.json").write_text(json.dumps(meta))
+    assert Screener(measured).held_out == figures
+    assert Screener(measured, threshold=0.2).held_out is None
+    assert Screener(measured, tta=True).held_out is None  # the figures were measured without TTA
+    meta["metrics"]["held_out"] = {**figures, "threshold": 0.25}  # measured at another threshold than the bundle's
+    (measured / "bundle.json").write_text(json.dumps(meta))
+    assert Screener(measured).held_out is None and Screener(measured, threshold=0.25).held_out is None
 
 
 def test_a_prevalence_converts_the_probability_by_bayes_rule_and_changes_no_flag(tiny_bundle, tmp_path):
@@ -102,7 +111,7 @@ def test_a_prevalence_converts_the_probability_by_bayes_rule_and_changes_no_flag
         assert r.refer == b.refer and r.probabilities == b.probabilities
     t = base.threshold
     assert rare.threshold == pytest.approx(t * odds / (t * odds + 1 - t)) and rare.base_threshold == t
-    assert rare.validated == base.validated == (0.91, 0.7)  # the same decisions: the same figures
+    assert rare.held_out == base.held_out  # the same decisions: the same figures
     for other_threshold in (0.0, 0.4, 1.0):  # a model card threshold converts the same way
         assert Screener(bundle, threshold=other_threshold, prevalence=0.05).base_threshold == other_threshold
 

@@ -48,6 +48,7 @@ def test_the_record_says_the_malignant_share_set_with_prevalence(assessed, tiny_
     write_record(tmp_path / "record.pdf", screener, result, x, heatmap, source_name="lesion.jpg")
     text = " ".join(pdf_text(tmp_path / "record.pdf").split())
     assert "converted to a malignant share of 5.0% (--prevalence; validation images: 20.0%)" in text
+    assert "referred 88.0% of malignant and 25.0% of benign lesions among 1,234 HAM10000 images of its hold-out" in text
     assert f"referral threshold of {screener.threshold * 100:.1f}%" in text  # the converted threshold
 
 

@@ -241,3 +241,55 @@ def test_a_disk_filling_during_training_is_one_line_and_resume_can_go_on(tmp_pat
                                              err), err
     assert json.loads((run / "state.json").read_text())["epoch"] == 1  # epoch 1's, whole
     assert not [p.name for p in run.iterdir() if ".tmp" in p.name]  # no half-written file left
+
+
+def test_folds_validate_on_one_fold_and_leave_the_test_split_alone(tmp_path):
+    data = fake_ham(tmp_path, ["nv", "mel", "bkl", "bcc", "akiec", "df", "vasc"] * 30, {"images_224": range(210)},
+                    images_per_lesion=2)
+    plain = prepare_split(parser().parse_args([str(data), "--run", str(tmp_path / "plain")]))
+    folds = [prepare_split(parser().parse_args([str(data), "--run", str(tmp_path / f"f{k}"), "--folds", "3",
+                                                "--fold", str(k)])) for k in range(3)]
+    test = set(plain.query("split == 'test'")["image_id"])
+    vals = [set(f.query("split == 'val'")["image_id"]) for f in folds]
+    for f, val in zip(folds, vals):
+        assert set(f.query("split == 'test'")["image_id"]) == test
+        assert set(f.query("split == 'train'")["image_id"]) == set(plain["image_id"]) - test - val
+    assert set.union(*vals) == set(plain["image_id"]) - test and sum(map(len, vals)) == len(set.union(*vals))
+    assert all(64 <= len(v) <= 66 for v in vals)  # 98 lesions of 2 images outside the test split, in 3 folds
+
+
+def test_a_fold_out_of_range_is_one_line(tmp_path, capsys):
+    data = fake_ham(tmp_path, ["nv", "mel"] * 10, {"images_224": range(20)})
+    assert main([str(data), "--run", str(tmp_path / "run"), "--folds", "3", "--fold", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--fold must be 0 to 2 with --folds 3, got 3" in err
+
+
+def test_small_images_then_full_size_and_the_last_epoch_shipped_without_augmentation(tmp_path):
+    """Most epochs at --image-size, resumed into --final-epochs at 224 px; the bundle is the last
+    epoch's weights at 224 px, with no augmentation layer, and lists the images it trained on."""
+    import numpy as np
+
+    from screening.bundle import load_bundle
+
+    data = fake_ham(tmp_path, ["nv", "mel", "bkl", "bcc", "akiec", "df", "vasc"] * 4, {"images_224": range(28)})
+    run = tmp_path / "run"
+    small = [str(data), "--run", str(run), "--weights", "none", "--alpha", "0.25", "--head-epochs", "1", "--epochs",
+             "1", "--image-size", "64", "--unfreeze-blocks", "1", "--batch-size", "8", "--verbose", "0"]
+    assert main(small) == 0
+    assert keras.saving.load_model(run / "checkpoint.keras").input_shape[1:] == (64, 64, 3)
+    assert not (run / "best.keras").exists()  # --keep last: no model is chosen on validation
+    assert main([*small, "--resume", "--final-epochs", "1"]) == 0  # the stop was at the stage's boundary
+    history = pd.read_csv(run / "history.csv")
+    assert list(history["epoch"]) == [0, 1, 2]
+    checkpoint = keras.saving.load_model(run / "checkpoint.keras")
+    assert checkpoint.input_shape[1:] == (224, 224, 3)
+    assert json.loads((run / "state.json").read_text())["stage"] == "final"
+    model, meta = load_bundle(run / "bundle")
+    assert model.input_shape[1:] == (224, 224, 3) and "augmentation" not in [layer.name for layer in model.layers]
+    for shipped, last in zip(model.get_weights(), checkpoint.get_weights()):
+        np.testing.assert_array_equal(shipped, last)
+    split = pd.read_csv(run / "split.csv")
+    assert meta["training"]["train_image_ids"] == sorted(split.query("split == 'train'")["image_id"])
+    assert meta["training"]["kept_epoch"] == 3 and meta["training"]["recipe"]["final_epochs"] == 1
+    assert {p.name.split("_")[1] for p in (run / "cache").glob("*.npy")} == {"64", "224"}
