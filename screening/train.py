@@ -36,7 +36,16 @@ from screening.errors import UserError
 from screening.files import check_output_folder, write_atomically
 from screening.inference import batched_logits, forward_fn
 from screening.info import CLASS_CODES, DATASET
-from screening.metrics import balanced_accuracy, calibration_errors, confusion_matrix, softmax, summary
+from screening.metrics import (
+    auroc,
+    balanced_accuracy,
+    calibration_errors,
+    confusion_matrix,
+    is_malignant,
+    malignancy,
+    softmax,
+    summary,
+)
 from screening.model import build_model, inference_graph, resized, set_trainable
 from screening.preprocessing import INPUT_SIZE
 
@@ -195,7 +204,8 @@ class EpochEnd(keras.callbacks.Callback):
     """Validation metrics into the logs, then checkpoint, best model and state.
 
     Validation runs here, once per epoch, rather than through ``fit(validation_data=...)``:
-    one pass gives loss, accuracy and the balanced accuracy that picks the best epoch.
+    one pass gives loss, accuracy, the balanced accuracy that picks the best epoch, and the
+    malignant AUROC (``screening.cv`` compares recipes by both).
     """
 
     def __init__(self, run: Path, x_val: np.ndarray, y_val: np.ndarray, batch_size: int, stage: str,
@@ -216,6 +226,7 @@ class EpochEnd(keras.callbacks.Callback):
             logs["val_loss"] = nll(logits, self.y_val, 1.0)
             logs["val_acc"] = float(np.mean(pred == self.y_val))
             logs["val_balanced_accuracy"] = balanced_accuracy(confusion_matrix(self.y_val, pred))
+            logs["val_malignant_auroc"] = auroc(is_malignant(self.y_val), malignancy(softmax(logits)))
             if logs["val_balanced_accuracy"] > state.get("best", -1.0):
                 if self.keep_best:  # a model a file, so only where it may be shipped
                     write_atomically(self.run / BEST, self.model.save, suffix=KERAS_TMP)

@@ -8,7 +8,7 @@ import pytest
 from screening.cli import run_cli
 from screening.errors import UserError
 
-COMMANDS = ["app", "batch", "train", "evaluate", "compare", "subgroups", "model_card", "bench", "augmentation"]
+COMMANDS = ["app", "batch", "train", "evaluate", "compare", "subgroups", "model_card", "bench", "augmentation", "cv"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
