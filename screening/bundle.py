@@ -26,7 +26,7 @@ from pathlib import Path
 
 import keras
 
-from screening import __version__, augmentation, layers  # noqa: F401  (register custom layers for loading)
+from screening import __version__, augmentation, colour, layers  # noqa: F401  (register custom layers for loading)
 from screening.errors import UserError
 from screening.files import sha256_of, write_atomically
 from screening.info import CLASS_CODES, CLASS_NAMES, MALIGNANT

@@ -13,7 +13,7 @@ import matplotlib
 import numpy as np
 from PIL import Image
 
-from screening.model import backbone_of
+from screening.model import backbone_of, front_layers
 
 FEATURE_LAYER = "conv_pw_13_relu"  # MobileNet's last convolutional activation (7x7x1024)
 # Hotter is brighter (dark red, orange, pale yellow), readable with red-green colour blindness
@@ -27,13 +27,16 @@ class GradCAM:
 
     def __init__(self, model: keras.Model) -> None:
         backbone = backbone_of(model)
-        self.scaling = model.get_layer("scaling")
+        self.front = front_layers(model)  # scaling, and colour constancy where the model has it
         self.features = keras.Model(backbone.inputs, backbone.get_layer(FEATURE_LAYER).output)
         self.logits = model.get_layer("logits")
         self._cam = jax.jit(self._compute)
 
     def _compute(self, images, class_index):
-        fmap = self.features(self.scaling(jnp.asarray(images, jnp.float32)))
+        x = jnp.asarray(images, jnp.float32)
+        for layer in self.front:
+            x = layer(x)
+        fmap = self.features(x)
 
         def score(a):
             logits = self.logits(jnp.mean(a, axis=(1, 2)))

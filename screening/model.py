@@ -11,6 +11,7 @@ from pathlib import Path
 import keras
 
 from screening.augmentation import build_augmentation, layer_seeds
+from screening.colour import ShadesOfGray
 from screening.info import CLASS_CODES
 from screening.layers import Conv2D, DepthwiseConv2D, ReLU
 from screening.preprocessing import INPUT_SIZE, SCALING
@@ -54,15 +55,18 @@ def build_model(
     seed: int | None = None,
     fast: bool = True,
     size: int = INPUT_SIZE,
+    colour_constancy: bool = False,
 ) -> keras.Model:
-    """Scaling -> augmentation (training only) -> MobileNet -> dropout -> Dense(7) logits.
+    """[Shades-of-Gray colour constancy] -> scaling -> augmentation (training only) ->
+    MobileNet -> dropout -> Dense(7) logits.
 
     ``size`` is the input's side: the shipped model takes ``INPUT_SIZE``; training may run
     most epochs smaller and then copy the weights into a full-size model (``resized``).
     """
     augmentation_seed, dropout_seed = layer_seeds(seed, 2)
     inputs = keras.Input((size, size, 3), name="image")
-    x = keras.layers.Rescaling(**SCALING, name="scaling")(inputs)
+    x = ShadesOfGray(name="colour_constancy")(inputs) if colour_constancy else inputs
+    x = keras.layers.Rescaling(**SCALING, name="scaling")(x)
     x = build_augmentation(augmentation, seed=augmentation_seed)(x)
     x = build_backbone(weights, alpha, fast, size)(x)
     x = keras.layers.Dropout(dropout, seed=dropout_seed, name="dropout")(x)
@@ -75,9 +79,21 @@ def resized(model: keras.Model, size: int, augmentation: dict | None = None, see
     full size after most epochs at a smaller one), with new augmentation and dropout draws."""
     dropout = model.get_layer("dropout").rate
     alpha = backbone_of(model).get_layer("conv1").filters / 32
-    twin = build_model(None, alpha, dropout, augmentation=augmentation, seed=seed, size=size)
+    twin = build_model(None, alpha, dropout, augmentation=augmentation, seed=seed, size=size,
+                       colour_constancy=has_colour_constancy(model))
     twin.set_weights(model.get_weights())  # the random layers hold their seed state, not weights
     return twin
+
+
+def has_colour_constancy(model: keras.Model) -> bool:
+    return any(isinstance(layer, ShadesOfGray) for layer in model.layers)
+
+
+def front_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """The layers between the input and the backbone that inference runs (colour constancy,
+    scaling): Grad-CAM feeds the backbone through them."""
+    layers = model.layers[1 : model.layers.index(backbone_of(model))]
+    return [layer for layer in layers if layer.name != "augmentation"]
 
 
 def inference_graph(model: keras.Model) -> keras.Model:

@@ -124,7 +124,9 @@ def render(meta: dict, validation: Path, test: Path | None, out: Path, notes: st
         "## Preprocessing",
         ("EXIF orientation, an embedded colour profile applied (to sRGB: HAM10000's images carry none), "
          "conversion to RGB, centre square, antialiased resize to 224x224 "
-         "(`screening.preprocessing.preprocess`), scaling to [-1, 1] inside the model."), "",
+         "(`screening.preprocessing.preprocess`), "
+         + ("Shades-of-Gray colour constancy (p=6) and " if recipe.get("colour_constancy") == "shades_of_gray" else "")
+         + "scaling to [-1, 1] inside the model."), "",
         "## Recipe",
         (f"Head {recipe.get('head_epochs')} epochs at lr {recipe.get('head_lr')}, then the last "
         f"{recipe.get('unfreeze_blocks')} of 13 blocks for {recipe.get('epochs')} epochs at lr {recipe.get('lr')} "

@@ -28,7 +28,7 @@ import pandas as pd
 
 from screening import quality
 from screening.backend import use_training_flags
-from screening.bundle import save_bundle
+from screening.bundle import default_meta, save_bundle
 from screening.calibration import fit_malignancy_scaling, fit_temperature, nll, threshold_for_sensitivity
 from screening.cli import described, nonneg_int, positive_int, run_cli
 from screening.data import fold_by_lesion, labels_to_indices, load_images, parse_prefer, read_metadata, split_by_lesion
@@ -46,7 +46,7 @@ from screening.metrics import (
     softmax,
     summary,
 )
-from screening.model import build_model, inference_graph, resized, set_trainable
+from screening.model import build_model, has_colour_constancy, inference_graph, resized, set_trainable
 from screening.preprocessing import INPUT_SIZE
 
 DEFAULT_WEIGHTS = "../shared/weights/mobilenet_1_0_224_imagenet_no_top.weights.h5"
@@ -88,6 +88,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-norm", choices=("frozen", "train"), default="frozen",
                    help="batch normalisation in the fine-tuned blocks: frozen at ImageNet statistics, or trained "
                         "(batch statistics in training, moving statistics re-estimated)")
+    p.add_argument("--colour-constancy", choices=("none", "shades_of_gray"), default="none",
+                   help="normalise each image's colour (Shades of Gray, p=6) as the model's first layer, in "
+                        "training and inference alike")
     p.add_argument("--label-smoothing", type=float, default=0.1, help="share of each label spread over all classes")
     p.add_argument("--dropout", type=float, default=0.2, help="dropout before the classifier")
     p.add_argument("--class-weight", choices=("balanced", "sqrt", "none"), default="balanced",
@@ -349,7 +352,8 @@ def train(args: argparse.Namespace) -> Path:
     done = state.get("epoch", 0)
     plan = stages(args, -(-len(tr) // args.batch_size))
     model = (keras.saving.load_model(args.run / CHECKPOINT) if args.resume
-             else build_model(weights, args.alpha, args.dropout, seed=args.seed, size=args.image_size))
+             else build_model(weights, args.alpha, args.dropout, seed=args.seed, size=args.image_size,
+                              colour_constancy=args.colour_constancy == "shades_of_gray"))
     start = 0
     for index, (name, end, lr, blocks, decay, size) in enumerate(plan):
         if done < end:
@@ -396,6 +400,9 @@ def finalize(args: argparse.Namespace, x_tr: np.ndarray, x_va: np.ndarray, y_va:
     rng = np.random.default_rng(args.seed)
     sample = np.sort(rng.choice(len(x_tr), min(len(x_tr), 2000), replace=False))
     meta = {
+        **({"preprocessing": {**default_meta()["preprocessing"], "model_input": (
+            "uint8-range RGB; the model's first layers apply Shades-of-Gray colour constancy (p=6), then scale "
+            "x*scale+offset")}} if has_colour_constancy(model) else {}),
         "temperature": temperature,
         "malignancy_scaling": list(scaling),
         "threshold": threshold,
