@@ -25,6 +25,10 @@ DEFAULT_AUGMENTATION: dict = {
     "zoom": 0.15,
     "brightness": 0.15,
     "noise": 0.04,
+    # levers, off by default: the smallest share of the image's area a random-resized crop keeps
+    # (0 is off), and colour jitter's contrast and saturation range (0 is off)
+    "crop": 0.0,
+    "jitter": 0.0,
 }
 
 
@@ -67,6 +71,80 @@ class RandomRotateZoom(keras.layers.Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "rotation": self.rotation, "zoom": self.zoom, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="screening")
+class RandomResizedCrop(keras.layers.Layer):
+    """A random crop of ``area`` to 1 of the image's area, of aspect ratio 3/4 to 4/3 (drawn on a
+    log scale) at a random place, resized back to the full size (Szegedy et al. 2015, as timm's
+    ``RandomResizedCropAndInterpolation``). Bilinear through ``affine_bilinear``; compiles."""
+
+    RATIO = (3 / 4, 4 / 3)
+
+    def __init__(self, area: float = 0.5, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.area, self.seed = area, seed
+        self.generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training: bool = False):
+        if not training:
+            return images
+        ops = keras.ops
+        n = ops.shape(images)[0]
+        h, w = images.shape[1], images.shape[2]
+        share = keras.random.uniform((n,), self.area, 1.0, seed=self.generator)
+        log_ratio = keras.random.uniform((n,), *np.log(self.RATIO), seed=self.generator)
+        ratio = ops.exp(log_ratio)
+        cw = ops.minimum(ops.sqrt(share * ratio * w * h), w)  # crop size in pixels: width / height = ratio
+        ch = ops.minimum(ops.sqrt(share / ratio * w * h), h)
+        x0 = keras.random.uniform((n,), 0.0, 1.0, seed=self.generator) * (w - cw)
+        y0 = keras.random.uniform((n,), 0.0, 1.0, seed=self.generator) * (h - ch)
+        sx, sy = cw / w, ch / h
+        zeros = ops.zeros_like(sx)
+        # output pixel centre (x + 0.5) maps to x0 + (x + 0.5) * sx in the input
+        transform = ops.stack([sx, zeros, x0 + 0.5 * sx - 0.5, zeros, sy, y0 + 0.5 * sy - 0.5], axis=1)
+        return affine_bilinear(images, transform)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "area": self.area, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="screening")
+class ColourJitter(keras.layers.Layer):
+    """Random contrast and saturation, each image scaled by its own factors, drawn apart from
+    each other in ``1 - strength`` to ``1 + strength``, on [-1, 1] RGB, clipped to that range.
+
+    Contrast scales each pixel's distance from the image's mean; saturation each channel's
+    distance from the pixel's grey (the mean of its channels). Keras' RandomSaturation and
+    RandomHue convert to HSV assuming [0, 1] values and read a single ``factor`` as 0 to
+    ``factor`` (0.2 would turn most images nearly grey), so this is written out.
+    """
+
+    def __init__(self, strength: float = 0.2, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.strength, self.seed = strength, seed
+        self.generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training: bool = False):
+        if not training:
+            return images
+        ops = keras.ops
+        n = ops.shape(images)[0]
+        contrast = 1.0 + keras.random.uniform((n, 1, 1, 1), -1.0, 1.0, seed=self.generator) * self.strength
+        saturation = 1.0 + keras.random.uniform((n, 1, 1, 1), -1.0, 1.0, seed=self.generator) * self.strength
+        mean = ops.mean(images, axis=(1, 2, 3), keepdims=True)
+        x = (images - mean) * contrast + mean
+        grey = ops.mean(x, axis=-1, keepdims=True)
+        return ops.clip((x - grey) * saturation + grey, -1.0, 1.0)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "strength": self.strength, "seed": self.seed}
 
 
 def _reflect(index, size: int):
@@ -127,14 +205,18 @@ def build_augmentation(config: dict | None = None, seed: int | None = None) -> k
     flips = FLIPS.get(c["flip"] or "")
     if flips is None:
         raise ValueError(f"unknown flip mode {c['flip']!r}; one of {', '.join(map(repr, FLIPS))}")
-    seeds = iter(layer_seeds(seed, len(flips) + 3))
+    seeds = iter(layer_seeds(seed, len(flips) + 5))
     layers: list[keras.layers.Layer] = [keras.layers.RandomFlip(mode, seed=next(seeds), name=f"flip_{mode}")
                                         for mode in flips]
+    if c["crop"]:
+        layers.append(RandomResizedCrop(c["crop"], seed=next(seeds), name="resized_crop"))
     if c["rotation"] or c["zoom"]:
         layers.append(RandomRotateZoom(c["rotation"], c["zoom"], seed=next(seeds), name="rotate_zoom"))
     if c["brightness"]:
         layers.append(keras.layers.RandomBrightness(c["brightness"], value_range=(-1, 1), seed=next(seeds),
                                                     name="brightness"))
+    if c["jitter"]:
+        layers.append(ColourJitter(c["jitter"], seed=next(seeds), name="colour_jitter"))
     if c["noise"]:
         layers.append(keras.layers.GaussianNoise(c["noise"], seed=next(seeds), name="noise"))
     return keras.Sequential(layers or [keras.layers.Identity()], name="augmentation")

@@ -38,6 +38,13 @@ def _sizes(recipe: dict) -> str:
         f", then {final} epochs at {INPUT_SIZE} px at lr {recipe.get('final_lr')}" if final else "")
 
 
+def _levers(recipe: dict) -> str:
+    """The augmentation levers a recipe turned on, as they follow the default list."""
+    crop, jitter = recipe.get("random_resized_crop", 0), recipe.get("colour_jitter", 0)
+    return (f", random-resized crops of {crop:g} to 1 of the area" if crop else "") + (
+        f", contrast and saturation jitter of +-{jitter:g}" if jitter else "")
+
+
 def _kept(training: dict, recipe: dict) -> str:
     """Which epoch was shipped: recipes before ``--keep`` shipped the best on validation."""
     if recipe.get("keep", "best") == "last":
@@ -133,8 +140,10 @@ def render(meta: dict, validation: Path, test: Path | None, out: Path, notes: st
         f"(linear warm-up over {recipe.get('warmup_epochs', 0)} epochs, then cosine decay)"
         f"{_sizes(recipe)}, Adam, "
         f"batch {recipe.get('batch_size')}, label smoothing {recipe.get('label_smoothing')}, "
-        f"{recipe.get('class_weight')} class weights, batch norm {_batch_norm(recipe)}; augmentation: flips, rotation, zoom, "
-        f"brightness, Gaussian noise. {_kept(meta['training'], recipe)}"),
+        f"{recipe.get('class_weight')} class weights"
+        f"{', class-balanced batches' if recipe.get('sampling') == 'balanced' else ''}, batch norm {_batch_norm(recipe)}; "
+        f"augmentation: flips, rotation, zoom, brightness, Gaussian noise{_levers(recipe)}. "
+        f"{_kept(meta['training'], recipe)}"),
         f"Reproduce: `{command_for(recipe)}`.", "",
         "## Calibration and operating point",
         (f"Softmax temperature {meta['temperature']:.3f}, fitted on validation (minimum NLL). "

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from screening import quality
+from screening.augmentation import DEFAULT_AUGMENTATION
 from screening.backend import use_training_flags
 from screening.bundle import default_meta, save_bundle
 from screening.calibration import fit_malignancy_scaling, fit_temperature, nll, threshold_for_sensitivity
@@ -48,6 +49,7 @@ from screening.metrics import (
 )
 from screening.model import build_model, has_colour_constancy, inference_graph, resized, set_trainable
 from screening.preprocessing import INPUT_SIZE
+from screening.sampling import BalancedBatches
 
 DEFAULT_WEIGHTS = "../shared/weights/mobilenet_1_0_224_imagenet_no_top.weights.h5"
 CHECKPOINT, BEST, STATE = "checkpoint.keras", "best.keras", "state.json"
@@ -95,6 +97,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dropout", type=float, default=0.2, help="dropout before the classifier")
     p.add_argument("--class-weight", choices=("balanced", "sqrt", "none"), default="balanced",
                    help="loss weight per class: inverse frequency, its square root, or none")
+    p.add_argument("--sampling", choices=("shuffle", "balanced"), default="shuffle",
+                   help="each epoch a shuffled pass over the images, or batches drawn with every class equally "
+                        "likely (then usually with --class-weight none)")
+    p.add_argument("--random-resized-crop", type=float, default=0.0, metavar="AREA",
+                   help="augment with random crops of AREA to 1 of the image's area, aspect 3/4 to 4/3 (0 is off)")
+    p.add_argument("--colour-jitter", type=float, default=0.0, metavar="STRENGTH",
+                   help="augment with random contrast and saturation in 1 - STRENGTH to 1 + STRENGTH (0 is off)")
     p.add_argument("--train-prefer", default="",
                    help="image folder(s), comma-separated, preferred in that order for training copies "
                         "('' for the best copy)")
@@ -290,6 +299,11 @@ def compile_model(model: keras.Model, lr: float, smoothing: float, decay_steps: 
     )
 
 
+def augmentation_config(args: argparse.Namespace) -> dict:
+    """The recipe's augmentation: the defaults, and the levers it turns on."""
+    return {**DEFAULT_AUGMENTATION, "crop": args.random_resized_crop, "jitter": args.colour_jitter}
+
+
 def stages(args: argparse.Namespace, steps: int) -> list[tuple[str, int, float, int, int, int]]:
     """(name, last epoch, learning rate, blocks trained, decay steps, input size) per stage."""
     out = [("head", args.head_epochs, args.head_lr, 0, 0, args.image_size),
@@ -315,6 +329,8 @@ def train(args: argparse.Namespace) -> Path:
         raise UserError(f"--ema must be in [0, 1), got {args.ema}")
     if args.folds == 1:
         raise UserError("--folds must be 0 (the train/val split) or at least 2")
+    if not 0.0 <= args.random_resized_crop < 1.0 or not 0.0 <= args.colour_jitter < 1.0:
+        raise UserError("--random-resized-crop and --colour-jitter must be in [0, 1)")
     if not 32 <= args.image_size <= INPUT_SIZE:
         raise UserError(f"--image-size must be 32 to {INPUT_SIZE}, got {args.image_size}")
     check_output_folder(args.run, "--run", "the run")
@@ -352,14 +368,14 @@ def train(args: argparse.Namespace) -> Path:
     done = state.get("epoch", 0)
     plan = stages(args, -(-len(tr) // args.batch_size))
     model = (keras.saving.load_model(args.run / CHECKPOINT) if args.resume
-             else build_model(weights, args.alpha, args.dropout, seed=args.seed, size=args.image_size,
-                              colour_constancy=args.colour_constancy == "shades_of_gray"))
+             else build_model(weights, args.alpha, args.dropout, augmentation_config(args), seed=args.seed,
+                              size=args.image_size, colour_constancy=args.colour_constancy == "shades_of_gray"))
     start = 0
     for index, (name, end, lr, blocks, decay, size) in enumerate(plan):
         if done < end:
             if not (args.resume and state.get("stage") == name and done > start):  # entering the stage
                 if model.input_shape[1] != size:
-                    model = resized(model, size, seed=stage_seed(args.seed, index))
+                    model = resized(model, size, augmentation_config(args), seed=stage_seed(args.seed, index))
                 set_trainable(model, blocks, args.batch_norm == "train")  # and a new optimizer
                 # No average over the short head stage: Keras ends fit() by loading the average,
                 # which after a few hundred steps would still be mostly the untrained head.
@@ -368,9 +384,10 @@ def train(args: argparse.Namespace) -> Path:
                               args.ema if decay else 0.0)
             x_tr, x_va = decoded(size)
             print(f"stage {name}: epochs {done + 1}-{end} at {size} px, lr {lr}, unfrozen blocks {blocks}", flush=True)
+            data = ({"x": x_tr, "y": onehot[y_tr], "batch_size": args.batch_size} if args.sampling == "shuffle" else
+                    {"x": BalancedBatches(x_tr, onehot[y_tr], y_tr, args.batch_size, args.seed, epoch=done)})
             model.fit(
-                x_tr, onehot[y_tr], batch_size=args.batch_size, epochs=end, initial_epoch=done,
-                class_weight=class_weights(y_tr, args.class_weight),
+                **data, epochs=end, initial_epoch=done, class_weight=class_weights(y_tr, args.class_weight),
                 callbacks=[EpochEnd(args.run, x_va, y_va, args.batch_size, name, keep_best=args.keep == "best"),
                            keras.callbacks.CSVLogger(str(args.run / "history.csv"), append=True)],
                 verbose=args.verbose if args.verbose is not None else ("auto" if sys.stdout.isatty() else 2),

@@ -114,3 +114,56 @@ def test_each_layer_draws_its_own_stream_and_a_seed_repeats_them():
 def test_unknown_flip_mode_is_refused():
     with pytest.raises(ValueError, match="unknown flip mode 'diagonal'"):
         build_augmentation({"flip": "diagonal"})
+
+
+def _coordinates(n: int, h: int = 48, w: int = 64) -> np.ndarray:
+    """Images whose red channel is the x coordinate and green the y coordinate, scaled to [-1, 1]."""
+    ys, xs = np.mgrid[:h, :w].astype("float32")
+    image = np.stack([xs / (w - 1) * 2 - 1, ys / (h - 1) * 2 - 1, np.zeros_like(xs)], axis=-1)
+    return np.repeat(image[None], n, axis=0)
+
+
+def _crops(h: int, w: int) -> tuple[np.ndarray, ...]:
+    """Random-resized crops (area 0.5 to 1) read back from the output's coordinates: the crop's
+    width and height shares (the slope of the coordinates between two inner columns or rows)
+    and its left edge in pixels."""
+    aug = build_augmentation({"flip": "", "rotation": 0, "zoom": 0, "brightness": 0, "noise": 0, "crop": 0.5}, seed=2)
+    y = _draw(aug, _coordinates(100, h, w), 3)
+    sx = (y[:, h // 2, 3 * w // 4, 0] - y[:, h // 2, w // 4, 0]) / (w // 2) * (w - 1) / 2
+    sy = (y[:, 3 * h // 4, w // 2, 1] - y[:, h // 4, w // 2, 1]) / (h // 2) * (h - 1) / 2
+    x0 = (y[:, h // 2, w // 4, 0] + 1) / 2 * (w - 1) - (w // 4 + 0.5) * sx + 0.5
+    return sx, sy, x0
+
+
+def test_random_resized_crops_keep_their_area_and_aspect_ranges_at_random_places():
+    """Area share 0.5 to 1 and aspect ratio 3/4 to 4/3, over their whole ranges and unrelated,
+    each crop inside the image, starting anywhere in the room left."""
+    sx, sy, x0 = _crops(48, 48)
+    area, aspect = sx * sy, sx / sy
+    assert 0.5 - 1e-3 <= area.min() < 0.55 and 0.95 < area.max() <= 1 + 1e-3
+    assert 0.75 - 1e-3 <= aspect.min() < 0.8 and 1.25 < aspect.max() <= 4 / 3 + 1e-3
+    assert x0.min() > -0.01 and (x0 + sx * 48).max() < 48 + 0.01
+    room = 48 - sx * 48
+    placed = x0[room > 6] / room[room > 6]
+    assert placed.min() < 0.15 and placed.max() > 0.85
+    assert abs(np.corrcoef(area, aspect)[0, 1]) < 0.2
+    sx, sy, _ = _crops(48, 64)  # the aspect ratio is the crop's in pixels, not the image's times it
+    assert 0.75 - 1e-3 <= (sx * 64 / (sy * 48)).min() and (sx * 64 / (sy * 48)).max() <= 4 / 3 + 1e-3
+
+
+def test_colour_jitter_draws_contrast_and_saturation_apart_within_their_range():
+    """Contrast read from the grey image (the channels' mean, which saturation leaves alone),
+    saturation from what is left around it; each in 0.8 to 1.2 over its whole range, unrelated."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-0.3, 0.3, (100, 16, 16, 3)).astype("float32")
+    aug = build_augmentation({"flip": "", "rotation": 0, "zoom": 0, "brightness": 0, "noise": 0, "jitter": 0.2}, seed=4)
+    y = _draw(aug, x, 3)
+    x = np.concatenate([x] * 3)
+    grey_in, grey_out = x.mean(-1), y.mean(-1)
+    contrast = grey_out.std(axis=(1, 2)) / grey_in.std(axis=(1, 2))
+    saturation = (y - grey_out[..., None]).std(axis=(1, 2, 3)) / (x - grey_in[..., None]).std(axis=(1, 2, 3)) / contrast
+    for factor in (contrast, saturation):
+        assert 0.8 - 1e-4 <= factor.min() < 0.83 and 1.17 < factor.max() <= 1.2 + 1e-4
+        assert 0.35 < np.mean(factor < 1) < 0.65
+    assert abs(np.corrcoef(contrast, saturation)[0, 1]) < 0.2
+    np.testing.assert_allclose(grey_out.mean(axis=(1, 2)), grey_in.mean(axis=(1, 2)), atol=1e-5)  # brightness kept

@@ -293,3 +293,22 @@ def test_small_images_then_full_size_and_the_last_epoch_shipped_without_augmenta
     assert meta["training"]["train_image_ids"] == sorted(split.query("split == 'train'")["image_id"])
     assert meta["training"]["kept_epoch"] == 3 and meta["training"]["recipe"]["final_epochs"] == 1
     assert {p.name.split("_")[1] for p in (run / "cache").glob("*.npy")} == {"64", "224"}
+
+
+def test_the_levers_reach_the_trained_model(tmp_path):
+    """--sampling balanced, --random-resized-crop, --colour-jitter and --colour-constancy train
+    end to end; the crop and jitter are training layers, colour constancy ships."""
+    from screening.bundle import load_bundle
+
+    data = fake_ham(tmp_path, ["nv", "mel", "bkl", "bcc", "akiec", "df", "vasc"] * 4, {"images_224": range(28)})
+    run = tmp_path / "run"
+    assert main([str(data), "--run", str(run), "--weights", "none", "--alpha", "0.25", "--head-epochs", "0",
+                 "--epochs", "1", "--image-size", "64", "--unfreeze-blocks", "1", "--batch-size", "8", "--verbose", "0",
+                 "--sampling", "balanced", "--class-weight", "none", "--random-resized-crop", "0.5",
+                 "--colour-jitter", "0.2", "--colour-constancy", "shades_of_gray"]) == 0
+    augmentation = keras.saving.load_model(run / "checkpoint.keras").get_layer("augmentation")
+    assert {"resized_crop", "colour_jitter"} <= {layer.name for layer in augmentation.layers}
+    model, meta = load_bundle(run / "bundle")
+    assert model.layers[1].name == "colour_constancy" and "Shades-of-Gray" in meta["preprocessing"]["model_input"]
+    assert meta["training"]["recipe"]["sampling"] == "balanced"
+    assert len(pd.read_csv(run / "history.csv")) == 1
