@@ -12,8 +12,9 @@ runs/NAME OPTIONS`` for each recipe at once, each with an equal share of half th
 (four runs with JAX's default share each ran an H200 out of memory; three sharing 0.9 of an
 H100's ran two of them out of it, at their CUDA graphs, which XLA keeps outside its share),
 and stops any still running ``--deadline`` seconds after it began (a device call ends at 600 s).
-Into ``--out``, one ``NAME.tar`` per run: the best epoch's model without its optimizer state
-(with Adam's and the moving average's it is ~52 MB, over the 16 MiB a returned file may be),
+Into ``--out``, one ``NAME.tar`` per run: the kept model (``best.keras`` with ``--keep best``, else
+the last epoch's ``checkpoint.keras``) without its optimizer state (with Adam's and the moving
+average's it is ~52 MB, over the 16 MiB a returned file may be),
 state.json, history.csv, split.csv and the log: what ``train --calibrate-only`` and
 ``build/ship_default_model.sh`` need here. It prints each run's epochs, best and mean of the
 last ten epochs' validation balanced accuracy (a single best epoch flatters a run), and its
@@ -41,7 +42,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = "stage.json"
 SITE = Path(tempfile.gettempdir()) / "skinscreen-site"
-BROUGHT = ("best.keras", "state.json", "history.csv", "split.csv", "train.log")
+KEPT = ("best.keras", "checkpoint.keras")  # the model --keep best or --keep last ships: the first there
+BROUGHT = ("state.json", "history.csv", "split.csv", "train.log")
 MOST_BACK = 16 * 2**20  # per returned file
 LAST = 10  # epochs averaged
 GRACE_S = 15  # after SIGTERM, before SIGKILL
@@ -140,19 +142,21 @@ def epoch_seconds(log: Path) -> list[int]:
 
 
 def pack(runs: dict[str, Path], out: Path, env: dict[str, str]) -> None:
-    """One NAME.tar per run in ``out``, its best model without the optimizer state."""
+    """One NAME.tar per run in ``out``, its kept model without the optimizer state."""
     out.mkdir(parents=True, exist_ok=True)
-    slim = {name: run / "best.slim.keras" for name, run in runs.items() if (run / "best.keras").is_file()}
+    kept = {name: next((run / k for k in KEPT if (run / k).is_file()), None) for name, run in runs.items()}
+    slim = {name: model.with_suffix(".slim.keras") for name, model in kept.items() if model is not None}
     if slim:  # on the CPU: the GPU's memory may still be held, and this is a few seconds
-        pairs = [str(a) for name in slim for a in (runs[name] / "best.keras", slim[name])]
+        pairs = [str(a) for name in slim for a in (kept[name], slim[name])]
         subprocess.run([sys.executable, "-c", SLIM, *pairs], cwd=ROOT, env={**env, "JAX_PLATFORMS": "cpu"}, check=True)
     for name, run in runs.items():
         tar = out / f"{name}.tar"
         with tarfile.open(tar, "w") as t:
+            if name in slim:
+                t.add(slim[name], arcname=f"{name}/{kept[name].name}")
             for file in BROUGHT:
-                source = slim.get(name) if file == "best.keras" else run / file
-                if source is not None and source.is_file():
-                    t.add(source, arcname=f"{name}/{file}")
+                if (run / file).is_file():
+                    t.add(run / file, arcname=f"{name}/{file}")
         if tar.stat().st_size > MOST_BACK:
             print(f"warning: {tar.name} is {tar.stat().st_size / 2**20:.1f} MiB, over the 16 MiB a returned file "
                   "may be", file=sys.stderr)
