@@ -361,7 +361,7 @@ def train(args: argparse.Namespace) -> Path:
 
     y_tr, y_va = labels_to_indices(tr["dx"]), labels_to_indices(va["dx"])
     if args.calibrate_only:
-        return finalize(args, *decoded(INPUT_SIZE), y_va, tr)
+        return finalize(args, decoded(INPUT_SIZE)[1], y_va, tr)
     onehot = np.eye(len(CLASS_CODES), dtype="float32")
 
     state = _read_state(args.run) if args.resume else {}
@@ -394,11 +394,11 @@ def train(args: argparse.Namespace) -> Path:
             )
             done = end
         start = end
-    return finalize(args, *decoded(INPUT_SIZE), y_va, tr)
+    return finalize(args, decoded(INPUT_SIZE)[1], y_va, tr, images.get(INPUT_SIZE, (None,))[0])
 
 
-def finalize(args: argparse.Namespace, x_tr: np.ndarray, x_va: np.ndarray, y_va: np.ndarray,
-             trained: pd.DataFrame) -> Path:
+def finalize(args: argparse.Namespace, x_va: np.ndarray, y_va: np.ndarray, trained: pd.DataFrame,
+             x_tr: np.ndarray | None = None) -> Path:
     """Calibrate the kept epoch (``--keep``) on validation and write ``RUN/bundle``, at the
     shipped input size and without the training-only augmentation."""
     state = _read_state(args.run)
@@ -415,7 +415,10 @@ def finalize(args: argparse.Namespace, x_tr: np.ndarray, x_va: np.ndarray, y_va:
     scaling = fit_malignancy_scaling(probs, y_va)
     threshold = threshold_for_sensitivity(y_va, probs, args.target_sensitivity, scaling)
     rng = np.random.default_rng(args.seed)
-    sample = np.sort(rng.choice(len(x_tr), min(len(x_tr), 2000), replace=False))
+    sample = np.sort(rng.choice(len(trained), min(len(trained), 2000), replace=False))
+    # the image checks' reference: from training images at full size (decoded for the sample alone
+    # where the run had no epochs at full size)
+    x_ref = x_tr[sample] if x_tr is not None else load_images(list(trained["path"].iloc[sample]), args.workers)
     meta = {
         **({"preprocessing": {**default_meta()["preprocessing"], "model_input": (
             "uint8-range RGB; the model's first layers apply Shades-of-Gray colour constancy (p=6), then scale "
@@ -423,7 +426,7 @@ def finalize(args: argparse.Namespace, x_tr: np.ndarray, x_va: np.ndarray, y_va:
         "temperature": temperature,
         "malignancy_scaling": list(scaling),
         "threshold": threshold,
-        "quality": quality.reference(np.asarray(x_tr[sample])),
+        "quality": quality.reference(np.asarray(x_ref)),
         "training": {
             "dataset": DATASET["name"], "licence": DATASET["licence"], "citation": DATASET["citation"],
             "train_images": len(trained), "val_images": len(y_va),
