@@ -1,4 +1,4 @@
-"""Compare two training recipes over the same folds: ``python -m screening.cv RUNS_A... --against RUNS_B...``.
+"""Compare two training recipes over the same folds: ``screening-cv RUNS_A... --against RUNS_B...``.
 
 Each run folder is one fold of a recipe (``screening.train --folds K --fold I``). A run's
 score on its fold is the mean of its last ``--last`` epochs' validation figures
@@ -28,7 +28,7 @@ HIGHER_IS_BETTER = {"val_balanced_accuracy": True, "val_malignant_auroc": True, 
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m screening.cv", description=described(__doc__),
+    p = argparse.ArgumentParser(prog="screening-cv", description=described(__doc__),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("a", type=Path, nargs="+", metavar="RUN_A", help="run folders of recipe A, one per fold")
     p.add_argument("--against", type=Path, nargs="+", metavar="RUN_B",
