@@ -32,8 +32,33 @@ DEFAULT_AUGMENTATION: dict = {
 }
 
 
+class RandomLayer(keras.layers.Layer):
+    """An augmentation layer with its own seed stream, the identity outside training; a
+    subclass draws with ``uniform`` in ``augment``."""
+
+    def __init__(self, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training: bool = False):
+        return self.augment(images) if training else images
+
+    def augment(self, images):
+        raise NotImplementedError
+
+    def uniform(self, shape: tuple, low: float, high: float):
+        return keras.random.uniform(shape, low, high, seed=self.generator)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "seed": self.seed}
+
+
 @keras.saving.register_keras_serializable(package="screening")
-class RandomRotateZoom(keras.layers.Layer):
+class RandomRotateZoom(RandomLayer):
     """Random rotation and zoom as one affine resampling (one interpolation, not two).
 
     Keras' RandomRotation and RandomZoom mark themselves ``supports_jit = False``, which
@@ -46,18 +71,15 @@ class RandomRotateZoom(keras.layers.Layer):
 
     def __init__(self, rotation: float = 0.0, zoom: float = 0.0, seed: int | None = None, **kwargs):
         kwargs.pop("fill_mode", None)  # saved by earlier versions; reflection is the only mode
-        super().__init__(**kwargs)
-        self.rotation, self.zoom, self.seed = rotation, zoom, seed
-        self.generator = keras.random.SeedGenerator(seed)
+        super().__init__(seed, **kwargs)
+        self.rotation, self.zoom = rotation, zoom
 
-    def call(self, images, training: bool = False):
-        if not training:
-            return images
+    def augment(self, images):
         ops = keras.ops
         n = ops.shape(images)[0]
         h, w = images.shape[1], images.shape[2]
-        angle = keras.random.uniform((n,), -1.0, 1.0, seed=self.generator) * self.rotation * 2 * np.pi
-        scale = 1.0 + keras.random.uniform((n,), -1.0, 1.0, seed=self.generator) * self.zoom
+        angle = self.uniform((n,), -1.0, 1.0) * self.rotation * 2 * np.pi
+        scale = 1.0 + self.uniform((n,), -1.0, 1.0) * self.zoom
         cos, sin = ops.cos(angle) / scale, ops.sin(angle) / scale
         cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
         # Output pixel (x, y) samples input (a0 x + a1 y + a2, b0 x + b1 y + b2): a rotation
@@ -66,15 +88,12 @@ class RandomRotateZoom(keras.layers.Layer):
             [cos, -sin, cx - cos * cx + sin * cy, sin, cos, cy - sin * cx - cos * cy], axis=1)
         return affine_bilinear(images, transform)
 
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
     def get_config(self) -> dict:
-        return {**super().get_config(), "rotation": self.rotation, "zoom": self.zoom, "seed": self.seed}
+        return {**super().get_config(), "rotation": self.rotation, "zoom": self.zoom}
 
 
 @keras.saving.register_keras_serializable(package="screening")
-class RandomResizedCrop(keras.layers.Layer):
+class RandomResizedCrop(RandomLayer):
     """A random crop of ``area`` to 1 of the image's area, of aspect ratio 3/4 to 4/3 (drawn on a
     log scale) at a random place, resized back to the full size (Szegedy et al. 2015, as timm's
     ``RandomResizedCropAndInterpolation``). Bilinear through ``affine_bilinear``; compiles."""
@@ -82,38 +101,31 @@ class RandomResizedCrop(keras.layers.Layer):
     RATIO = (3 / 4, 4 / 3)
 
     def __init__(self, area: float = 0.5, seed: int | None = None, **kwargs):
-        super().__init__(**kwargs)
-        self.area, self.seed = area, seed
-        self.generator = keras.random.SeedGenerator(seed)
+        super().__init__(seed, **kwargs)
+        self.area = area
 
-    def call(self, images, training: bool = False):
-        if not training:
-            return images
+    def augment(self, images):
         ops = keras.ops
         n = ops.shape(images)[0]
         h, w = images.shape[1], images.shape[2]
-        share = keras.random.uniform((n,), self.area, 1.0, seed=self.generator)
-        log_ratio = keras.random.uniform((n,), *np.log(self.RATIO), seed=self.generator)
-        ratio = ops.exp(log_ratio)
+        share = self.uniform((n,), self.area, 1.0)
+        ratio = ops.exp(self.uniform((n,), *np.log(self.RATIO)))
         cw = ops.minimum(ops.sqrt(share * ratio * w * h), w)  # crop size in pixels: width / height = ratio
         ch = ops.minimum(ops.sqrt(share / ratio * w * h), h)
-        x0 = keras.random.uniform((n,), 0.0, 1.0, seed=self.generator) * (w - cw)
-        y0 = keras.random.uniform((n,), 0.0, 1.0, seed=self.generator) * (h - ch)
+        x0 = self.uniform((n,), 0.0, 1.0) * (w - cw)
+        y0 = self.uniform((n,), 0.0, 1.0) * (h - ch)
         sx, sy = cw / w, ch / h
         zeros = ops.zeros_like(sx)
         # output pixel centre (x + 0.5) maps to x0 + (x + 0.5) * sx in the input
         transform = ops.stack([sx, zeros, x0 + 0.5 * sx - 0.5, zeros, sy, y0 + 0.5 * sy - 0.5], axis=1)
         return affine_bilinear(images, transform)
 
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
     def get_config(self) -> dict:
-        return {**super().get_config(), "area": self.area, "seed": self.seed}
+        return {**super().get_config(), "area": self.area}
 
 
 @keras.saving.register_keras_serializable(package="screening")
-class ColourJitter(keras.layers.Layer):
+class ColourJitter(RandomLayer):
     """Random contrast and saturation, each image scaled by its own factors, drawn apart from
     each other in ``1 - strength`` to ``1 + strength``, on [-1, 1] RGB, clipped to that range.
 
@@ -124,27 +136,21 @@ class ColourJitter(keras.layers.Layer):
     """
 
     def __init__(self, strength: float = 0.2, seed: int | None = None, **kwargs):
-        super().__init__(**kwargs)
-        self.strength, self.seed = strength, seed
-        self.generator = keras.random.SeedGenerator(seed)
+        super().__init__(seed, **kwargs)
+        self.strength = strength
 
-    def call(self, images, training: bool = False):
-        if not training:
-            return images
+    def augment(self, images):
         ops = keras.ops
         n = ops.shape(images)[0]
-        contrast = 1.0 + keras.random.uniform((n, 1, 1, 1), -1.0, 1.0, seed=self.generator) * self.strength
-        saturation = 1.0 + keras.random.uniform((n, 1, 1, 1), -1.0, 1.0, seed=self.generator) * self.strength
+        contrast = 1.0 + self.uniform((n, 1, 1, 1), -1.0, 1.0) * self.strength
+        saturation = 1.0 + self.uniform((n, 1, 1, 1), -1.0, 1.0) * self.strength
         mean = ops.mean(images, axis=(1, 2, 3), keepdims=True)
         x = (images - mean) * contrast + mean
         grey = ops.mean(x, axis=-1, keepdims=True)
         return ops.clip((x - grey) * saturation + grey, -1.0, 1.0)
 
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
     def get_config(self) -> dict:
-        return {**super().get_config(), "strength": self.strength, "seed": self.seed}
+        return {**super().get_config(), "strength": self.strength}
 
 
 def _reflect(index, size: int):
