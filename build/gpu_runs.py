@@ -13,7 +13,8 @@ runs/NAME OPTIONS`` for each recipe at once, each with an equal share of half th
 H100's ran two of them out of it, at their CUDA graphs, which XLA keeps outside its share),
 and stops any still running ``--deadline`` seconds after it began (a device call ends at 600 s).
 Into ``--out``, one ``NAME.tar`` per run: the kept model (``best.keras`` with ``--keep best``, else
-the last epoch's ``checkpoint.keras``) without its optimizer state (with Adam's and the moving
+the last epoch's: ``last.keras``, the weights' average with ``--ema``, or ``checkpoint.keras``)
+without its optimizer state (with Adam's and the moving
 average's it is ~52 MB, over the 16 MiB a returned file may be),
 state.json, history.csv, split.csv and the log: what ``train --calibrate-only`` and
 ``build/ship_default_model.sh`` need here. It prints each run's epochs, best and mean of the
@@ -42,7 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = "stage.json"
 SITE = Path(tempfile.gettempdir()) / "skinscreen-site"
-KEPT = ("best.keras", "checkpoint.keras")  # the model --keep best or --keep last ships: the first there
+KEPT = ("best.keras", "last.keras", "checkpoint.keras")  # what --keep ships (screening.train.kept_model): the first there
 BROUGHT = ("state.json", "history.csv", "split.csv", "train.log")
 MOST_BACK = 16 * 2**20  # per returned file
 LAST = 10  # epochs averaged

@@ -95,8 +95,9 @@ class RandomRotateZoom(RandomLayer):
 @keras.saving.register_keras_serializable(package="screening")
 class RandomResizedCrop(RandomLayer):
     """A random crop of ``area`` to 1 of the image's area, of aspect ratio 3/4 to 4/3 (drawn on a
-    log scale) at a random place, resized back to the full size (Szegedy et al. 2015, as timm's
-    ``RandomResizedCropAndInterpolation``). Bilinear through ``affine_bilinear``; compiles."""
+    log scale, within the ratios at which that area fits) at a random place, resized back to the
+    full size (Szegedy et al. 2015; timm's ``RandomResizedCropAndInterpolation`` redraws a crop
+    that does not fit instead). Bilinear through ``affine_bilinear``; compiles."""
 
     RATIO = (3 / 4, 4 / 3)
 
@@ -109,9 +110,12 @@ class RandomResizedCrop(RandomLayer):
         n = ops.shape(images)[0]
         h, w = images.shape[1], images.shape[2]
         share = self.uniform((n,), self.area, 1.0)
-        ratio = ops.exp(self.uniform((n,), *np.log(self.RATIO)))
+        # the aspect ratios at which a crop of this share fits inside the image, within RATIO
+        low = ops.log(ops.maximum(self.RATIO[0], share * w / h))
+        high = ops.log(ops.minimum(self.RATIO[1], w / (share * h)))
+        ratio = ops.exp(low + self.uniform((n,), 0.0, 1.0) * (high - low))
         cw = ops.minimum(ops.sqrt(share * ratio * w * h), w)  # crop size in pixels: width / height = ratio
-        ch = ops.minimum(ops.sqrt(share / ratio * w * h), h)
+        ch = ops.minimum(ops.sqrt(share / ratio * w * h), h)  # (the minimum only catches rounding)
         x0 = self.uniform((n,), 0.0, 1.0) * (w - cw)
         y0 = self.uniform((n,), 0.0, 1.0) * (h - ch)
         sx, sy = cw / w, ch / h
@@ -191,6 +195,11 @@ FLIPS: dict[str, tuple[str, ...]] = {"horizontal_and_vertical": ("horizontal", "
                                      "horizontal": ("horizontal",), "vertical": ("vertical",), "": ()}
 
 
+#: Each random layer's slot in the seed streams, by name: a recipe that turns a lever on or off
+#: leaves the other layers' draws as they were, so recipes compared over folds share them.
+SEED_SLOTS = ("flip_horizontal", "flip_vertical", "resized_crop", "rotate_zoom", "brightness", "colour_jitter", "noise")
+
+
 def layer_seeds(seed: int | None, count: int) -> list[int | None]:
     """One independent seed per random layer. Layers given the same seed draw the same
     numbers (a flip and a brightness change would move together), so each gets its own
@@ -211,20 +220,20 @@ def build_augmentation(config: dict | None = None, seed: int | None = None) -> k
     flips = FLIPS.get(c["flip"] or "")
     if flips is None:
         raise ValueError(f"unknown flip mode {c['flip']!r}; one of {', '.join(map(repr, FLIPS))}")
-    seeds = iter(layer_seeds(seed, len(flips) + 5))
-    layers: list[keras.layers.Layer] = [keras.layers.RandomFlip(mode, seed=next(seeds), name=f"flip_{mode}")
+    seeds = dict(zip(SEED_SLOTS, layer_seeds(seed, len(SEED_SLOTS))))
+    layers: list[keras.layers.Layer] = [keras.layers.RandomFlip(mode, seed=seeds[f"flip_{mode}"], name=f"flip_{mode}")
                                         for mode in flips]
     if c["crop"]:
-        layers.append(RandomResizedCrop(c["crop"], seed=next(seeds), name="resized_crop"))
+        layers.append(RandomResizedCrop(c["crop"], seed=seeds["resized_crop"], name="resized_crop"))
     if c["rotation"] or c["zoom"]:
-        layers.append(RandomRotateZoom(c["rotation"], c["zoom"], seed=next(seeds), name="rotate_zoom"))
+        layers.append(RandomRotateZoom(c["rotation"], c["zoom"], seed=seeds["rotate_zoom"], name="rotate_zoom"))
     if c["brightness"]:
-        layers.append(keras.layers.RandomBrightness(c["brightness"], value_range=(-1, 1), seed=next(seeds),
+        layers.append(keras.layers.RandomBrightness(c["brightness"], value_range=(-1, 1), seed=seeds["brightness"],
                                                     name="brightness"))
     if c["jitter"]:
-        layers.append(ColourJitter(c["jitter"], seed=next(seeds), name="colour_jitter"))
+        layers.append(ColourJitter(c["jitter"], seed=seeds["colour_jitter"], name="colour_jitter"))
     if c["noise"]:
-        layers.append(keras.layers.GaussianNoise(c["noise"], seed=next(seeds), name="noise"))
+        layers.append(keras.layers.GaussianNoise(c["noise"], seed=seeds["noise"], name="noise"))
     return keras.Sequential(layers or [keras.layers.Identity()], name="augmentation")
 
 

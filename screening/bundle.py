@@ -134,7 +134,8 @@ def read_meta(path: str | Path) -> tuple[Path, dict]:
         raise BundleError(f"{meta_path}: class order {meta.get('classes')} does not match {list(CLASS_CODES)}")
     if "decision_sha256" not in meta:
         raise BundleError(f"{meta_path}: the bundle has no check of its calibration (decision_sha256), so an edit "
-                          "to it could not be told; refusing to load")
+                          "to it could not be told; refusing to load. Calibrate its run again with this version "
+                          "(screening-train ... --calibrate-only) to write one that has it")
     if decision_digest(meta) != meta["decision_sha256"]:
         raise BundleError(f"{meta_path}: the temperature, malignancy scaling, threshold, TTA or another field that "
                           "decides a result differs from what the bundle was saved with (decision_sha256); refusing "

@@ -34,7 +34,7 @@ class ShadesOfGray(keras.layers.Layer):
         x = ops.clip(ops.cast(images, "float32") / 255.0, 0.0, 1.0)
         illuminant = ops.power(ops.mean(ops.power(x, self.power), axis=(1, 2), keepdims=True), 1.0 / self.power)
         illuminant = illuminant / ops.maximum(ops.sqrt(ops.sum(illuminant**2, axis=-1, keepdims=True)), 1e-6)
-        gain = 1.0 / ops.maximum(illuminant * 3.0**0.5, 1e-3)  # a channel with no light is not blown up
+        gain = 1.0 / ops.maximum(illuminant * 3.0**0.5, 0.05)  # a channel with almost no light: at most 20x
         return ops.clip(x * gain, 0.0, 1.0) * 255.0
 
     def compute_output_shape(self, input_shape):

@@ -4,8 +4,10 @@ Each run folder is one fold of a recipe (``screening.train --folds K --fold I``)
 score on its fold is the mean of its last ``--last`` epochs' validation figures
 (``history.csv``), so one lucky epoch cannot pick a recipe. The runs of the two recipes are
 paired by their validation images (the same fold), and the mean difference over the folds
-gets a 95% t interval: a lever is kept only where that interval lies above zero. Folds are
-few (3 or 5), so the interval is wide; it says how far apart the recipes really are.
+gets a 95% t interval, its variance corrected for the folds' overlapping training sets
+(Nadeau and Bengio 2003: 1/K + 1/(K-1) in place of 1/K): a lever is kept only where that
+interval lies above zero. Folds are few (3 or 5), so the interval is wide; and each figure of
+each lever is judged on its own, with no allowance for how many are compared.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ def fold_score(run: Path, last: int) -> dict:
     for path in (history, split):
         if not path.is_file():
             raise UserError(f"{path} not found: is {run} a screening.train run folder?")
+    if not (run / "bundle" / "bundle.json").is_file():
+        raise UserError(f"{run} has not finished (no bundle): a run cut short would be compared at another epoch")
     h = pd.read_csv(history)
     if len(h) < last:
         raise UserError(f"{run} has {len(h)} epochs in its history, fewer than --last {last}")
@@ -56,8 +60,9 @@ def fold_score(run: Path, last: int) -> dict:
 def paired(a: Sequence[dict], b: Sequence[dict]) -> list[tuple[dict, dict]]:
     """Each of B's folds with A's run on the same validation images."""
     by_fold = {run["val"]: run for run in a}
-    if len(by_fold) < len(a):
-        raise UserError("two of recipe A's runs validate on the same images: give one run per fold")
+    for name, runs in (("A", a), ("B", b)):
+        if len({run["val"] for run in runs}) < len(runs):
+            raise UserError(f"two of recipe {name}'s runs validate on the same images: give one run per fold")
     pairs = []
     for run in b:
         if run["val"] not in by_fold:
@@ -68,11 +73,13 @@ def paired(a: Sequence[dict], b: Sequence[dict]) -> list[tuple[dict, dict]]:
 
 
 def t_interval(values: Sequence[float], level: float = 0.95) -> list[float]:
-    """Student's t interval of the mean of ``values`` (NaN for fewer than two)."""
+    """Student's t interval of the mean of ``values``, one per fold of a K-fold split, with
+    Nadeau and Bengio's corrected variance (NaN for fewer than two)."""
     x = np.asarray(values, dtype=float)
-    if len(x) < 2:
+    k = len(x)
+    if k < 2:
         return [float("nan"), float("nan")]
-    half = stats.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
+    half = stats.t.ppf(0.5 + level / 2, k - 1) * x.std(ddof=1) * np.sqrt(1 / k + 1 / (k - 1))
     return [float(x.mean() - half), float(x.mean() + half)]
 
 

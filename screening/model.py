@@ -74,11 +74,12 @@ def build_model(
     return keras.Model(inputs, logits, name="skinscreen_mobilenet")
 
 
-def resized(model: keras.Model, size: int, augmentation: dict | None = None, seed: int | None = None) -> keras.Model:
+def resized(model: keras.Model, size: int, augmentation: dict | None = None, seed: int | None = None,
+            alpha: float = 1.0) -> keras.Model:
     """The same network and weights for ``size`` x ``size`` inputs (training's last stage at
-    full size after most epochs at a smaller one), with new augmentation and dropout draws."""
+    full size after most epochs at a smaller one), with new augmentation and dropout draws;
+    ``alpha`` is the width the model was built with."""
     dropout = model.get_layer("dropout").rate
-    alpha = backbone_of(model).get_layer("conv1").filters / 32
     twin = build_model(None, alpha, dropout, augmentation=augmentation, seed=seed, size=size,
                        colour_constancy=has_colour_constancy(model))
     twin.set_weights(model.get_weights())  # the random layers hold their seed state, not weights

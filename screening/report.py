@@ -104,7 +104,7 @@ def rows(results: Sequence[Result], names: Sequence[str], dicom: Sequence[str] |
 
 
 THRESHOLD_ITEM = "referral threshold (malignancy probability)"
-OPERATING_POINT_ITEM = "what the threshold did on validation images"
+OPERATING_POINT_ITEM = "what the threshold did on held-out images"
 ROW_HEIGHT = 15  # points, one line of the default font
 
 

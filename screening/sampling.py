@@ -10,8 +10,9 @@ import numpy as np
 class BalancedBatches(keras.utils.PyDataset):
     """Batches whose images are drawn with replacement, each class equally likely, so that
     every class fills about a seventh of every batch; as many batches an epoch as a plain pass
-    over the images takes. Batch ``i`` of epoch ``e`` depends on ``(seed, e, i)`` alone, so a
-    resumed run draws what an uninterrupted one would."""
+    over the images takes. Batch ``i`` depends on ``(seed, epoch, i)`` alone (``epoch`` counting
+    the passes Keras starts, from the one given), so a run resumed at an epoch draws the batches
+    an uninterrupted run would; give ``fit`` ``shuffle=False``, whose reordering would not be."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray, labels: np.ndarray, batch_size: int, seed: int,
                  epoch: int = 0, **kwargs):

@@ -52,7 +52,9 @@ from screening.preprocessing import INPUT_SIZE
 from screening.sampling import BalancedBatches
 
 DEFAULT_WEIGHTS = "../shared/weights/mobilenet_1_0_224_imagenet_no_top.weights.h5"
-CHECKPOINT, BEST, STATE = "checkpoint.keras", "best.keras", "state.json"
+CHECKPOINT, BEST, LAST, STATE = "checkpoint.keras", "best.keras", "last.keras", "state.json"
+# new draws for each resumed epoch: a reloaded checkpoint's seed generators start again from 0
+SEED_STRIDE = 2**20
 KERAS_TMP = ".tmp.keras"  # how a checkpoint being written ends: Keras saves only to a name ending in .keras
 
 
@@ -63,8 +65,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--run", type=Path, required=True, help="run folder for checkpoints, history and the bundle")
     p.add_argument("--resume", action="store_true", help="continue from RUN/checkpoint.keras")
     p.add_argument("--calibrate-only", action="store_true",
-                   help="train no further: calibrate RUN/best.keras on RUN's validation split and write the bundle "
-                        "(a run trained on another machine, or stopped early)")
+                   help="train no further: calibrate the kept model (--keep) on RUN's validation split and write "
+                        "the bundle (a run trained on another machine, or stopped early)")
     p.add_argument("--weights", default=DEFAULT_WEIGHTS,
                    help="ImageNet weights: a .weights.h5 path, 'imagenet' (download) or 'none'")
     p.add_argument("--head-epochs", type=nonneg_int, default=2, help="epochs with the backbone frozen")
@@ -221,10 +223,10 @@ class EpochEnd(keras.callbacks.Callback):
     """
 
     def __init__(self, run: Path, x_val: np.ndarray, y_val: np.ndarray, batch_size: int, stage: str,
-                 keep_best: bool = True):
+                 keep: str = "best"):
         super().__init__()
         self.run, self.x_val, self.y_val, self.batch_size, self.stage = run, x_val, y_val, batch_size, stage
-        self.keep_best = keep_best
+        self.keep = keep
         self.forward = None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
@@ -240,11 +242,13 @@ class EpochEnd(keras.callbacks.Callback):
             logs["val_balanced_accuracy"] = balanced_accuracy(confusion_matrix(self.y_val, pred))
             logs["val_malignant_auroc"] = auroc(is_malignant(self.y_val), malignancy(softmax(logits)))
             if logs["val_balanced_accuracy"] > state.get("best", -1.0):
-                if self.keep_best:  # a model a file, so only where it may be shipped
+                if self.keep == "best":  # a model a file, so only where it may be shipped
                     write_atomically(self.run / BEST, self.model.save, suffix=KERAS_TMP)
                 state.update(best=logs["val_balanced_accuracy"], best_epoch=epoch + 1)
+            if self.keep == "last" and getattr(self.model.optimizer, "use_ema", False):  # the average is shipped
+                write_atomically(self.run / LAST, self.model.save, suffix=KERAS_TMP)
         write_atomically(self.run / CHECKPOINT, self.model.save, suffix=KERAS_TMP)  # the training weights, for --resume
-        state.update(epoch=epoch + 1, stage=self.stage)
+        state.update(epoch=epoch + 1, stage=self.stage, keep=self.keep)
         # whole or as it was: one cut short by a full disk or a kill would stop --resume
         write_atomically(self.run / STATE, lambda tmp: tmp.write_text(json.dumps(state, indent=2)))
 
@@ -321,6 +325,54 @@ def stage_seed(seed: int, stage: int) -> int:
     return int(np.random.SeedSequence([seed, stage]).generate_state(1)[0])
 
 
+def kept_model(args: argparse.Namespace) -> Path:
+    """The file ``--keep`` ships: the best epoch's, or the last epoch's (its weights' moving
+    average where the run keeps one)."""
+    if args.keep == "best":
+        return args.run / BEST
+    return args.run / LAST if (args.run / LAST).is_file() else args.run / CHECKPOINT
+
+
+def check_keep(args: argparse.Namespace) -> None:
+    """A run continues with the ``--keep`` it was started with: a run started with --keep last
+    has no best.keras to ship, and runs from before --keep kept their best epoch."""
+    state = _read_state(args.run)
+    started = state.get("keep", "best" if state else None)
+    if started is not None and started != args.keep:
+        raise UserError(f"{args.run} was trained with --keep {started}; give --keep {started} to continue or "
+                        "calibrate it")
+
+
+def forget_best(run: Path) -> None:
+    """Entering a stage at another size: the best so far was measured at the other size."""
+    state = _read_state(run)
+    if state.pop("best", None) is not None:
+        state.pop("best_epoch", None)
+        write_atomically(run / STATE, lambda tmp: tmp.write_text(json.dumps(state, indent=2)))
+
+
+def reseed(model: keras.Model, epoch: int) -> None:
+    """Move every seed generator of a reloaded checkpoint to a stream of its own for ``epoch``:
+    Keras saves their seeds but not how far they had drawn, and a resumed run would repeat its
+    first epochs' augmentation and dropout."""
+    for variable in model.non_trainable_variables:
+        if variable.path.endswith("seed_generator_state"):
+            seed = keras.ops.convert_to_numpy(variable)[0]
+            variable.assign(np.array([seed, epoch * SEED_STRIDE], dtype=variable.dtype))
+
+
+def upgrade_history(path: Path) -> None:
+    """A history.csv from before the malignant AUROC was logged gets that column (empty), so
+    that the rows a resumed run appends (Keras writes the epoch, then the names in sorted
+    order) line up with its header."""
+    if not path.is_file():
+        return
+    table = pd.read_csv(path)
+    if "val_malignant_auroc" not in table.columns:
+        table["val_malignant_auroc"] = np.nan
+        table[["epoch", *sorted(c for c in table.columns if c != "epoch")]].to_csv(path, index=False)
+
+
 def train(args: argparse.Namespace) -> Path:
     keras.utils.set_random_seed(args.seed)
     if not 0.0 < args.target_sensitivity <= 1.0:
@@ -329,14 +381,22 @@ def train(args: argparse.Namespace) -> Path:
         raise UserError(f"--ema must be in [0, 1), got {args.ema}")
     if args.folds == 1:
         raise UserError("--folds must be 0 (the train/val split) or at least 2")
+    if args.folds and args.fold >= args.folds or args.fold and not args.folds:
+        raise UserError(f"--fold must be 0 to {args.folds - 1} with --folds {args.folds}, got {args.fold}"
+                        if args.folds else "--fold needs --folds")
+    if args.sampling == "balanced" and args.class_weight != "none":
+        print(f"note: --sampling balanced with --class-weight {args.class_weight} corrects for the classes' sizes "
+              "twice", file=sys.stderr)
     if not 0.0 <= args.random_resized_crop < 1.0 or not 0.0 <= args.colour_jitter < 1.0:
         raise UserError("--random-resized-crop and --colour-jitter must be in [0, 1)")
     if not 32 <= args.image_size <= INPUT_SIZE:
         raise UserError(f"--image-size must be 32 to {INPUT_SIZE}, got {args.image_size}")
     check_output_folder(args.run, "--run", "the run")
-    kept = BEST if args.keep == "best" else CHECKPOINT
-    if args.calibrate_only and not (args.run / kept).is_file():
-        raise FileNotFoundError(f"nothing to calibrate: {args.run / kept} does not exist")
+    if args.resume or args.calibrate_only:
+        check_keep(args)
+    kept = kept_model(args)
+    if args.calibrate_only and not kept.is_file():
+        raise FileNotFoundError(f"nothing to calibrate: {kept} does not exist")
     if args.resume and not args.calibrate_only and not (args.run / CHECKPOINT).is_file():
         raise FileNotFoundError(f"nothing to resume: {args.run / CHECKPOINT} does not exist")
     if not (args.resume or args.calibrate_only) and (args.run / CHECKPOINT).exists():
@@ -348,53 +408,60 @@ def train(args: argparse.Namespace) -> Path:
     table = prepare_split(args)
     cache = args.cache or args.run / "cache"
     tr, va = table[table["split"] == "train"], table[table["split"] == "val"]
-    images: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    images: dict[tuple[str, int], np.ndarray] = {}
 
-    def decoded(size: int) -> tuple[np.ndarray, np.ndarray]:
-        """Training and validation images at ``size`` px, decoded once (and cached on disk)."""
-        if size not in images:
-            print(f"decoding {len(tr)} training and {len(va)} validation images at {size} px (cached in {cache}) ...",
-                  flush=True)
-            images[size] = (load_images(list(tr["path"]), args.workers, cache, size),
-                            load_images(list(va["path"]), args.workers, cache, size))
-        return images[size]
+    def decoded(part: pd.DataFrame, name: str, size: int) -> np.ndarray:
+        """The ``name`` images at ``size`` px, decoded once (and cached on disk)."""
+        if (name, size) not in images:
+            print(f"decoding {len(part)} {name} images at {size} px (cached in {cache}) ...", flush=True)
+            images[name, size] = load_images(list(part["path"]), args.workers, cache, size)
+        return images[name, size]
 
     y_tr, y_va = labels_to_indices(tr["dx"]), labels_to_indices(va["dx"])
     if args.calibrate_only:
-        return finalize(args, decoded(INPUT_SIZE)[1], y_va, tr)
+        return finalize(args, decoded(va, "validation", INPUT_SIZE), y_va, tr)
     onehot = np.eye(len(CLASS_CODES), dtype="float32")
 
     state = _read_state(args.run) if args.resume else {}
     done = state.get("epoch", 0)
     plan = stages(args, -(-len(tr) // args.batch_size))
-    model = (keras.saving.load_model(args.run / CHECKPOINT) if args.resume
-             else build_model(weights, args.alpha, args.dropout, augmentation_config(args), seed=args.seed,
-                              size=args.image_size, colour_constancy=args.colour_constancy == "shades_of_gray"))
+    if args.resume:
+        model = keras.saving.load_model(args.run / CHECKPOINT)
+        reseed(model, done)
+    else:
+        model = build_model(weights, args.alpha, args.dropout, augmentation_config(args), seed=args.seed,
+                            size=args.image_size, colour_constancy=args.colour_constancy == "shades_of_gray")
     start = 0
     for index, (name, end, lr, blocks, decay, size) in enumerate(plan):
         if done < end:
             if not (args.resume and state.get("stage") == name and done > start):  # entering the stage
                 if model.input_shape[1] != size:
-                    model = resized(model, size, augmentation_config(args), seed=stage_seed(args.seed, index))
+                    model = resized(model, size, augmentation_config(args), seed=stage_seed(args.seed, index),
+                                    alpha=args.alpha)
+                    if args.keep == "best":  # the best is chosen among epochs at the new size
+                        forget_best(args.run)
                 set_trainable(model, blocks, args.batch_norm == "train")  # and a new optimizer
                 # No average over the short head stage: Keras ends fit() by loading the average,
                 # which after a few hundred steps would still be mostly the untrained head.
                 warmup = (args.warmup_epochs if name == "finetune" else 0.5) * decay / max(end - start, 1)
                 compile_model(model, lr, args.label_smoothing, decay, round(warmup) if decay else 0,
                               args.ema if decay else 0.0)
-            x_tr, x_va = decoded(size)
+            x_tr, x_va = decoded(tr, "training", size), decoded(va, "validation", size)
             print(f"stage {name}: epochs {done + 1}-{end} at {size} px, lr {lr}, unfrozen blocks {blocks}", flush=True)
             data = ({"x": x_tr, "y": onehot[y_tr], "batch_size": args.batch_size} if args.sampling == "shuffle" else
-                    {"x": BalancedBatches(x_tr, onehot[y_tr], y_tr, args.batch_size, args.seed, epoch=done)})
+                    {"x": BalancedBatches(x_tr, onehot[y_tr], y_tr, args.batch_size, args.seed, epoch=done),
+                     "shuffle": False})  # already drawn at random, repeatably; fit's shuffle would not be
+            if args.resume:
+                upgrade_history(args.run / "history.csv")
             model.fit(
                 **data, epochs=end, initial_epoch=done, class_weight=class_weights(y_tr, args.class_weight),
-                callbacks=[EpochEnd(args.run, x_va, y_va, args.batch_size, name, keep_best=args.keep == "best"),
+                callbacks=[EpochEnd(args.run, x_va, y_va, args.batch_size, name, keep=args.keep),
                            keras.callbacks.CSVLogger(str(args.run / "history.csv"), append=True)],
                 verbose=args.verbose if args.verbose is not None else ("auto" if sys.stdout.isatty() else 2),
             )
             done = end
         start = end
-    return finalize(args, decoded(INPUT_SIZE)[1], y_va, tr, images.get(INPUT_SIZE, (None,))[0])
+    return finalize(args, decoded(va, "validation", INPUT_SIZE), y_va, tr, images.get(("training", INPUT_SIZE)))
 
 
 def finalize(args: argparse.Namespace, x_va: np.ndarray, y_va: np.ndarray, trained: pd.DataFrame,
@@ -402,9 +469,9 @@ def finalize(args: argparse.Namespace, x_va: np.ndarray, y_va: np.ndarray, train
     """Calibrate the kept epoch (``--keep``) on validation and write ``RUN/bundle``, at the
     shipped input size and without the training-only augmentation."""
     state = _read_state(args.run)
-    model = keras.saving.load_model(args.run / (BEST if args.keep == "best" else CHECKPOINT), compile=False)
-    if model.input_shape[1] != INPUT_SIZE:  # a run with no final stage at full size
-        model = resized(model, INPUT_SIZE)
+    model = keras.saving.load_model(kept_model(args), compile=False)
+    if model.input_shape[1] != INPUT_SIZE:  # a run with no epochs at full size
+        model = resized(model, INPUT_SIZE, alpha=args.alpha)
     model = inference_graph(model)
     # Full float32 even on a GPU (whose default TF32 convolutions move logits enough to move
     # a case across the threshold), so the calibration holds on the CPUs the package runs on.

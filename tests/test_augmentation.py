@@ -111,6 +111,15 @@ def test_each_layer_draws_its_own_stream_and_a_seed_repeats_them():
     assert not np.allclose(first, _draw(build_augmentation(seed=8), x, 2))
 
 
+def test_a_lever_turned_on_leaves_the_other_layers_draws_as_they_were():
+    """Seeds go by layer name: recipes compared over folds share the draws of their common layers."""
+    plain = build_augmentation(seed=3)
+    levers = build_augmentation({"crop": 0.5, "jitter": 0.2}, seed=3)
+    seeds = lambda aug: {layer.name: layer.seed for layer in aug.layers}
+    common = seeds(plain).keys()
+    assert {k: seeds(levers)[k] for k in common} == seeds(plain) and len(set(seeds(levers).values())) == 7
+
+
 def test_unknown_flip_mode_is_refused():
     with pytest.raises(ValueError, match="unknown flip mode 'diagonal'"):
         build_augmentation({"flip": "diagonal"})
@@ -147,6 +156,7 @@ def test_random_resized_crops_keep_their_area_and_aspect_ranges_at_random_places
     placed = x0[room > 6] / room[room > 6]
     assert placed.min() < 0.15 and placed.max() > 0.85
     assert abs(np.corrcoef(area, aspect)[0, 1]) < 0.2
+    assert abs(area.mean() - 0.75) < 0.025  # as drawn: no crop is cut down to fit (3 sd of the mean: 0.025)
     sx, sy, _ = _crops(48, 64)  # the aspect ratio is the crop's in pixels, not the image's times it
     assert 0.75 - 1e-3 <= (sx * 64 / (sy * 48)).min() and (sx * 64 / (sy * 48)).max() <= 4 / 3 + 1e-3
 

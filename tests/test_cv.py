@@ -18,6 +18,8 @@ def fake_run(path, fold: int, balanced: list[float], auroc: list[float] | None =
     ids = [f"I{i}" for i in range(9)]
     pd.DataFrame({"image_id": ids, "split": ["val" if i % 3 == fold else "train" for i in range(9)]}).to_csv(
         path / "split.csv", index=False)
+    (path / "bundle").mkdir()
+    (path / "bundle" / "bundle.json").write_text("{}")  # finished
     return path
 
 
@@ -28,9 +30,10 @@ def test_a_fold_scores_the_mean_of_its_last_epochs(tmp_path):
 
 
 def test_t_interval_matches_a_hand_worked_case():
-    # mean 0.02, sd 0.01, n 3: t(0.975, 2 df) = 4.303 in the published table; half width 4.303 * 0.01 / sqrt(3)
+    # mean 0.02, sd 0.01, 3 folds: t(0.975, 2 df) = 4.3027 in the published table; Nadeau and Bengio's
+    # variance factor 1/3 + 1/2 for 3-fold, so the half width is 4.3027 * 0.01 * sqrt(5/6) = 0.039278
     lo, hi = t_interval([0.01, 0.03, 0.02])
-    assert lo == pytest.approx(0.02 - 0.024843, abs=2e-6) and hi == pytest.approx(0.02 + 0.024843, abs=2e-6)
+    assert lo == pytest.approx(0.02 - 0.039278, abs=2e-6) and hi == pytest.approx(0.02 + 0.039278, abs=2e-6)
 
 
 def test_recipes_are_paired_by_fold_and_a_lever_kept_only_where_the_interval_says(tmp_path, capsys):
@@ -55,6 +58,10 @@ def test_runs_on_other_folds_are_refused_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "validates on images no run of recipe A does" in err
     assert main([str(tmp_path / "nowhere")]) == 2 and "history.csv not found" in capsys.readouterr().err
+    assert main([*map(str, a), "--against", str(a[0]), str(a[0]), "--last", "1"]) == 2
+    assert "two of recipe B's runs validate on the same images" in capsys.readouterr().err
+    (a[1] / "bundle" / "bundle.json").unlink()
+    assert main([*map(str, a), "--last", "1"]) == 2 and "has not finished" in capsys.readouterr().err
 
 
 def test_one_recipe_alone_gives_its_mean_and_spread(tmp_path, capsys):

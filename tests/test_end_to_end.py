@@ -63,17 +63,17 @@ def test_resume_continues_from_the_checkpoint(run):
 
 
 def test_calibrate_only_rewrites_the_bundle_without_training(run, tmp_path):
-    """A run whose checkpoint was lost (stopped on another machine) is calibrated from its best
-    epoch alone: no epoch runs, and the bundle is the best epoch's, freshly calibrated."""
+    """A run brought back from another machine (its kept model, the last epoch's, with its state,
+    split and history) is calibrated without training: no epoch runs."""
     stopped = tmp_path / "stopped"
     stopped.mkdir()
-    for name in ("best.keras", "state.json", "split.csv", "history.csv"):
+    for name in ("checkpoint.keras", "state.json", "split.csv", "history.csv"):
         (stopped / name).write_bytes((run / name).read_bytes())
     code = train.main([str(HAM), "--run", str(stopped), "--calibrate-only", "--val-limit", "32", "--batch-size", "16",
                        "--verbose", "0"])
     assert code == 0
-    assert not (stopped / "checkpoint.keras").exists()
     assert (stopped / "history.csv").read_text() == (run / "history.csv").read_text()
     meta = Screener(stopped / "bundle").meta
     assert meta["metrics"]["validation"]["sensitivity"] >= 0.9 and len(meta["malignancy_scaling"]) == 2
     assert "calibrate_only" not in meta["training"]["recipe"]
+    assert train.main([str(HAM), "--run", str(stopped), "--calibrate-only", "--keep", "best"]) == 2  # not its --keep

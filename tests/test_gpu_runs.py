@@ -29,10 +29,11 @@ def test_staged_runs_side_by_side_bring_back_what_calibration_needs(tmp_path, ca
     assert (data / "HAM10000_metadata.csv").is_file()
     assert sorted(p.name for p in out.iterdir()) == ["a.tar", "b.tar"]
     with tarfile.open(out / "b.tar") as t:
-        assert sorted(t.getnames()) == sorted(f"b/{f}" for f in ("checkpoint.keras", *gpu_runs.BROUGHT))  # --keep last
+        # --keep last with --ema: the last epoch's average, not the raw weights of checkpoint.keras
+        assert sorted(t.getnames()) == sorted(f"b/{f}" for f in ("last.keras", *gpu_runs.BROUGHT))
         t.extractall(tmp_path / "back", filter="data")
     # without the optimizer's state (Adam's two moments, the moving average): smaller than the run's own
-    back = tmp_path / "back" / "b" / "checkpoint.keras"
+    back = tmp_path / "back" / "b" / "last.keras"
     assert back.stat().st_size < (runs / "b" / "checkpoint.keras").stat().st_size / 2
     from screening.train import main as train
 

@@ -260,9 +260,12 @@ def test_folds_validate_on_one_fold_and_leave_the_test_split_alone(tmp_path):
 
 def test_a_fold_out_of_range_is_one_line(tmp_path, capsys):
     data = fake_ham(tmp_path, ["nv", "mel"] * 10, {"images_224": range(20)})
-    assert main([str(data), "--run", str(tmp_path / "run"), "--folds", "3", "--fold", "3"]) == 2
+    run = tmp_path / "run"
+    assert main([str(data), "--run", str(run), "--weights", "none", "--folds", "3", "--fold", "3"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--fold must be 0 to 2 with --folds 3, got 3" in err
+    assert err.count("\n") == 1 and "--fold must be 0 to 2 with --folds 3, got 3" in err and not run.exists()
+    assert main([str(data), "--run", str(run), "--weights", "none", "--fold", "1"]) == 2
+    assert "--fold needs --folds" in capsys.readouterr().err
 
 
 def test_small_images_then_full_size_and_the_last_epoch_shipped_without_augmentation(tmp_path):
@@ -295,10 +298,21 @@ def test_small_images_then_full_size_and_the_last_epoch_shipped_without_augmenta
     assert {p.name.split("_")[1] for p in (run / "cache").glob("*.npy")} == {"64", "224"}
 
 
-def test_the_levers_reach_the_trained_model(tmp_path):
+def test_the_levers_reach_the_trained_model(tmp_path, monkeypatch):
     """--sampling balanced, --random-resized-crop, --colour-jitter and --colour-constancy train
     end to end; the crop and jitter are training layers, colour constancy ships."""
+    from screening import train
     from screening.bundle import load_bundle
+    from screening.sampling import BalancedBatches
+
+    drawn = []
+
+    class Counted(BalancedBatches):
+        def __getitem__(self, index):
+            drawn.append(index)
+            return super().__getitem__(index)
+
+    monkeypatch.setattr(train, "BalancedBatches", Counted)
 
     data = fake_ham(tmp_path, ["nv", "mel", "bkl", "bcc", "akiec", "df", "vasc"] * 4, {"images_224": range(28)})
     run = tmp_path / "run"
@@ -308,7 +322,48 @@ def test_the_levers_reach_the_trained_model(tmp_path):
                  "--colour-jitter", "0.2", "--colour-constancy", "shades_of_gray"]) == 0
     augmentation = keras.saving.load_model(run / "checkpoint.keras").get_layer("augmentation")
     assert {"resized_crop", "colour_jitter"} <= {layer.name for layer in augmentation.layers}
+    assert drawn  # the balanced batches were what fit trained on
     model, meta = load_bundle(run / "bundle")
     assert model.layers[1].name == "colour_constancy" and "Shades-of-Gray" in meta["preprocessing"]["model_input"]
     assert meta["training"]["recipe"]["sampling"] == "balanced"
     assert len(pd.read_csv(run / "history.csv")) == 1
+
+
+def test_keep_best_chooses_among_the_full_size_epochs_and_a_run_keeps_its_keep(tmp_path, capsys):
+    """A best epoch at 128 px is not compared with those at 224 px; and a run continues with the
+    --keep it started with (a --keep last run has no best.keras to ship)."""
+    data = fake_ham(tmp_path, ["nv", "mel", "bkl", "bcc", "akiec", "df", "vasc"] * 4, {"images_224": range(28)})
+    run = tmp_path / "run"
+    argv = [str(data), "--run", str(run), "--weights", "none", "--alpha", "0.25", "--head-epochs", "0", "--epochs",
+            "1", "--image-size", "64", "--final-epochs", "1", "--unfreeze-blocks", "1", "--batch-size", "8",
+            "--verbose", "0", "--keep", "best"]
+    assert main(argv) == 0
+    state = json.loads((run / "state.json").read_text())
+    assert state["best_epoch"] == 2 and state["keep"] == "best"  # the final stage's epoch, whatever epoch 1 scored
+    assert keras.saving.load_model(run / "best.keras").input_shape[1:] == (224, 224, 3)
+    assert main([*argv[:-2], "--resume"]) == 2  # --keep last by default
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "was trained with --keep best; give --keep best to continue" in err
+
+
+def test_a_resumed_run_draws_new_augmentation_and_reads_an_older_history(tmp_path):
+    """Keras saves a seed generator's seed but not how far it drew: a resumed run repeated its
+    first epochs' draws. And a history from before the AUROC column gets it, so the rows a resumed
+    run appends line up."""
+    import numpy as np
+
+    from screening.model import build_model
+    from screening.train import SEED_STRIDE, reseed, upgrade_history
+
+    model = build_model(None, alpha=0.25, seed=0, size=32)
+    states = [v for v in model.non_trainable_variables if v.path.endswith("seed_generator_state")]
+    seeds = [int(np.asarray(v)[0]) for v in states]
+    reseed(model, 7)
+    assert [list(np.asarray(v)) for v in states] == [[s, 7 * SEED_STRIDE] for s in seeds]
+    history = tmp_path / "history.csv"
+    history.write_text("epoch,acc,loss,val_acc,val_balanced_accuracy,val_loss\n0,0.5,1.0,0.4,0.3,1.2\n")
+    upgrade_history(history)
+    assert history.read_text().splitlines()[0] == ("epoch,acc,loss,val_acc,val_balanced_accuracy,"
+                                                    "val_loss,val_malignant_auroc")
+    upgrade_history(history)  # already there: unchanged
+    assert pd.read_csv(history).shape == (1, 7)
