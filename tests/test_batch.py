@@ -762,8 +762,13 @@ def test_progress_true_shows_every_bar_and_false_none_wherever_the_output_goes(t
     assert bars == (["scoring [", "records [", "previews ["] if progress else [])  # captured: not a terminal
 
 
-def test_summary_says_what_the_threshold_did_on_validation():
-    assert operating_point_text((0.9, 0.75)).startswith("referred 90.0% of malignant and 25.0% of benign lesions")
+def test_summary_says_what_the_threshold_did_on_held_out_images():
+    figures = {"where": "HAM10000 images of its hold-out test split", "images": 982, "sensitivity": 0.9,
+               "specificity": 0.75}
+    assert operating_point_text(figures) == (
+        "referred 90.0% of malignant and 25.0% of benign lesions among 982 HAM10000 images of its hold-out test "
+        "split, used neither to train the model nor to choose the threshold; expect other figures on other images")
+    assert operating_point_text(None).startswith("not known")
 
 
 def test_phone_heic_files_are_found_and_scored(tiny_bundle, tmp_path):

@@ -43,7 +43,7 @@ def test_the_model_carries_it_through_resizing_saving_and_grad_cam(tmp_path):
     from screening.explain import GradCAM
     from screening.model import build_model, inference_graph, resized
 
-    model = resized(build_model(None, alpha=0.25, seed=0, size=96, colour_constancy=True), 224)
+    model = resized(build_model(None, alpha=0.25, seed=0, size=96, colour_constancy=True), 224, alpha=0.25)
     assert model.layers[1].name == "colour_constancy"
     path = save_bundle(inference_graph(model), tmp_path / "b", {})
     loaded, _ = load_bundle(path)
