@@ -335,9 +335,10 @@ def kept_model(args: argparse.Namespace) -> Path:
 
 def check_keep(args: argparse.Namespace) -> None:
     """A run continues with the ``--keep`` it was started with: a run started with --keep last
-    has no best.keras to ship, and runs from before --keep kept their best epoch."""
+    has no best.keras to ship. A state that does not say is read from the files: runs from
+    before --keep kept their best epoch and wrote best.keras from their first epoch on."""
     state = _read_state(args.run)
-    started = state.get("keep", "best" if state else None)
+    started = state.get("keep") or (("best" if (args.run / BEST).is_file() else "last") if state else None)
     if started is not None and started != args.keep:
         raise UserError(f"{args.run} was trained with --keep {started}; give --keep {started} to continue or "
                         "calibrate it")

@@ -11,6 +11,7 @@ import keras
 import pandas as pd
 import pytest
 
+from screening.errors import UserError
 from screening.train import EpochEnd, class_weights, command_for, compile_model, main, parser, prepare_split
 from tests.conftest import fake_ham
 
@@ -344,6 +345,15 @@ def test_keep_best_chooses_among_the_full_size_epochs_and_a_run_keeps_its_keep(t
     assert main([*argv[:-2], "--resume"]) == 2  # --keep last by default
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "was trained with --keep best; give --keep best to continue" in err
+    from screening.train import check_keep
+
+    state = json.loads((run / "state.json").read_text())
+    del state["keep"]  # a state written before runs recorded it: the files tell
+    (run / "state.json").write_text(json.dumps(state))
+    with pytest.raises(UserError, match="was trained with --keep best"):
+        check_keep(parser().parse_args([*argv[:-2], "--resume"]))
+    (run / "best.keras").unlink()
+    check_keep(parser().parse_args([*argv[:-2], "--resume"]))  # no best.keras: a --keep last run
 
 
 def test_a_resumed_run_draws_new_augmentation_and_reads_an_older_history(tmp_path):
