@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = "../shared/data/ham10000"
 
 #: The proxy recipe every lever is measured against: the CPU recipe at 128 px without its
-#: full-size epochs, about 40 minutes a fold on the two cores (3 folds: ~6,000 training images).
+#: full-size epochs: with 3 folds ~6,000 training images, 35-55 minutes a fold at the step
+#: times measured on the two cores (0.30-0.61 s for 32 images), not yet timed as a whole.
 PROXY = ("--image-size 128 --head-epochs 1 --epochs 30 --unfreeze-blocks 13 --batch-size 32 --lr 2e-4 "
          "--warmup-epochs 2 --train-prefer images_224,images_200x150 --seed 0 --keep last")
 
